@@ -1,0 +1,31 @@
+# `make test` and `make demo` work as the first command on a fresh machine:
+# they create .venv once, install av-seld in editable mode with the dev extra, then run.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.av-seld-installed
+
+.PHONY: install test test-all demo bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev]'
+	@touch $(STAMP)
+
+# pytest exits 5 when it collects no test; that is not a failure of the project.
+test: $(STAMP)
+	@$(BIN)/python -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then exit 0; else exit $$rc; fi
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q -m ''
+
+demo: $(STAMP)
+	$(BIN)/av-seld demo
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_metrics.py
+
+clean:
+	rm -rf build *.egg-info .pytest_cache runs/demo

@@ -1,0 +1,90 @@
+"""Read and write the 4-channel, 24 kHz, 16-bit PCM wav files of STARSS23 (FOA and MIC formats alike).
+
+soundfile does the work: torchaudio 2.11 can load audio only through torchcodec and a system FFmpeg.
+Arrays are float32 of shape (channels, samples) with values in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from av_seld.errors import AudioFormatError
+from av_seld.timing import SAMPLE_RATE
+from av_seld.utils.atomic import atomic_path
+
+logger = logging.getLogger(__name__)
+
+NUM_CHANNELS = 4
+# libsndfile's names for the RIFF/WAVE family (WAVEX: WAVE_FORMAT_EXTENSIBLE, common for 4-channel files).
+_WAV_FORMATS = {"WAV", "WAVEX", "RF64"}
+
+
+def _reason(error: RuntimeError) -> str:
+    # LibsndfileError's str() repeats the path; its error_string is libsndfile's reason alone.
+    return getattr(error, "error_string", None) or str(error)
+
+
+def _info(path: str | os.PathLike):
+    path = Path(path)
+    if not path.exists():
+        raise AudioFormatError(path, "file not found")
+    try:
+        info = sf.info(str(path))
+    except RuntimeError as e:  # soundfile.LibsndfileError
+        raise AudioFormatError(path, f"cannot be read as a wav file: {_reason(e)}") from e
+    if info.format not in _WAV_FORMATS:
+        raise AudioFormatError(path, f"not a wav file (found {info.format})")
+    return info
+
+
+def wav_info(path: str | os.PathLike) -> tuple[int, int, int]:
+    """``(num_channels, sample_rate in Hz, num_samples)`` of a wav file, read from its header only."""
+    info = _info(path)
+    return info.channels, info.samplerate, info.frames
+
+
+def read_wav(
+    path: str | os.PathLike, *, num_channels: int | None = NUM_CHANNELS, sample_rate: int | None = SAMPLE_RATE
+) -> np.ndarray:
+    """Read a wav file as float32 of shape (channels, samples), values in [-1, 1).
+
+    ``num_channels`` and ``sample_rate`` (Hz) are checked against the header before any sample is read;
+    ``None`` skips a check. Raises :class:`AudioFormatError` naming the file and the problem.
+    """
+    info = _info(path)
+    if num_channels is not None and info.channels != num_channels:
+        raise AudioFormatError(path, f"expected {num_channels} channels, found {info.channels}")
+    if sample_rate is not None and info.samplerate != sample_rate:
+        raise AudioFormatError(path, f"expected {sample_rate} Hz, found {info.samplerate} Hz")
+    try:
+        audio, _ = sf.read(str(path), dtype="float32", always_2d=True)  # (samples, channels)
+    except RuntimeError as e:  # soundfile.LibsndfileError
+        raise AudioFormatError(path, f"cannot be read as a wav file: {_reason(e)}") from e
+    return np.ascontiguousarray(audio.T)
+
+
+def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
+    """Write float audio of shape (channels, samples) as 16-bit PCM wav, atomically.
+
+    Values outside [-1, 1] are clipped (with a warning): libsndfile would wrap them around instead.
+    Raises ``ValueError`` before touching ``path`` for a wrong shape or non-finite values.
+    """
+    audio = np.asarray(audio)
+    if audio.ndim != 2 or not 0 < audio.shape[0] <= 64 or audio.shape[1] == 0:
+        raise ValueError(f"{path}: audio must be (channels, samples) with 1 to 64 channels, got shape {audio.shape}")
+    if not np.issubdtype(audio.dtype, np.floating):
+        raise ValueError(f"{path}: audio must be a float array in [-1, 1], got dtype {audio.dtype}")
+    if not np.isfinite(audio).all():
+        raise ValueError(f"{path}: audio contains NaN or infinite values")
+    num_clipped = int(np.count_nonzero(np.abs(audio) > 1.0))
+    if num_clipped:
+        logger.warning("%s: clipping %d of %d samples outside [-1, 1]", path, num_clipped, audio.size)
+    audio = np.clip(audio, -1.0, 1.0).astype(np.float32).T  # soundfile wants (samples, channels)
+    with atomic_path(path) as tmp:
+        # The temporary name ends in ".tmp.wav"; say the format rather than let soundfile guess it from that.
+        sf.write(str(tmp), audio, int(sample_rate), format="WAV", subtype="PCM_16")
