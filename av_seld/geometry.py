@@ -23,7 +23,9 @@ def _backend(*values):
     if not tensors:
         converted = []
         for v in values:
-            if isinstance(v, (list, tuple)) or (isinstance(v, np.ndarray) and v.dtype.kind in "biu"):
+            if isinstance(v, (int, np.integer)):
+                v = float(v)
+            elif isinstance(v, (list, tuple)) or (isinstance(v, np.ndarray) and v.dtype.kind in "biu"):
                 v = np.asarray(v, dtype=np.float64)
             converted.append(v)
         return np, converted

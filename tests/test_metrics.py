@@ -13,6 +13,7 @@ from scipy.stats import t as student_t
 from av_seld.errors import InputError
 from av_seld.io.labels import Events, read_reference_csv, write_prediction_csv, write_reference_csv
 from av_seld.metrics import compute_scores, evaluate_folders, frame_counts_2024, segment_counts_2023
+from av_seld.metrics.simulate import simulate_prediction, simulate_reference
 
 import official_reference as official
 
@@ -192,39 +193,12 @@ def test_2024_bias_and_distance_gate():
 
 
 def random_clip(rng, n_frames, with_distance):
-    """Reference rows with same-class overlap and moving sources, and a prediction perturbing them."""
-    ref = []
-    for source in range(rng.integers(2, 7)):
-        cls = int(rng.integers(0, 5))  # few classes: plenty of same-class overlap
-        start = int(rng.integers(0, n_frames - 5))
-        length = int(rng.integers(3, 60))
-        az, el = rng.uniform(-180, 180), rng.uniform(-60, 60)
-        speed = rng.choice([0.0, rng.uniform(-8, 8)])
-        dist = int(rng.integers(50, 400))
-        for f in range(start, min(n_frames, start + length)):
-            a = (az + speed * (f - start) + 180) % 360 - 180
-            ref.append([f, cls, source, int(round(a)) if round(a) < 180 else -180, int(round(el)), dist])
-    ref.sort(key=lambda r: r[0])
-    pred = []
-    for f, cls, source, az, el, dist in ref:
-        u = rng.random()
-        if u < 0.15:
-            continue  # missed
-        noise = rng.choice([2.0, 10.0, 30.0])
-        pred.append([f + (1 if u > 0.95 else 0), cls, source, az + rng.normal(0, noise), el + rng.normal(0, noise / 2),
-                     dist / 100 * rng.uniform(0.3, 2.5)])
-    for _ in range(rng.integers(0, 40)):  # false alarms, some of the same class
-        pred.append([int(rng.integers(0, n_frames + 10)), int(rng.integers(0, 6)), 9, rng.uniform(-180, 180),
-                     rng.uniform(-90, 90), rng.uniform(0.5, 4)])
-    pred.sort(key=lambda r: r[0])
-    for r in pred:
-        r[3] = (r[3] + 180) % 360 - 180
-        r[4] = float(np.clip(r[4], -90, 90))
-    ref_ev = Events.from_arrays(*zip(*ref)) if ref else Events.empty(True)
-    ref_ev = Events(ref_ev.frame, ref_ev.class_index, ref_ev.source, ref_ev.azimuth_deg, ref_ev.elevation_deg,
-                    ref_ev.distance_m / 100 if with_distance else None)
-    pred_ev = Events.from_arrays(*zip(*pred)) if pred else Events.empty(True)
-    return ref_ev, pred_ev
+    """A reference with same-class overlap and moving sources, and a prediction with every kind of error."""
+    ref = simulate_reference(rng, n_frames, num_sources=int(rng.integers(2, 7)), num_classes=5,
+                             max_event_frames=60, with_distance=with_distance)
+    pred = simulate_prediction(ref, rng, miss_rate=0.15, noise_deg=10.0, false_alarms=int(rng.integers(0, 40)),
+                               num_classes=6)
+    return ref, pred
 
 
 def write_pair(tmp_path: Path, name: str, ref: Events, pred: Events, form: str):
@@ -348,21 +322,6 @@ def test_2024_distance_needs_distances_in_predictions(tmp_path):
 # Real STARSS22 reference files (../shared/data), perturbed into predictions
 
 
-def perturbed_predictions(ref: Events, rng) -> Events:
-    keep = rng.random(len(ref)) > 0.2
-    noise = rng.choice([3.0, 15.0, 40.0], size=len(ref))
-    az = (ref.azimuth_deg + rng.normal(0, 1, len(ref)) * noise + 180) % 360 - 180
-    el = np.clip(ref.elevation_deg + rng.normal(0, 1, len(ref)) * noise / 2, -90, 90)
-    frame = ref.frame + (rng.random(len(ref)) > 0.9)
-    n_fa = 50
-    fa_frames = rng.integers(0, ref.num_frames + 20, n_fa)
-    frames = np.r_[frame[keep], fa_frames]
-    order = np.argsort(frames, kind="stable")
-    cols = [frames, np.r_[ref.class_index[keep], rng.integers(0, 13, n_fa)], np.r_[ref.source[keep], np.zeros(n_fa)],
-            np.r_[az[keep], rng.uniform(-180, 180, n_fa)], np.r_[el[keep], rng.uniform(-90, 90, n_fa)]]
-    return Events.from_arrays(*(c[order] for c in cols))
-
-
 @pytest.mark.shared_data
 def test_matches_official_scorer_on_real_starss_labels(shared_data_dir, tmp_path):
     refs = sorted((shared_data_dir / "starss22_labels").glob("*/*.csv"))[::8]  # 9 of the 67 real files
@@ -371,7 +330,7 @@ def test_matches_official_scorer_on_real_starss_labels(shared_data_dir, tmp_path
     pred_dir = tmp_path / "pred"
     pred_dir.mkdir()
     for path in refs:
-        write_prediction_csv(pred_dir / path.name, perturbed_predictions(read_reference_csv(path), rng), "cartesian")
+        write_prediction_csv(pred_dir / path.name, simulate_prediction(read_reference_csv(path), rng, noise_deg=15.0, false_alarms=50), "cartesian")
     result = evaluate_folders(shared_data_dir / "starss22_labels", pred_dir)
     assert len(result.clips) == len(refs) and len(result.unscored_references) == 67 - len(refs)
     theirs = official.score_2023(refs, [pred_dir / p.name for p in refs])

@@ -1,0 +1,84 @@
+"""The ``av-seld`` command: one entry point with a subcommand per tool (``tools/*.py`` call the same functions)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from av_seld import __version__
+from av_seld.errors import InputError
+
+log = logging.getLogger("av_seld")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from av_seld.metrics import evaluate_folders
+
+    result = evaluate_folders(args.reference_dir, args.prediction_dir, edition=args.edition, average=args.average,
+                              use_jackknife=args.jackknife, eval_distance=False if args.no_distance else None)
+    print(result.format_table())
+    if args.json:
+        result.write_json(args.json)
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from av_seld.io.dataset import index_dataset
+
+    print(index_dataset(args.dataset_root).report())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from av_seld.demo import run_demo
+
+    run_demo(Path(args.out), seed=args.seed)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="av-seld", description="Audio-visual sound event localization and detection.")
+    parser.add_argument("--version", action="version", version=f"av-seld {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("evaluate", help="score prediction CSVs against reference CSVs (DCASE SELD metrics)",
+                       description="Score every prediction CSV in PRED_DIR against the reference CSV of the same name "
+                                   "in REF_DIR (flat, or in split sub-folders), exactly as the official DCASE scorer.")
+    p.add_argument("reference_dir", metavar="REF_DIR")
+    p.add_argument("prediction_dir", metavar="PRED_DIR")
+    p.add_argument("--edition", choices=("2023", "2024"), default="2023",
+                   help="2023: segment-level (default); 2024: frame-level with distance")
+    p.add_argument("--average", choices=("macro", "micro"), default="macro")
+    p.add_argument("--jackknife", action="store_true", help="95%% jackknife confidence intervals (leave one clip out)")
+    p.add_argument("--no-distance", action="store_true", help="2024: score directions only")
+    p.add_argument("--json", metavar="OUT.json", help="also write the scores as JSON")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("index", help="list the clips of a STARSS23-layout dataset and what each lacks")
+    p.add_argument("dataset_root", metavar="DATASET_ROOT")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("demo", help="run the built-in demo")
+    p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    try:
+        return args.func(args)
+    except InputError as err:
+        print(f"av-seld {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
