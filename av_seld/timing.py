@@ -11,7 +11,7 @@ Every conversion between these axes lives here (CONVENTIONS.md, "Time"):
   (a tie goes to the later frame). A label frame past the end of the video has no frame (the reader pads it and
   reports it); the index is never clamped, so audio, video and labels never drift apart.
 
-All functions accept Python numbers or NumPy integer arrays.
+Index conversions (frame -> frame, time -> frame) accept NumPy arrays; counts (``num_*``) take single integers.
 """
 
 from __future__ import annotations
