@@ -25,7 +25,7 @@ demo: $(STAMP)
 	$(BIN)/av-seld demo
 
 bench: $(STAMP)
-	$(BIN)/python bench/bench_metrics.py
+	$(BIN)/python bench/bench_metrics.py --compare
 
 clean:
 	rm -rf build *.egg-info .pytest_cache runs/demo

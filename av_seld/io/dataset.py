@@ -80,7 +80,7 @@ class DatasetIndex:
     def report(self, max_names: int = 10) -> str:
         """A short summary: clips per split, then which clips lack audio, metadata or video."""
         counts = Counter((clip.set, clip.split) for clip in self.clips)
-        lines = [f"{self.root}: {len(self.clips)} clips in {len(counts)} splits"]
+        lines = [f"{self.root}: {len(self.clips)} clips in {len(counts)} split{'' if len(counts) == 1 else 's'}"]
         lines += [f"  {split} ({set_}): {n} clips" for (set_, split), n in sorted(counts.items())]
         for what, clips in self.missing().items():
             line = f"missing {what}: {len(clips)}"
