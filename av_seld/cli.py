@@ -32,6 +32,30 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_synth_audio(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from augment.scenes import SceneConfig
+    from av_seld.data.synth_audio import synthesize_audio_dataset
+
+    formats = ("foa", "mic") if args.format == "both" else (args.format,)
+    scene = SceneConfig(duration_s=args.duration, max_polyphony=args.max_polyphony)
+    results = synthesize_audio_dataset(args.out_root, num_clips=args.num_clips, split=args.split, seed=args.seed,
+                                       formats=formats, scene=scene, clips=args.clips,
+                                       missing_class=args.missing_class, fold=args.fold, workers=args.workers)
+    made = skipped = 0
+    audio_s = wall_s = 0.0
+    for result in tqdm(results, total=args.num_clips, unit="clip", desc="synth-audio"):
+        skipped += result.skipped
+        if not result.skipped:
+            made += 1
+            audio_s += result.audio_seconds
+            wall_s += result.wall_seconds
+    speed = f", {audio_s / wall_s:.1f} s of audio per second per worker" if wall_s else ""
+    print(f"{made} clips written, {skipped} already complete, in {args.out_root}{speed}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from av_seld.demo import run_demo
 
@@ -61,6 +85,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="list the clips of a STARSS23-layout dataset and what each lacks")
     p.add_argument("dataset_root", metavar="DATASET_ROOT")
     p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("synth-audio", help="synthesize a STARSS23-format FOA/MIC dataset of spatial sound scenes",
+                       description="Render scenes of sound events (static and moving sources, same-class overlap, "
+                                   "diffuse ambient noise) to OUT_ROOT/{foa_dev,mic_dev,metadata_dev}/SPLIT/. "
+                                   "Resumable: finished clips are skipped.")
+    p.add_argument("out_root", metavar="OUT_ROOT")
+    p.add_argument("--num-clips", type=int, required=True)
+    p.add_argument("--duration", type=float, default=60.0, help="seconds per clip (default 60)")
+    p.add_argument("--split", required=True, help="split folder name, e.g. dev-train-synth")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--format", choices=("foa", "mic", "both"), default="foa")
+    p.add_argument("--clips", metavar="DIR_OR_CSV", help="mono clips by class (folder or path,class CSV); "
+                   "default: the built-in procedural sound bank")
+    p.add_argument("--missing-class", choices=("skip", "error"), default="skip",
+                   help="a class without clips: leave it out of the scenes (default) or stop")
+    p.add_argument("--max-polyphony", type=int, default=3)
+    p.add_argument("--fold", type=int, default=1, help="fold number in the clip names (default 1)")
+    p.add_argument("--workers", type=int, default=1)
+    p.set_defaults(func=cmd_synth_audio)
 
     p = sub.add_parser("demo", help="run the built-in demo")
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")

@@ -1,4 +1,5 @@
-"""Import layering: `augment` uses only av_seld's leaf geometry/timing modules; nothing imports `tools/`."""
+"""Import layering: `augment` uses only av_seld's leaf modules (geometry, timing, classes, errors); nothing imports
+`tools/`."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-AUGMENT_MAY_IMPORT = {"av_seld.geometry", "av_seld.timing"}
+AUGMENT_MAY_IMPORT = {"av_seld.geometry", "av_seld.timing", "av_seld.classes", "av_seld.errors"}
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -35,6 +36,6 @@ def test_nothing_imports_tools():
 
 
 def test_leaf_modules_import_no_other_av_seld_module():
-    for leaf in ("geometry", "timing"):
+    for leaf in ("geometry", "timing", "classes", "errors"):
         used = {m for m in imported_modules(REPO / "av_seld" / f"{leaf}.py") if m.startswith("av_seld")}
         assert not used, f"av_seld/{leaf}.py imports {sorted(used)}"

@@ -1,0 +1,178 @@
+"""Spatial sound scenes: sample events (class, timing, gain, static or moving direction), render them to FOA and/or
+MIC, add diffuse ambient noise at an SNR, and return the audio with the reference rows actually rendered.
+
+Pure and seeded: everything random comes from the ``numpy.random.Generator`` passed in, drawn in an order that does
+not depend on the output formats, so the FOA and MIC renderings of a seed are the same scene.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from augment import spatial
+from av_seld.classes import NUM_CLASSES
+from av_seld.timing import SAMPLE_RATE
+
+SoundSource = Callable[[int, float, np.random.Generator], np.ndarray]  # (class, duration_s, rng) -> mono (N,)
+FORMATS = ("foa", "mic")
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """Ranges the scene sampler draws from (uniformly); durations in seconds, gains and SNR in dB."""
+
+    duration_s: float = 60.0
+    max_polyphony: int = 3
+    event_length_s: tuple[float, float] = (1.0, 8.0)
+    gap_s: tuple[float, float] = (0.5, 5.0)
+    gain_db: tuple[float, float] = (-10.0, 0.0)
+    moving_probability: float = 0.5
+    angular_speed_deg_s: tuple[float, float] = (10.0, 40.0)
+    elevation_deg: tuple[float, float] = (-45.0, 45.0)
+    snr_db: tuple[float, float] = (15.0, 30.0)
+    classes: tuple[int, ...] = tuple(range(NUM_CLASSES))
+    ambient_directions: int = 12
+
+    def __post_init__(self):
+        if self.duration_s <= 0:
+            raise ValueError(f"duration_s must be positive, got {self.duration_s}")
+        if self.max_polyphony < 1:
+            raise ValueError(f"max_polyphony must be >= 1, got {self.max_polyphony}")
+        for name in ("event_length_s", "gap_s", "gain_db", "angular_speed_deg_s", "elevation_deg", "snr_db"):
+            lo, hi = getattr(self, name)
+            if lo > hi:
+                raise ValueError(f"{name} must be (low, high) with low <= high, got {(lo, hi)}")
+        if self.event_length_s[0] <= 0:
+            raise ValueError("event_length_s must be positive")
+        if not self.classes:
+            raise ValueError("classes must not be empty")
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """One sound event of a scene. ``angular_speed_deg_s`` 0 means a static source."""
+
+    source: int
+    class_index: int
+    onset_s: float
+    duration_s: float
+    gain_db: float
+    azimuth_deg: float
+    elevation_deg: float
+    angular_speed_deg_s: float
+
+
+@dataclass
+class Scene:
+    """A rendered scene: 4-channel audio per format, (4, N) float32, and the reference rows.
+
+    ``rows`` are ``(frame, class, source, azimuth, elevation)`` integers, sorted by frame then source, one per
+    100 ms label frame the event covers, giving the direction rendered at that frame.
+    """
+
+    events: list[EventSpec]
+    audio: dict[str, np.ndarray]
+    rows: list[tuple[int, int, int, int, int]] = field(default_factory=list)
+    snr_db: float = 0.0
+
+
+def sample_events(rng: np.random.Generator, config: SceneConfig) -> list[EventSpec]:
+    """Events on ``max_polyphony`` layers, each a sequence of events separated by gaps: never more than
+    ``max_polyphony`` at once, and same-class overlap happens whenever two layers draw the same class."""
+    events = []
+    lo, hi = config.event_length_s
+    for _ in range(config.max_polyphony):
+        t = rng.uniform(0, config.gap_s[1])
+        while t + min(lo, 0.5) < config.duration_s:
+            length = min(rng.uniform(lo, hi), config.duration_s - t)
+            moving = rng.random() < config.moving_probability
+            events.append(EventSpec(
+                source=0,
+                class_index=int(config.classes[rng.integers(len(config.classes))]),
+                onset_s=float(t),
+                duration_s=float(length),
+                gain_db=float(rng.uniform(*config.gain_db)),
+                azimuth_deg=float(rng.uniform(-180, 180)),
+                elevation_deg=float(rng.uniform(*config.elevation_deg)),
+                angular_speed_deg_s=float(rng.uniform(*config.angular_speed_deg_s)) if moving else 0.0,
+            ))
+            t += length + rng.uniform(*config.gap_s)
+    events.sort(key=lambda e: e.onset_s)
+    return [EventSpec(i, e.class_index, e.onset_s, e.duration_s, e.gain_db, e.azimuth_deg, e.elevation_deg,
+                      e.angular_speed_deg_s) for i, e in enumerate(events)]
+
+
+def _render(fmt: str, signal: np.ndarray, azimuth, elevation) -> np.ndarray:
+    if fmt == "foa":
+        return spatial.render_foa(signal, azimuth, elevation)
+    return spatial.render_mic(signal, azimuth, elevation)
+
+
+def _pink_noise(rng: np.random.Generator, n: int) -> np.ndarray:
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    spectrum[1:] /= np.sqrt(np.arange(1, len(spectrum)))
+    spectrum[0] = 0
+    noise = np.fft.irfft(spectrum, n)
+    return (noise / (noise.std() + 1e-12)).astype(np.float32)
+
+
+def render_scene(events: list[EventSpec], sounds: SoundSource, rng: np.random.Generator, config: SceneConfig,
+                 formats: tuple[str, ...] = ("foa",)) -> Scene:
+    """Render ``events`` to each of ``formats`` ('foa', 'mic') with diffuse ambient noise at a random SNR."""
+    unknown = set(formats) - set(FORMATS)
+    if unknown or not formats:
+        raise ValueError(f"formats must be a non-empty subset of {FORMATS}, got {formats}")
+    n = int(round(config.duration_s * SAMPLE_RATE))
+    audio = {fmt: np.zeros((4, n), dtype=np.float32) for fmt in formats}
+    active = np.zeros(n, dtype=bool)
+    rows = []
+    for event in events:
+        signal = sounds(event.class_index, event.duration_s, rng) * np.float32(10 ** (event.gain_db / 20))
+        onset = int(round(event.onset_s * SAMPLE_RATE))
+        signal = signal[: n - onset]
+        if len(signal) == 0:
+            continue
+        if event.angular_speed_deg_s > 0:
+            azimuth, elevation = spatial.smooth_trajectory(event.azimuth_deg, event.elevation_deg,
+                                                           event.angular_speed_deg_s, len(signal) / SAMPLE_RATE, rng)
+            azimuth, elevation = azimuth[: len(signal)], elevation[: len(signal)]
+        else:
+            azimuth = np.full(len(signal), event.azimuth_deg)
+            elevation = np.full(len(signal), event.elevation_deg)
+        for fmt in formats:
+            static = event.angular_speed_deg_s == 0
+            rendered = _render(fmt, signal, event.azimuth_deg if static else azimuth,
+                               event.elevation_deg if static else elevation)
+            audio[fmt][:, onset:onset + len(signal)] += rendered
+        active[onset:onset + len(signal)] = True
+        frames, az, el = spatial.direction_at_label_frames(azimuth, elevation, onset)
+        rows += [(int(f), event.class_index, event.source, _int_azimuth(a), int(round(e)))
+                 for f, a, e in zip(frames, az, el)]
+
+    # Diffuse ambient noise: independent pink noise from directions spread over the sphere.
+    snr_db = float(rng.uniform(*config.snr_db))
+    k = config.ambient_directions
+    z = rng.uniform(-1, 1, k)
+    directions = (rng.uniform(-180, 180, k), np.degrees(np.arcsin(z)))
+    noises = [_pink_noise(rng, n) for _ in range(k)]
+    reference = formats[0]
+    signal_power = float(np.mean(audio[reference][:, active] ** 2)) if active.any() else 1e-4
+    ambient = {fmt: sum(_render(fmt, noise, a, e) for noise, a, e in zip(noises, *directions)) for fmt in formats}
+    noise_power = float(np.mean(ambient[reference] ** 2)) + 1e-12
+    scale = np.sqrt(signal_power / (noise_power * 10 ** (snr_db / 10)))
+    for fmt in formats:
+        audio[fmt] += np.float32(scale) * ambient[fmt]
+    peak = max(float(np.abs(a).max()) for a in audio.values())
+    if peak > 0.99:  # one gain for every format keeps them consistent
+        for fmt in formats:
+            audio[fmt] *= np.float32(0.99 / peak)
+    rows.sort(key=lambda r: (r[0], r[2]))
+    return Scene(events, audio, rows, snr_db)
+
+
+def _int_azimuth(azimuth_deg: float) -> int:
+    a = int(round(azimuth_deg))
+    return a - 360 if a >= 180 else a

@@ -1,0 +1,111 @@
+"""Write a synthetic STARSS23-format dataset: ``OUT_ROOT/{foa_dev,mic_dev,metadata_dev}/SPLIT/foldF_roomR_mixNNN.*``.
+
+Each clip is rendered from its own generator ``default_rng([seed, clip_number])``, so a clip's bytes depend only on
+the seed and its number, not on the worker count or on which clips were already there. Resumable: a clip whose files
+all exist is skipped; files are written to a temporary name and renamed, the CSV last, so a killed run leaves no
+half-written file and the next run redoes only unfinished clips.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from augment import soundbank
+from augment.clips import ClipBank
+from augment.scenes import SceneConfig, render_scene, sample_events
+from av_seld.classes import CLASS_NAMES
+from av_seld.errors import InputError
+from av_seld.io.audio import write_wav
+from av_seld.io.labels import Events, write_reference_csv
+
+log = logging.getLogger(__name__)
+FOLDERS = {"foa": "foa_dev", "mic": "mic_dev"}
+
+
+@dataclass(frozen=True)
+class ClipResult:
+    name: str
+    skipped: bool  # already complete from an earlier run
+    num_events: int
+    audio_seconds: float
+    wall_seconds: float
+
+
+def clip_name(number: int, fold: int, room: int) -> str:
+    return f"fold{fold}_room{room}_mix{number:03d}"
+
+
+def clip_paths(out_root: Path, split: str, name: str, formats: tuple[str, ...]) -> dict[str, Path]:
+    paths = {fmt: out_root / FOLDERS[fmt] / split / f"{name}.wav" for fmt in formats}
+    paths["csv"] = out_root / "metadata_dev" / split / f"{name}.csv"
+    return paths
+
+
+def _procedural(class_index: int, duration_s: float, rng: np.random.Generator) -> np.ndarray:
+    return soundbank.synthesize(class_index, duration_s, rng)
+
+
+def _sound_source(clips: str | None):
+    if clips is None:
+        return _procedural
+    return ClipBank.open(clips).draw
+
+
+def _render_clip(number: int, *, out_root: Path, split: str, seed: int, formats: tuple[str, ...], scene: SceneConfig,
+                 clips: str | None, fold: int, room: int) -> ClipResult:
+    name = clip_name(number, fold, room)
+    paths = clip_paths(out_root, split, name, formats)
+    if all(p.exists() for p in paths.values()):
+        return ClipResult(name, True, 0, scene.duration_s, 0.0)
+    start = time.perf_counter()
+    rng = np.random.default_rng([seed, number])
+    events = sample_events(rng, scene)
+    rendered = render_scene(events, _sound_source(clips), rng, scene, formats)
+    for fmt in formats:
+        write_wav(paths[fmt], rendered.audio[fmt])
+    rows = rendered.rows
+    write_reference_csv(paths["csv"], Events.from_arrays(*zip(*rows)) if rows else Events.empty())
+    return ClipResult(name, False, len(events), scene.duration_s, time.perf_counter() - start)
+
+
+def synthesize_audio_dataset(out_root: str | os.PathLike, *, num_clips: int, split: str, seed: int = 0,
+                             formats: tuple[str, ...] = ("foa",), scene: SceneConfig = SceneConfig(),
+                             clips: str | os.PathLike | None = None, missing_class: str = "skip", fold: int = 1,
+                             room: int = 0, workers: int = 1) -> Iterator[ClipResult]:
+    """Render ``num_clips`` scenes into ``out_root``; yields one :class:`ClipResult` per clip as it finishes.
+
+    ``clips``: a folder ``<root>/<class>/*.wav`` or a ``path,class`` CSV; None uses the procedural sound bank.
+    ``missing_class``: what to do when the clips have no file for a class of ``scene.classes``: 'skip' drops the
+    class from the scenes (logged), 'error' raises.
+    """
+    if missing_class not in ("skip", "error"):
+        raise ValueError(f"missing_class must be 'skip' or 'error', got {missing_class!r}")
+    if num_clips < 1:
+        raise ValueError(f"num_clips must be >= 1, got {num_clips}")
+    if clips is not None:
+        bank = ClipBank.open(clips)
+        missing = bank.missing_classes(list(scene.classes))
+        if missing:
+            names = ", ".join(f"{c} ({CLASS_NAMES[c]})" for c in missing)
+            if missing_class == "error" or len(missing) == len(scene.classes):
+                raise InputError(clips, f"no clips for class(es) {names}")
+            log.warning("%s: no clips for class(es) %s; scenes use the other classes", clips, names)
+            scene = SceneConfig(**{**scene.__dict__, "classes": tuple(c for c in scene.classes if c not in missing)})
+        clips = str(clips)
+    render = partial(_render_clip, out_root=Path(out_root), split=split, seed=seed, formats=tuple(formats),
+                     scene=scene, clips=clips, fold=fold, room=room)
+    numbers = range(1, num_clips + 1)
+    if workers <= 1:
+        yield from map(render, numbers)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        yield from pool.map(render, numbers)
