@@ -138,3 +138,12 @@ def test_to_dense_same_class_slots_and_drops():
     np.testing.assert_allclose(dense.xyz[1, 0, 2], [0, 0, 1], atol=1e-7)
     assert dense.activity[1, :, 2].all()
     assert dense.num_dropped == 2  # the fourth class-2 event and the event at frame 9
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    write_prediction_csv(tmp_path / "p.csv", Events.empty())
+    assert (tmp_path / "p.csv").stat().st_mode & 0o777 == 0o666 & ~umask
