@@ -50,14 +50,8 @@ def clip_paths(out_root: Path, split: str, name: str, formats: tuple[str, ...]) 
     return paths
 
 
-def _procedural(class_index: int, duration_s: float, rng: np.random.Generator) -> np.ndarray:
-    return soundbank.synthesize(class_index, duration_s, rng)
-
-
 def _sound_source(clips: str | None):
-    if clips is None:
-        return _procedural
-    return ClipBank.open(clips).draw
+    return soundbank.synthesize if clips is None else ClipBank.open(clips).draw
 
 
 def _render_clip(number: int, *, out_root: Path, split: str, seed: int, formats: tuple[str, ...], scene: SceneConfig,
