@@ -14,6 +14,7 @@ import numpy as np
 
 from augment import spatial
 from av_seld.classes import NUM_CLASSES
+from av_seld.geometry import wrap_azimuth
 from av_seld.timing import SAMPLE_RATE
 
 SoundSource = Callable[[int, float, np.random.Generator], np.ndarray]  # (class, duration_s, rng) -> mono (N,)
@@ -174,5 +175,5 @@ def render_scene(events: list[EventSpec], sounds: SoundSource, rng: np.random.Ge
 
 
 def _int_azimuth(azimuth_deg: float) -> int:
-    a = int(round(azimuth_deg))
-    return a - 360 if a >= 180 else a
+    """Whole degrees in [-180, 180): rounding 179.6 gives 180, which wraps to -180."""
+    return int(wrap_azimuth(round(azimuth_deg)))

@@ -8,6 +8,7 @@ half-written file and the next run redoes only unfinished clips.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -50,6 +51,7 @@ def clip_paths(out_root: Path, split: str, name: str, formats: tuple[str, ...]) 
     return paths
 
 
+@functools.lru_cache(maxsize=4)  # one folder scan per worker process, not one per clip
 def _sound_source(clips: str | None):
     return soundbank.synthesize if clips is None else ClipBank.open(clips).draw
 
