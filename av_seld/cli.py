@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from pathlib import Path
@@ -11,6 +12,10 @@ from av_seld import __version__
 from av_seld.errors import InputError
 
 log = logging.getLogger("av_seld")
+
+# Modules that add their own subcommands: each defines ``register(subparsers)``, which adds parsers whose
+# ``func`` default runs the command. Keep their top-level imports light (import heavy modules inside the command).
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -109,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
     return parser
 
 
