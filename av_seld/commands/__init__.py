@@ -1,0 +1,1 @@
+"""Subcommands of the ``av-seld`` command that live outside cli.py; each module defines ``register(subparsers)``."""
