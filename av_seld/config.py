@@ -1,0 +1,288 @@
+"""Typed run configuration: dataclasses, loaded from YAML with ``base:`` inheritance and ``key=value`` overrides.
+
+YAML is only the file format. Every key must be a field of the dataclass it lands in, and every value must have the
+field's type: an unknown key or a wrong type raises :class:`ConfigError` naming the file and the dotted key. A
+recipe may start with ``base: other.yaml`` (a path relative to the recipe); the base is loaded first and the recipe's
+keys are merged over it, mapping by mapping. Overrides from the command line (``optim.lr=3e-4``,
+``data.roots=[a,b]``) are parsed as YAML values and applied last. The resolved configuration is saved with each run
+(:func:`save_config`) and loads back to an equal object.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from av_seld.errors import InputError
+from av_seld.utils.atomic import write_text_atomic
+
+BASE_KEY = "base"
+_YAML11_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+class ConfigError(InputError):
+    """A configuration file or override that does not fit the schema."""
+
+
+# ----------------------------------------------------------------------------------------------------------- schema
+
+
+@dataclass
+class DataConfig:
+    """Where the clips come from and how they are cut into training examples."""
+
+    roots: list[str] = field(default_factory=list)  # STARSS23-format dataset roots, read together
+    train_splits: list[str] = field(default_factory=lambda: ["dev-train"])
+    val_splits: list[str] = field(default_factory=lambda: ["dev-val"])  # model selection and calibration
+    test_splits: list[str] = field(default_factory=lambda: ["dev-test"])  # scored once, at the end
+    format: Literal["foa", "mic"] = "foa"
+    features: str = "foa_logmel_iv"
+    feature_cache: str | None = None  # folder written by `av-seld extract-features`; None computes on the fly
+    chunk_s: float = 5.0  # length of a training example
+    train_hop_s: float = 5.0  # hop between training chunks of a clip
+    video: bool = False  # read 360° frames at label rate (audio-visual models)
+    video_size: list[int] = field(default_factory=lambda: [320, 640])  # frame height, width in pixels
+    acs: bool = False  # online 360° channel swapping of audio, video and targets
+    freq_masks: int = 0  # SpecAugment: frequency masks per example
+    time_masks: int = 0  # SpecAugment: time masks per example
+    batch_size: int = 32
+    num_workers: int = 0
+
+
+@dataclass
+class ModelConfig:
+    """A registered model and the keyword arguments of its constructor."""
+
+    name: str = "resnet_conformer"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LossConfig:
+    name: str = "adpit"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DistillConfig:
+    """Knowledge distillation from a frozen teacher checkpoint (off when ``teacher`` is None)."""
+
+    teacher: str | None = None
+    weight: float = 0.5  # weight of the teacher-output loss
+    feature_weight: float = 0.0  # weight of the intermediate-feature loss
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with a linear warm-up from ``warmup_start_lr`` to ``lr``, then cosine decay to ``lr * min_lr_ratio``."""
+
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    warmup_start_lr: float = 1e-8
+    min_lr_ratio: float = 0.01
+    grad_clip: float | None = 5.0  # max gradient norm; None disables clipping
+    ema_decay: float | None = None  # exponential moving average of the weights; None disables it
+    amp: bool = True  # mixed precision, on CUDA only
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    device: str = "auto"  # "auto" picks CUDA when available
+    epochs: int = 50
+    max_steps: int | None = None  # stop early after this many optimizer steps
+    val_every_epochs: int = 1
+    log_every_steps: int = 20
+    out_dir: str = "runs"
+    name: str | None = None  # run folder name; defaults to the recipe's file name
+
+
+@dataclass
+class EvalConfig:
+    edition: Literal["2023", "2024"] = "2023"
+    threshold: float = 0.5  # activity threshold on the ACCDOA vector norm, for every class until calibrated
+    merge_deg: float = 15.0  # same-class tracks closer than this are merged
+    calibrate: bool = True  # fit per-class thresholds on the validation split after training
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+# ------------------------------------------------------------------------------------------- dict <-> dataclass
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(value: Any, tp: Any, key: str, where: str | os.PathLike) -> Any:
+    """Check ``value`` against the annotation ``tp`` and return it in that type (ints are accepted for floats)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(where, f"{key}: expected a mapping of {tp.__name__} fields, got {value!r}")
+        return _build(tp, value, where, prefix=key + ".")
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _convert(value, option, key, where)
+            except ConfigError as err:
+                errors.append(err)
+        raise ConfigError(where, f"{key}: expected {' or '.join(_type_name(a) for a in args)}, got {value!r}")
+    if origin is Literal:
+        if value not in args and isinstance(value, int) and str(value) in args:
+            value = str(value)  # edition: 2024 means "2024"
+        if value not in args:
+            raise ConfigError(where, f"{key}: expected one of {', '.join(map(repr, args))}, got {value!r}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(where, f"{key}: expected a list, got {value!r}")
+        return [_convert(v, args[0] if args else Any, f"{key}[{i}]", where) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(where, f"{key}: expected a mapping, got {value!r}")
+        return {str(k): _convert(v, args[1] if args else Any, f"{key}.{k}", where) for k, v in value.items()}
+    if tp is float:
+        if isinstance(value, str) and _YAML11_FLOAT.fullmatch(value.strip()):
+            return float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(where, f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(where, f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(where, f"{key}: expected true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(where, f"{key}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"config field {key} has an unsupported annotation {tp!r}")
+
+
+def _build(cls: type, data: dict, where: str | os.PathLike, prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in data if k not in hints]
+    if unknown:
+        raise ConfigError(where, f"unknown key '{prefix}{unknown[0]}' (known keys{' of ' + prefix[:-1] if prefix else ''}:"
+                                 f" {', '.join(names)})")
+    return cls(**{k: _convert(v, hints[k], prefix + k, where) for k, v in data.items()})
+
+
+def config_from_dict(data: dict, where: str | os.PathLike = "<dict>", cls: type = Config) -> Any:
+    """Build ``cls`` from a nested mapping; missing keys keep their defaults, unknown keys and wrong types raise."""
+    if not isinstance(data, dict):
+        raise ConfigError(where, f"expected a mapping at the top level, got {type(data).__name__}")
+    return _build(cls, data, where)
+
+
+def config_to_dict(config: Any) -> dict:
+    return dataclasses.asdict(config)
+
+
+# ------------------------------------------------------------------------------------------------- YAML recipes
+
+
+def _merge(base: dict, over: dict) -> dict:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "params":
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_recipe(path: str | os.PathLike, _seen: tuple[Path, ...] = ()) -> dict:
+    """The recipe at ``path`` as a plain mapping, with its ``base:`` chain merged in (the recipe wins)."""
+    path = Path(path)
+    if path.resolve() in _seen:
+        raise ConfigError(path, "base: chain loops back to this file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(path, "config file not found") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(path, f"not valid YAML ({err})") from None
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ConfigError(path, f"expected a mapping at the top level, got {type(data).__name__}")
+    base = data.pop(BASE_KEY, None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError(path, f"base: expected a file name, got {base!r}")
+    return _merge(read_recipe(path.parent / base, _seen + (path.resolve(),)), data)
+
+
+def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
+    """Apply ``dotted.key=value`` overrides (values parsed as YAML) to a copy of ``data``."""
+    data = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ConfigError("command line", f"override {item!r} is not of the form key=value")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError("command line", f"override {item!r}: {part} is not a section")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def load_config(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Load a recipe (with its bases) and the command-line overrides into a checked :class:`Config`.
+
+    The run name defaults to the recipe's file name.
+    """
+    data = read_recipe(path)
+    try:
+        config = config_from_dict(apply_overrides(data, overrides), f"{path} + overrides" if overrides else path)
+    except ConfigError:
+        if overrides:
+            config_from_dict(data, path)  # blame the file when the file itself is wrong
+        raise
+    if config.train.name is None:
+        config.train.name = Path(path).stem
+    return config
+
+
+def save_config(config: Config, path: str | os.PathLike) -> None:
+    """Write the resolved configuration as YAML (atomically); :func:`load_config` reads it back to an equal object."""
+    write_text_atomic(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
