@@ -1,0 +1,1 @@
+"""Training, checkpoints, inference with sliding windows, threshold calibration and ensembles."""

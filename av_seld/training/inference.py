@@ -1,0 +1,108 @@
+"""Clip-level inference: sliding windows with overlap for clips of any length, and ensembles of models.
+
+A model maps a window of features (and, for audio-visual models, the window's frames at label rate) to multi-ACCDOA
+``(T, 3, 3, 13)`` at 100 ms. :func:`predict_clip` slides a window of ``window_frames`` label frames with hop
+``hop_frames`` over the whole clip, pads the last window, and averages the overlapping outputs frame by frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from av_seld.timing import FEATURE_FRAMES_PER_LABEL_FRAME
+
+
+def model_forward(model: nn.Module, batch: dict) -> torch.Tensor:
+    """Call a model on a batch dict: audio models take ``features``; audio-visual ones (``uses_video``) also take
+    ``frames`` (B, T, H, W, 3) uint8 and ``video_valid`` (B, T) bool, or precomputed ``visual_tokens``."""
+    module = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    if getattr(module, "uses_video", False):
+        return model(batch["features"], frames=batch.get("frames"), visual_mask=batch.get("video_valid"),
+                     visual_tokens=batch.get("visual_tokens"))
+    return model(batch["features"])
+
+
+def window_starts(num_frames: int, window_frames: int, hop_frames: int) -> list[int]:
+    """Label-frame starts of the windows that cover ``num_frames`` (the last one may run past the end)."""
+    if window_frames <= 0 or hop_frames <= 0:
+        raise ValueError("window and hop must be positive")
+    starts = list(range(0, max(1, num_frames - window_frames + hop_frames), hop_frames))
+    return starts or [0]
+
+
+@torch.no_grad()
+def predict_clip(model: nn.Module, features: torch.Tensor, *, window_frames: int, hop_frames: int,
+                 num_frames: int | None = None, frames: torch.Tensor | None = None,
+                 video_valid: torch.Tensor | None = None, batch_size: int = 8) -> np.ndarray:
+    """Multi-ACCDOA output (T, 3, 3, 13) of one clip.
+
+    ``features``: (C, T_feat, F) for the whole clip; ``num_frames``: label frames of the clip (default
+    ceil(T_feat / 5)); ``frames``: (T, H, W, 3) uint8 at label rate and ``video_valid`` (T,) bool, for audio-visual
+    models. Windows are padded with zeros (and invalid video) past the end of the clip.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    step = FEATURE_FRAMES_PER_LABEL_FRAME
+    total = num_frames if num_frames is not None else -(-features.shape[1] // step)
+    starts = window_starts(total, window_frames, hop_frames)
+    padded_frames = starts[-1] + window_frames
+    feats = torch.nn.functional.pad(features, (0, 0, 0, max(0, padded_frames * step - features.shape[1])))
+    if frames is not None:
+        pad = padded_frames - frames.shape[0]
+        frames = torch.cat([frames, frames.new_zeros((max(0, pad),) + tuple(frames.shape[1:]))])
+        valid = video_valid if video_valid is not None else torch.ones(total, dtype=torch.bool)
+        valid = torch.cat([valid[:total].bool(), valid.new_zeros(padded_frames - min(total, len(valid))).bool()])
+    summed = None
+    weight = np.zeros(padded_frames)
+    for first in range(0, len(starts), batch_size):
+        group = starts[first:first + batch_size]
+        batch = {"features": torch.stack([feats[:, s * step:(s + window_frames) * step] for s in group]).to(device)}
+        if frames is not None:
+            batch["frames"] = torch.stack([frames[s:s + window_frames] for s in group]).to(device)
+            batch["video_valid"] = torch.stack([valid[s:s + window_frames] for s in group]).to(device)
+        out = model_forward(model, batch).float().cpu().numpy()  # (b, window, 3, 3, 13)
+        if summed is None:
+            summed = np.zeros((padded_frames,) + out.shape[2:], dtype=np.float64)
+        for s, o in zip(group, out):
+            summed[s:s + window_frames] += o[:window_frames]
+            weight[s:s + window_frames] += 1
+    return (summed / weight[:, None, None, None])[:total].astype(np.float32)
+
+
+def _track_directions(output: np.ndarray) -> np.ndarray:
+    """Unit vectors (…, 3 tracks, 3 xyz, C) of the tracks, zero where a track is silent."""
+    norm = np.linalg.norm(output, axis=-2, keepdims=True)
+    return np.where(norm > 1e-6, output / np.maximum(norm, 1e-6), 0.0)
+
+
+def align_tracks(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """``other`` with its tracks permuted, per frame and class, to best match ``reference`` (both (T, 3, 3, C)).
+
+    Multi-ACCDOA track order is arbitrary within a class, so two models can put the same source on different tracks;
+    the permutation maximising the summed cosine similarity of the track vectors is chosen (6 permutations of 3).
+    """
+    from itertools import permutations
+
+    perms = np.array(list(permutations(range(other.shape[1]))))  # (P, 3)
+    ref_dir = _track_directions(reference)
+    oth_dir = _track_directions(other)
+    # similarity[t, p, c] = sum_k <ref[t, k], other[t, perm_p[k]]>
+    similarity = np.einsum("tkac,tpkac->tpc", ref_dir, oth_dir[:, perms])
+    best = similarity.argmax(axis=1)  # (T, C)
+    chosen = perms[best]  # (T, C, 3)
+    t_idx = np.arange(other.shape[0])[:, None, None]
+    c_idx = np.arange(other.shape[-1])[None, :, None]
+    aligned = other.transpose(0, 3, 1, 2)[t_idx, c_idx, chosen]  # (T, C, 3 tracks, 3 xyz)
+    return aligned.transpose(0, 2, 3, 1)
+
+
+def ensemble_outputs(outputs: Sequence[np.ndarray]) -> np.ndarray:
+    """Average of several models' multi-ACCDOA outputs of one clip after matching tracks to the first model's."""
+    if not outputs:
+        raise ValueError("no outputs to ensemble")
+    aligned = [outputs[0]] + [align_tracks(outputs[0], o) for o in outputs[1:]]
+    return np.mean(aligned, axis=0)

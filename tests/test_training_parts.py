@@ -1,0 +1,128 @@
+"""Learning-rate schedule, sliding-window inference, track alignment for ensembles, checkpoints."""
+
+from __future__ import annotations
+
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from av_seld.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from av_seld.training.inference import align_tracks, ensemble_outputs, predict_clip, window_starts
+from av_seld.training.schedule import learning_rate
+
+
+def test_schedule_warms_up_linearly_then_decays_to_the_floor():
+    kw = dict(total_steps=101, peak_lr=1e-3, warmup_steps=10, warmup_start_lr=1e-8, min_lr_ratio=0.01)
+    assert learning_rate(0, **kw) == pytest.approx(1e-8)
+    assert learning_rate(5, **kw) == pytest.approx(1e-8 + (1e-3 - 1e-8) / 2)
+    assert learning_rate(10, **kw) == pytest.approx(1e-3)
+    assert learning_rate(100, **kw) == pytest.approx(1e-5)
+    rates = [learning_rate(s, **kw) for s in range(101)]
+    assert all(b <= a + 1e-15 for a, b in zip(rates[10:], rates[11:]))
+
+
+class FramewiseModel(nn.Module):
+    """Output of label frame t depends only on the features of that frame: windowing must not change it."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(1.0))
+
+    def forward(self, x):  # (B, C, T_feat, F) -> (B, T, 3, 3, 13)
+        b, _, t_feat, _ = x.shape
+        per_frame = x.mean(dim=(1, 3)).reshape(b, t_feat // 5, 5).mean(-1)  # (B, T)
+        return (self.scale * per_frame)[:, :, None, None, None].expand(b, t_feat // 5, 3, 3, 13)
+
+
+def test_window_starts_cover_the_clip():
+    assert window_starts(10, 4, 2) == [0, 2, 4, 6]
+    assert window_starts(11, 4, 2) == [0, 2, 4, 6, 8]
+    assert window_starts(3, 4, 2) == [0]
+    for total, window, hop in [(37, 10, 5), (50, 50, 25), (1, 5, 5), (23, 7, 3)]:
+        starts = window_starts(total, window, hop)
+        covered = np.zeros(total, bool)
+        for s in starts:
+            covered[s:s + window] = True
+        assert covered.all() and starts[-1] < total
+
+
+@pytest.mark.parametrize("num_frames, window, hop", [(23, 10, 5), (23, 10, 10), (7, 10, 5), (40, 8, 3)])
+def test_sliding_windows_reproduce_a_framewise_model(num_frames, window, hop):
+    torch.manual_seed(0)
+    feats = torch.randn(3, num_frames * 5, 8)
+    out = predict_clip(FramewiseModel(), feats, window_frames=window, hop_frames=hop, batch_size=3)
+    expected = feats.mean(dim=(0, 2)).reshape(num_frames, 5).mean(-1).numpy()
+    assert out.shape == (num_frames, 3, 3, 13)
+    np.testing.assert_allclose(out[:, 0, 0, 0], expected, atol=1e-6)
+
+
+def test_align_tracks_undoes_a_per_frame_permutation():
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(20, 3, 3, 13))
+    perms = [rng.permutation(3) for _ in range(20 * 13)]
+    other = ref.copy()
+    for i, p in enumerate(perms):
+        t, c = divmod(i, 13)
+        other[t, :, :, c] = ref[t, p, :, c]
+    np.testing.assert_allclose(align_tracks(ref, other), ref)
+    np.testing.assert_allclose(ensemble_outputs([ref, other, other]), ref)
+
+
+def test_checkpoint_round_trip_and_errors(tmp_path):
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {"model_name": "x", "model_params": {"a": 1}, "model_state": {"w": torch.ones(2)}})
+    payload = load_checkpoint(path)
+    assert payload["model_params"] == {"a": 1} and "av_seld_version" in payload
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "none.pt")
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="junk.pt"):
+        load_checkpoint(tmp_path / "junk.pt")
+    torch.save({"weights": 1}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not an av-seld checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+def _toy_trainer(steps, ema=None):
+    from av_seld.training.trainer import Trainer
+
+    torch.manual_seed(0)
+    x = torch.randn(64, 4)
+    y = x @ torch.tensor([1.0, -2.0, 0.5, 3.0])
+    loader = [{"x": x[i:i + 16], "y": y[i:i + 16]} for i in range(0, 64, 16)]
+    model = nn.Linear(4, 1)
+    return Trainer(model=model, loss_fn=lambda out, b: ((out[:, 0] - b["y"]) ** 2).mean(),
+                   forward=lambda m, b: m(b["x"]), train_loader=loader,
+                   optimizer=torch.optim.AdamW(model.parameters(), weight_decay=0.0), lr_at=lambda s: 0.2,
+                   total_steps=steps, device=torch.device("cpu"), grad_clip=10.0, ema_decay=ema)
+
+
+def test_trainer_learns_and_resumes_exactly():
+    full = _toy_trainer(40)
+    first = full.run_step(full.train_loader[0])["loss"]
+    full = _toy_trainer(40)
+    state = full.train()
+    assert state.step == 40 and state.epoch == 10
+    assert full.run_step(full.train_loader[0])["loss"] < first / 10
+
+    part = _toy_trainer(40)
+    part.total_steps = 20
+    part.train()
+    saved = {"model": {k: v.clone() for k, v in part.module.state_dict().items()}, **part.state_dict()}
+    resumed = _toy_trainer(40)
+    resumed.module.load_state_dict(saved["model"])
+    resumed.load_state_dict(saved)
+    resumed.train()
+    full2 = _toy_trainer(40)
+    full2.train()
+    for a, b in zip(resumed.module.parameters(), full2.module.parameters()):
+        torch.testing.assert_close(a, b)
+
+
+def test_trainer_keeps_an_ema_of_the_weights():
+    trainer = _toy_trainer(8, ema=0.5)
+    trainer.train()
+    ema_w, w = trainer.eval_model.weight, trainer.module.weight
+    assert not torch.equal(ema_w, w) and torch.isfinite(ema_w).all()
