@@ -1,0 +1,84 @@
+"""``av-seld synth-video`` and ``av-seld extract-crops``: synthetic 360° video that matches the labels, and the crop
+bank it can draw objects from."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def cmd_synth_video(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from av_seld.data.synth_video import metadata_files, parse_size, synthesize_video_dataset
+
+    from av_seld.errors import InputError
+
+    try:
+        width, height = parse_size(args.size)
+    except ValueError as err:
+        raise InputError(None, f"--size: {err}") from None
+    total = len(metadata_files(args.dataset_root, args.split))
+    results = synthesize_video_dataset(args.dataset_root, split=args.split, crops=args.crops,
+                                       background=args.background, width=width, height=height, fps=args.fps,
+                                       seed=args.seed, workers=args.workers)
+    made = skipped = frames = 0
+    wall_s = 0.0
+    for result in tqdm(results, total=total, unit="clip", desc="synth-video"):
+        skipped += result.skipped
+        if not result.skipped:
+            made += 1
+            frames += result.num_frames
+            wall_s += result.wall_seconds
+    speed = f", {frames / wall_s:.1f} frames per second per worker" if wall_s else ""
+    print(f"{made} videos written, {skipped} already complete, in "
+          f"{args.dataset_root}/video_dev/{args.split} ({width}x{height}, {args.fps:g} fps){speed}")
+    return 0
+
+
+def cmd_extract_crops(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from av_seld.data.crop_extract import extract_crops
+
+    crops = written = clips = 0
+    for result in tqdm(extract_crops(args.dataset_root, args.out_dir, fov_deg=args.fov, size=args.size,
+                                     split=args.split), unit="clip", desc="extract-crops"):
+        clips += 1
+        crops += result.num_crops
+        written += result.num_written
+    print(f"{crops} crops from {clips} clips in {args.out_dir} ({written} new), index in {args.out_dir}/index.csv")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "synth-video", help="synthesize 360° equirectangular video that matches a dataset's labels",
+        description="For each DATASET_ROOT/metadata_dev/SPLIT/*.csv, write DATASET_ROOT/video_dev/SPLIT/<clip>.mp4: "
+                    "every active event is a crop of its class pasted at its labelled direction over a background. "
+                    "As long as the clip (its wav when present, else its labels). Resumable: existing videos are kept.")
+    p.add_argument("dataset_root", metavar="DATASET_ROOT")
+    p.add_argument("--split", required=True, help="split folder name, e.g. dev-train-synth")
+    p.add_argument("--crops", default="builtin", metavar="builtin|DIR",
+                   help="object images per class, DIR/<class name or index>/*.png|jpg (e.g. from extract-crops); "
+                        "default: built-in procedural sprites")
+    p.add_argument("--background", metavar="PANORAMA_OR_VIDEO_DIR",
+                   help="an equirectangular panorama or 360° video without events, or a folder of them (one drawn per "
+                        "clip); default: a procedural room")
+    p.add_argument("--size", default="1920x960", metavar="WxH", help="frame size, W = 2 H (default 1920x960; 640x320 "
+                   "for quick runs)")
+    p.add_argument("--fps", type=float, default=30.0, help="frames per second (default 30)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1)
+    p.set_defaults(func=cmd_synth_video)
+
+    p = subparsers.add_parser(
+        "extract-crops", help="extract perspective crops of steady, isolated events from 360° video",
+        description="For clips of DATASET_ROOT with video and metadata, write a perspective crop centred on each "
+                    "steady event's direction to OUT_DIR/<class>/*.png, and OUT_DIR/index.csv. "
+                    "synth-video --crops OUT_DIR uses them.")
+    p.add_argument("dataset_root", metavar="DATASET_ROOT")
+    p.add_argument("out_dir", metavar="OUT_DIR")
+    p.add_argument("--fov", type=float, default=60.0, help="horizontal field of view in degrees (default 60)")
+    p.add_argument("--size", type=int, default=224, help="crop width and height in pixels (default 224)")
+    p.add_argument("--split", help="only this split (default: all)")
+    p.set_defaults(func=cmd_extract_crops)

@@ -1,0 +1,244 @@
+"""Write synthetic 360° video that matches a dataset's labels: ``ROOT/video_dev/SPLIT/<clip>.mp4`` for each
+``ROOT/metadata_dev/SPLIT/<clip>.csv``.
+
+Each video is equirectangular, ``width × height`` at ``fps``, and as long as the clip: the matching FOA or MIC wav's
+length when one exists, else its label frames × 100 ms; it has ``timing.num_video_frames(duration, fps)`` frames
+(= round(duration × fps) whenever that product is whole, as for every 100 ms-multiple clip at 10·k fps). Every active
+event is a crop of its class pasted at its labelled direction (:mod:`augment.mosaic`) over a background: a procedural
+room (default), a panorama image (one file, or a folder of them: one drawn per clip) or real 360° video without events
+(a video file, or a folder of them: one drawn per clip, starting at a random frame, looped).
+
+Each clip is rendered from generators seeded with ``[seed, crc32(clip name)]``, so its frames depend only on the
+seed and the clip, not on the worker count. Frames stream to ``cv2.VideoWriter`` (mp4v) under a temporary name that
+is renamed at the end: memory does not grow with the clip's length, and a killed run leaves no half-written file.
+Resumable: clips whose video exists are skipped.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+import os
+import time
+import zlib
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from augment.crops import IMAGE_SUFFIXES, CropBank, procedural_sprite
+from augment.mosaic import MosaicConfig, plan_segments, procedural_room, render_mosaic_frames
+from av_seld import timing
+from av_seld.classes import CLASS_NAMES
+from av_seld.errors import InputError, VideoFormatError
+from av_seld.io.audio import wav_info
+from av_seld.io.labels import read_reference_csv
+from av_seld.utils.atomic import atomic_path
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm"}
+FOURCC = "mp4v"
+
+
+@dataclass(frozen=True)
+class VideoClipResult:
+    name: str
+    skipped: bool  # the video existed already
+    num_frames: int
+    num_events: int
+    wall_seconds: float
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"640x320"`` → (640, 320); width must be twice the height (equirectangular) and both even (video codecs)."""
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"size must look like 640x320, got {text!r}") from None
+    if width <= 0 or height <= 0 or width != 2 * height or height % 2:
+        raise ValueError(f"size must be W x H with W = 2 H and H even, got {text!r}")
+    return width, height
+
+
+def clip_duration_s(root: Path, split: str, name: str, num_label_frames: int) -> float:
+    """Seconds of a clip: its FOA (else MIC) wav's length when one exists, else ``num_label_frames`` × 0.1 s."""
+    for folder in ("foa_dev", "mic_dev"):
+        wav = root / folder / split / f"{name}.wav"
+        if wav.exists():
+            _, rate, samples = wav_info(wav)
+            return samples / rate
+    return num_label_frames * timing.LABEL_HOP_S
+
+
+# ------------------------------------------------------------------------------------ backgrounds
+
+
+def _files_with(path: Path, suffixes: set[str]) -> list[Path]:
+    if path.is_file():
+        return [path] if path.suffix.lower() in suffixes else []
+    return sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+
+
+def check_background(background: str | os.PathLike | None) -> None:
+    """Raise :class:`InputError` unless ``background`` is None, an image or video file, or a folder holding some."""
+    if background is None:
+        return
+    path = Path(background)
+    if not path.exists():
+        raise InputError(path, "background not found")
+    if not (_files_with(path, IMAGE_SUFFIXES) or _files_with(path, VIDEO_SUFFIXES)):
+        raise InputError(path, "not a panorama image or 360° video, nor a folder of them")
+
+
+def _read_panorama(path: Path, width: int, height: int) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)  # BGR
+    if image is None:
+        raise InputError(path, "cannot be read as an image")
+    if image.shape[:2] != (height, width):
+        shrink = image.shape[1] > width
+        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return image
+
+
+def _video_frames(path: Path, width: int, height: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """BGR frames of a 360° video from a random start, resized to width × height, looping forever."""
+    capture = cv2.VideoCapture(str(path))
+    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    if not capture.isOpened() or count <= 0:
+        raise VideoFormatError(path, "cannot be read as a video")
+    capture.set(cv2.CAP_PROP_POS_FRAMES, int(rng.integers(count)))
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                ok, frame = capture.read()
+                if not ok:
+                    raise VideoFormatError(path, "no frame could be decoded")
+            if frame.shape[:2] != (height, width):
+                frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+            yield frame
+    finally:
+        capture.release()
+
+
+def backgrounds_for_clip(background: str | os.PathLike | None, width: int, height: int,
+                         rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Endless BGR uint8 (height, width, 3) backgrounds for one clip (see the module docstring for the choices)."""
+    if background is None:
+        return itertools.repeat(np.ascontiguousarray(procedural_room(width, height, rng)[..., ::-1]))
+    path = Path(background)
+    videos = _files_with(path, VIDEO_SUFFIXES)
+    images = _files_with(path, IMAGE_SUFFIXES)
+    if videos and (not images or rng.random() < len(videos) / (len(videos) + len(images))):
+        return _video_frames(videos[int(rng.integers(len(videos)))], width, height, rng)
+    if images:
+        return itertools.repeat(_read_panorama(images[int(rng.integers(len(images)))], width, height))
+    raise InputError(path, "not a panorama image or 360° video, nor a folder of them")
+
+
+# ------------------------------------------------------------------------------------ one clip
+
+
+@functools.lru_cache(maxsize=4)  # one folder scan per worker process
+def _crop_bank(spec: str | None) -> CropBank:
+    return CropBank.open(spec)
+
+
+def _draw_with_fallback(bank: CropBank, class_index: int, rng: np.random.Generator) -> np.ndarray:
+    if class_index in bank.classes():
+        return bank.draw(class_index, rng)
+    return procedural_sprite(class_index, rng)  # the dataset-level check has logged which classes fall back
+
+
+def clip_seed(seed: int, name: str) -> list[int]:
+    return [seed, zlib.crc32(name.encode("utf-8"))]
+
+
+def render_clip_video(metadata_path: Path, out_path: Path, *, root: Path, split: str, crops: str | None,
+                      background: str | None, width: int, height: int, fps: float, seed: int,
+                      config: MosaicConfig = MosaicConfig()) -> VideoClipResult:
+    """Render one clip's video to ``out_path`` (skipped when it exists). See the module docstring."""
+    name = metadata_path.stem
+    if out_path.exists():
+        return VideoClipResult(name, True, 0, 0, 0.0)
+    start = time.perf_counter()
+    events = read_reference_csv(metadata_path)
+    duration = clip_duration_s(root, split, name, events.num_frames)
+    num_frames = timing.num_video_frames(duration, fps) if duration > 0 else 0
+    if num_frames == 0:
+        raise InputError(metadata_path, "clip has no duration: no events and no wav to take the length from")
+    bank = _crop_bank(crops)
+    plan_rng, background_rng = (np.random.default_rng([*clip_seed(seed, name), k]) for k in (0, 1))
+    segments = plan_segments(events.frame, events.class_index, events.source, events.azimuth_deg,
+                             events.elevation_deg, draw_crop=partial(_draw_with_fallback, bank), rng=plan_rng,
+                             width=width, config=config, bgr=True)
+    frames = render_mosaic_frames(segments, backgrounds_for_clip(background, width, height, background_rng),
+                                  num_frames, fps, config)
+    with atomic_path(out_path) as tmp:
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*FOURCC), fps, (width, height))
+        if not writer.isOpened():
+            raise OSError(f"{out_path}: OpenCV cannot open an {FOURCC} video writer")
+        try:
+            for frame in frames:
+                writer.write(frame)
+        finally:
+            writer.release()
+    return VideoClipResult(name, False, num_frames, len(segments), time.perf_counter() - start)
+
+
+# ------------------------------------------------------------------------------------ a dataset
+
+
+def metadata_files(root: str | os.PathLike, split: str) -> list[Path]:
+    """``root/metadata_dev/split/*.csv``, sorted; raises :class:`InputError` when the folder has none."""
+    folder = Path(root) / "metadata_dev" / split
+    if not folder.is_dir():
+        raise InputError(folder, "metadata folder not found")
+    files = sorted(folder.glob("*.csv"))
+    if not files:
+        raise InputError(folder, "no reference CSV files")
+    return files
+
+
+def synthesize_video_dataset(root: str | os.PathLike, *, split: str, crops: str | os.PathLike | None = None,
+                             background: str | os.PathLike | None = None, width: int = 1920, height: int = 960,
+                             fps: float = timing.SYNTHETIC_FPS, seed: int = 0, workers: int = 1,
+                             config: MosaicConfig = MosaicConfig()) -> Iterator[VideoClipResult]:
+    """Render ``root/video_dev/split/<clip>.mp4`` for every reference CSV of ``split``; yields one result per clip.
+
+    ``crops``: None or ``"builtin"`` for procedural sprites, else a folder ``<root>/<class>/*.png|jpg`` (classes it
+    lacks use the sprites, with a warning). ``background``: None (procedural room), a panorama image, a 360° video, or
+    a folder of either. ``width × height`` in pixels (width = 2 × height), ``fps`` frames per second.
+    """
+    parse_size(f"{width}x{height}")
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    root = Path(root)
+    files = metadata_files(root, split)
+    crops = None if crops is None or str(crops) == "builtin" else str(crops)
+    bank = CropBank.open(crops)
+    missing = bank.missing_classes(range(len(CLASS_NAMES)))
+    if missing:
+        log.warning("%s: no crops for class(es) %s; they use the built-in sprites", crops,
+                    ", ".join(f"{c} ({CLASS_NAMES[c]})" for c in missing))
+    check_background(background)
+    out_dir = root / "video_dev" / split
+    render = partial(_render_one, root=root, split=split, out_dir=out_dir, crops=crops,
+                     background=None if background is None else str(background), width=width, height=height, fps=fps,
+                     seed=seed, config=config)
+    if workers <= 1:
+        yield from map(render, files)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        yield from pool.map(render, files)
+
+
+def _render_one(metadata_path: Path, *, out_dir: Path, **kwargs) -> VideoClipResult:
+    return render_clip_video(metadata_path, out_dir / f"{metadata_path.stem}.mp4", **kwargs)
