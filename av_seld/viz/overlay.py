@@ -1,0 +1,411 @@
+"""Overlay SELD predictions (and references) on 360° equirectangular video: what ``av-seld visualize`` writes.
+
+Each output frame is the panorama with
+
+- a filled disc per predicted event at its direction, in its class colour, with the class name beside it;
+- a hollow ring per reference event (when given), so a ring around a disc is a hit;
+- a fading trail over the last ``trail_s`` seconds for each track (class, track id), showing how a source moved;
+
+and, under the panorama, a timeline strip: one row per class (13), the upper half of each row the reference's
+activity, the lower half the prediction's, class names in their colours on the left (the legend) and a playhead at
+the current time. Markers, rings and trails are seam-aware: anything near azimuth ±180° is drawn on both edges.
+
+Pixel positions come from :mod:`av_seld.geometry` (``equirect_pixel`` for markers, ``sph_to_equirect`` for trails).
+Video frame ``k`` shows the labels of the label frame it belongs to (:func:`label_frames_of_video_frames`: the
+latest label frame whose selected video frame, by :func:`av_seld.timing.video_frame_for_label_frame`, is ``k`` or
+earlier), so the frame a model reads for label frame ``n`` shows exactly label frame ``n``'s events.
+
+Frames are decoded in small batches with decord and written one by one with OpenCV (``mp4v``) to a temporary file,
+then renamed; the output has as many frames as the input, at the same frame rate. Audio is muxed in with the system
+``ffmpeg`` binary when one is on ``PATH``; without it the video is written silent and a warning says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from av_seld import timing
+from av_seld.classes import CLASS_NAMES, NUM_CLASSES
+from av_seld.errors import InputError, VideoFormatError
+from av_seld.geometry import angular_distance_deg, equirect_pixel, horizontal_pixel_offset, sph_to_equirect
+from av_seld.io.labels import Events
+from av_seld.utils.atomic import atomic_path
+from av_seld.viz import class_colour_bgr
+
+logger = logging.getLogger(__name__)
+
+DECODE_BATCH = 16  # video frames per decord get_batch call
+TRAIL_BREAK_DEG = 45.0  # a track jumping further than this between label frames starts a new trail
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def label_frames_of_video_frames(num_video_frames: int, fps: float) -> np.ndarray:
+    """(K,) int64: the label frame whose events video frame ``k`` shows.
+
+    That is the largest ``n`` with ``video_frame_for_label_frame(n, fps) <= k``: the frame read for label frame ``n``
+    shows ``n``, and the frames after it show ``n`` until the next label frame's frame comes.
+    """
+    if num_video_frames <= 0:
+        return np.zeros(0, dtype=np.int64)
+    duration_s = num_video_frames / fps
+    num_label = int(timing.seconds_to_label_frame(duration_s)) + 2
+    selected = timing.video_frame_for_label_frame(np.arange(num_label), fps)  # non-decreasing
+    return np.searchsorted(selected, np.arange(num_video_frames), side="right").astype(np.int64) - 1
+
+
+def _copies_x(x: int, width: int, reach: int) -> list[int]:
+    """x and its copy one panorama width away when something ``reach`` pixels wide around x crosses the seam."""
+    xs = [x]
+    if x - reach < 0:
+        xs.append(x + width)
+    if x + reach >= width:
+        xs.append(x - width)
+    return xs
+
+
+def marker_radius_px(width: int) -> int:
+    """Radius in pixels of a prediction marker on a panorama ``width`` pixels wide."""
+    return max(3, int(round(width / 160)))
+
+
+def draw_marker(image: np.ndarray, azimuth_deg: float, elevation_deg: float, colour_bgr: Sequence[int], *,
+                radius: int | None = None, filled: bool = True, label: str | None = None) -> tuple[int, int]:
+    """Draw one direction on an equirectangular BGR ``image`` (H, W, 3) uint8, in place; seam-aware.
+
+    ``filled``: a disc with a dark outline (prediction); else a ring with a dark outline (reference), 1.6× larger.
+    Returns the pixel (column, row) of the direction (``geometry.equirect_pixel``): the disc is centred on it.
+    """
+    height, width = image.shape[:2]
+    radius = marker_radius_px(width) if radius is None else radius
+    i, j = equirect_pixel(azimuth_deg, elevation_deg, width, height)
+    colour = tuple(int(c) for c in colour_bgr)
+    if filled:
+        ring_radius, reach = radius, radius + 1
+    else:
+        ring_radius = int(round(radius * 1.6))
+        thickness = max(1, radius // 3)
+        reach = ring_radius + thickness + 1
+    for x in _copies_x(i, width, reach):
+        if filled:
+            cv2.circle(image, (x, j), radius + 1, (0, 0, 0), -1, cv2.LINE_8)
+            cv2.circle(image, (x, j), radius, colour, -1, cv2.LINE_8)
+        else:
+            cv2.circle(image, (x, j), ring_radius, (0, 0, 0), thickness + 2, cv2.LINE_AA)
+            cv2.circle(image, (x, j), ring_radius, colour, thickness, cv2.LINE_AA)
+    if label:
+        scale = max(0.3, width / 1920 * 0.6)
+        (text_w, _), _ = cv2.getTextSize(label, _FONT, scale, 1)
+        thick = max(1, int(round(scale * 2)))
+        x0, y0 = i + reach + 2, max(j - radius, int(20 * scale))
+        if x0 + text_w >= width:  # keep the name on the panorama: left of the marker near the right edge
+            x0 = i - reach - 2 - text_w
+        cv2.putText(image, label, (x0, y0), _FONT, scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
+        cv2.putText(image, label, (x0, y0), _FONT, scale, colour, thick, cv2.LINE_AA)
+    return i, j
+
+
+def draw_trail(canvas_bgr: np.ndarray, canvas_alpha: np.ndarray, points_deg: Sequence[tuple[float, float]],
+               colour_bgr: Sequence[int], *, thickness: int) -> None:
+    """Draw a track's recent path into a colour canvas (H, W, 3) uint8 and an alpha canvas (H, W) uint8 (0..255).
+
+    ``points_deg``: (azimuth, elevation) pairs, oldest first; segment ``s`` gets alpha ``255 (s + 1) / len(points)``,
+    so the path fades out into the past. A segment crossing the seam takes the short way round and is drawn on both
+    edges.
+    """
+    height, width = canvas_alpha.shape
+    if len(points_deg) < 2:
+        return
+    az = np.array([p[0] for p in points_deg])
+    el = np.array([p[1] for p in points_deg])
+    u, v = sph_to_equirect(az, el, width, height)
+    colour = tuple(int(c) for c in colour_bgr)
+    for s in range(len(points_deg) - 1):
+        alpha = int(round(255 * (s + 1) / len(points_deg)))
+        du = float(horizontal_pixel_offset(u[s], u[s + 1], width))
+        start = (float(u[s]), float(v[s]))
+        end = (start[0] + du, float(v[s + 1]))
+        low, high = min(start[0], end[0]), max(start[0], end[0])
+        shifts = [0.0]
+        if low < thickness:
+            shifts.append(float(width))
+        if high >= width - thickness:
+            shifts.append(-float(width))
+        for shift in shifts:
+            p0 = (int(round(start[0] + shift)), int(round(start[1])))
+            p1 = (int(round(end[0] + shift)), int(round(end[1])))
+            cv2.line(canvas_bgr, p0, p1, colour, thickness, cv2.LINE_AA)
+            cv2.line(canvas_alpha, p0, p1, alpha, thickness, cv2.LINE_AA)
+
+
+@dataclass
+class OverlayResult:
+    """What :func:`render_overlay_video` wrote."""
+
+    path: Path
+    num_frames: int
+    fps: float
+    frame_size: tuple[int, int]  # (width, height) of the output frames, timeline strip included
+    audio_muxed: bool
+    snapshots: list[Path] = field(default_factory=list)
+
+
+def _active(events: Events | None, num_label_frames: int) -> np.ndarray:
+    """(num_label_frames, NUM_CLASSES) bool: classes with at least one event in each label frame."""
+    active = np.zeros((num_label_frames, NUM_CLASSES), dtype=bool)
+    if events is not None and len(events):
+        keep = (events.frame < num_label_frames) & (events.class_index < NUM_CLASSES)
+        active[events.frame[keep], events.class_index[keep]] = True
+    return active
+
+
+class OverlayRenderer:
+    """Composes output frames: panorama (height × width) with markers and trails, over a timeline strip.
+
+    prediction / reference: the clip's events (reference optional). width, height: panorama size in pixels.
+    num_label_frames: length of the timeline in label frames (events past it are not drawn).
+    """
+
+    def __init__(self, prediction: Events, reference: Events | None, *, width: int, height: int,
+                 num_label_frames: int, trail_s: float = 1.0) -> None:
+        self.prediction, self.reference = prediction, reference
+        self.width, self.height = int(width), int(height)
+        self.num_label_frames = max(1, int(num_label_frames))
+        self.trail_frames = max(0, int(round(trail_s * timing.LABEL_FRAMES_PER_SECOND)))
+        self.radius = marker_radius_px(self.width)
+        self.pred_frames = prediction.per_frame(self.num_label_frames)
+        self.ref_frames = reference.per_frame(self.num_label_frames) if reference is not None else None
+        self.tracks = [{(e.class_index, e.source): (e.azimuth_deg, e.elevation_deg) for e in events}
+                       for events in self.pred_frames]
+        self._build_strip()
+
+    # ----------------------------------------------------------------------------------------------- timeline
+    def _build_strip(self) -> None:
+        self.row_px = max(6, 2 * int(round(self.height / 80)))  # even: half for the reference, half for the prediction
+        self.header_px = self.row_px + 4
+        strip_h = self.header_px + NUM_CLASSES * self.row_px + 2
+        strip_h += strip_h % 2  # even frame sizes keep video encoders happy
+        self.strip_h = strip_h
+        self.font_scale = max(0.25, 0.6 * self.row_px / 22)
+        names_w = max(cv2.getTextSize(name, _FONT, self.font_scale, 1)[0][0] for name in CLASS_NAMES) + 8
+        self.label_w = min(names_w, self.width // 3)
+        strip = np.full((strip_h, self.width, 3), 24, dtype=np.uint8)
+        self.plot_w = self.width - self.label_w
+        # Each column shows whether a class is active anywhere in the label frames it spans.
+        edges = np.floor(np.arange(self.plot_w + 1) * self.num_label_frames / self.plot_w).astype(np.int64)
+        edges[-1] = self.num_label_frames
+        starts = np.minimum(edges[:-1], self.num_label_frames - 1)
+        ref = _active(self.reference, self.num_label_frames)
+        pred = _active(self.prediction, self.num_label_frames)
+        ref_cols = np.maximum.reduceat(ref, starts, axis=0) if self.reference is not None else None  # (plot_w, C)
+        pred_cols = np.maximum.reduceat(pred, starts, axis=0)
+        half = self.row_px // 2
+        for c in range(NUM_CLASSES):
+            top = self.header_px + c * self.row_px
+            colour = np.array(class_colour_bgr(c), dtype=np.uint8)
+            strip[top + self.row_px - 1, self.label_w:] = 48  # row separator
+            if ref_cols is not None:
+                dim = (colour.astype(np.float32) * 0.55).astype(np.uint8)
+                strip[top:top + half - 1, self.label_w:][:, ref_cols[:, c]] = dim
+            strip[top + half:top + self.row_px - 1, self.label_w:][:, pred_cols[:, c]] = colour
+            baseline = top + self.row_px - max(1, self.row_px // 5)
+            cv2.putText(strip, CLASS_NAMES[c][: max(1, self.label_w // 6)], (3, baseline), _FONT, self.font_scale,
+                        tuple(int(x) for x in colour), 1, cv2.LINE_AA)
+        key = "rows: reference (upper, dim) / prediction (lower)   panorama: disc = prediction, ring = reference"
+        if self.reference is None:
+            key = "rows: prediction   panorama: disc = prediction"
+        cv2.putText(strip, key, (3, self.header_px - 4), _FONT, self.font_scale, (200, 200, 200), 1, cv2.LINE_AA)
+        self.strip = strip
+
+    def _playhead_x(self, time_s: float) -> int:
+        frac = time_s / (self.num_label_frames * timing.LABEL_HOP_S)
+        return self.label_w + int(min(max(frac, 0.0), 1.0) * (self.plot_w - 1))
+
+    # ----------------------------------------------------------------------------------------------- frames
+    def _trail(self, label_frame: int, key: tuple[int, int]) -> list[tuple[float, float]]:
+        points = [self.tracks[label_frame][key]]
+        for back in range(1, self.trail_frames + 1):
+            n = label_frame - back
+            if n < 0 or key not in self.tracks[n]:
+                break
+            previous = self.tracks[n][key]
+            if angular_distance_deg(previous[0], previous[1], points[-1][0], points[-1][1]) > TRAIL_BREAK_DEG:
+                break
+            points.append(previous)
+        return points[::-1]
+
+    def render(self, panorama_bgr: np.ndarray, label_frame: int, time_s: float) -> np.ndarray:
+        """Output frame (height + strip height, width, 3) uint8 BGR for a panorama (height, width, 3) uint8 BGR."""
+        if panorama_bgr.shape != (self.height, self.width, 3):
+            raise ValueError(f"panorama must be ({self.height}, {self.width}, 3), got {panorama_bgr.shape}")
+        pano = panorama_bgr.copy()
+        inside = 0 <= label_frame < self.num_label_frames
+        pred = self.pred_frames[label_frame] if inside else []
+        ref = self.ref_frames[label_frame] if inside and self.ref_frames is not None else []
+        if self.trail_frames and pred:
+            trails = [(e.class_index, self._trail(label_frame, (e.class_index, e.source))) for e in pred]
+            trails = [(c, t) for c, t in trails if len(t) > 1]
+            if trails:
+                colour = np.zeros(pano.shape, dtype=np.uint8)
+                alpha = np.zeros(pano.shape[:2], dtype=np.uint8)
+                for c, points in trails:
+                    draw_trail(colour, alpha, points, class_colour_bgr(c), thickness=max(1, self.radius // 2))
+                x, y, w, h = cv2.boundingRect(alpha)  # blend only where trails are: most of the frame has none
+                if w and h:
+                    a = alpha[y:y + h, x:x + w, None].astype(np.float32) * (0.8 / 255)
+                    roi = pano[y:y + h, x:x + w].astype(np.float32)
+                    pano[y:y + h, x:x + w] = (roi * (1 - a) + colour[y:y + h, x:x + w] * a).astype(np.uint8)
+        for e in ref:
+            draw_marker(pano, e.azimuth_deg, e.elevation_deg, class_colour_bgr(e.class_index), radius=self.radius,
+                        filled=False)
+        for e in pred:
+            name = CLASS_NAMES[e.class_index] if e.class_index < NUM_CLASSES else str(e.class_index)
+            draw_marker(pano, e.azimuth_deg, e.elevation_deg, class_colour_bgr(e.class_index), radius=self.radius,
+                        filled=True, label=name)
+        strip = self.strip.copy()
+        x = self._playhead_x(time_s)
+        cv2.line(strip, (x, self.header_px - 2), (x, self.strip_h - 1), (255, 255, 255), 1)
+        return np.concatenate([pano, strip], axis=0)
+
+
+def _parse_snapshot_frames(num_frames: int, fps: float, count: int, times_s: Sequence[float]) -> list[int]:
+    frames = set()
+    if count > 0:
+        frames.update(int(round(x)) for x in np.linspace(0, num_frames - 1, count))
+    for t in times_s:
+        if t < 0 or t * fps > num_frames - 0.5:
+            raise ValueError(f"snapshot time {t:g} s is outside the video (0 .. {num_frames / fps:.2f} s)")
+        frames.add(min(num_frames - 1, int(round(t * fps))))
+    return sorted(frames)
+
+
+def mux_audio(video_path: str | os.PathLike, audio_path: str | os.PathLike, out_path: str | os.PathLike) -> bool:
+    """Write ``video_path``'s video stream (copied) with ``audio_path`` as AAC to ``out_path``, atomically.
+
+    Uses the system ``ffmpeg`` binary; returns False (and writes nothing) when there is none on ``PATH``.
+    """
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        return False
+    with atomic_path(out_path) as tmp:
+        cmd = [ffmpeg, "-y", "-loglevel", "error", "-i", os.fspath(video_path), "-i", os.fspath(audio_path),
+               "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac", "-b:a", "192k", os.fspath(tmp)]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            reason = (done.stderr.strip().splitlines() or ["unknown error"])[-1]
+            raise InputError(audio_path, f"ffmpeg could not mux this audio into {out_path}: {reason}")
+    return True
+
+
+def render_overlay_video(
+    video_path: str | os.PathLike, out_path: str | os.PathLike, prediction: Events, reference: Events | None = None, *,
+    audio_path: str | os.PathLike | None = None, size: tuple[int, int] | None = None, trail_s: float = 1.0,
+    snapshot_count: int = 0, snapshot_times_s: Sequence[float] = (),
+    progress: Callable[[int], None] | None = None,
+) -> OverlayResult:
+    """Render the overlay video of a clip (see the module docstring) to ``out_path`` (.mp4).
+
+    size: (width, height) of the panorama in the output (default: the video's own). The output frames are the
+    panorama plus the timeline strip below it. snapshot_count / snapshot_times_s: also save those frames (evenly
+    spaced / at those times in seconds) as ``<out stem>_frameNNNNNN.png`` beside the video. progress: called with the
+    number of frames done after each batch. Returns an :class:`OverlayResult`.
+    """
+    from av_seld.io.video import _open as open_video  # the same checks and error messages as the label-rate reader
+
+    video_path, out_path = Path(video_path), Path(out_path)
+    if audio_path is not None:
+        from av_seld.io.audio import wav_info
+
+        wav_info(audio_path)  # fail on a bad audio file before spending time on the video
+    reader = open_video(video_path)
+    num_frames, fps = len(reader), float(reader.get_avg_fps())
+    source_h, source_w = reader[0].shape[:2]
+    width, height = size if size is not None else (source_w, source_h)
+    if width != 2 * height:
+        logger.warning("%s: %dx%d panorama is not 2:1; directions assume an equirectangular frame", video_path,
+                       width, height)
+    label_of_frame = label_frames_of_video_frames(num_frames, fps)
+    num_label = int(label_of_frame[-1]) + 1
+    for name, events in (("prediction", prediction), ("reference", reference)):
+        if events is not None and len(events) and events.num_frames > num_label:
+            logger.warning("%s has events up to label frame %d; the %.2f s video covers %d label frames, the rest "
+                           "is not drawn", name, events.num_frames - 1, num_frames / fps, num_label)
+    renderer = OverlayRenderer(prediction, reference, width=width, height=height, num_label_frames=num_label,
+                               trail_s=trail_s)
+    out_size = (width, height + renderer.strip_h)
+    snapshot_frames = set(_parse_snapshot_frames(num_frames, fps, snapshot_count, snapshot_times_s))
+    snapshots: list[Path] = []
+    silent_target = out_path if audio_path is None else out_path.with_name(f".{out_path.stem}.silent.mp4")
+
+    with atomic_path(silent_target) as tmp:
+        writer = cv2.VideoWriter(os.fspath(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, out_size)
+        if not writer.isOpened():
+            raise VideoFormatError(out_path, "OpenCV cannot open an mp4v video writer for this path")
+        try:
+            for start in range(0, num_frames, DECODE_BATCH):
+                indices = list(range(start, min(start + DECODE_BATCH, num_frames)))
+                try:
+                    batch = reader.get_batch(indices)
+                except Exception as e:  # decord raises its own error types
+                    raise VideoFormatError(video_path, f"cannot decode frames {indices[0]}..{indices[-1]}: "
+                                           f"{str(e).strip().splitlines()[0] if str(e).strip() else e}") from e
+                batch = batch.asnumpy() if hasattr(batch, "asnumpy") else np.asarray(batch)
+                for k, rgb in zip(indices, batch):
+                    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+                    if (bgr.shape[1], bgr.shape[0]) != (width, height):
+                        shrink = width * height < bgr.shape[0] * bgr.shape[1]
+                        interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+                        bgr = cv2.resize(bgr, (width, height), interpolation=interpolation)
+                    out = renderer.render(bgr, int(label_of_frame[k]), k / fps)
+                    writer.write(out)
+                    if k in snapshot_frames:
+                        snap = out_path.with_name(f"{out_path.stem}_frame{k:06d}.png")
+                        with atomic_path(snap) as snap_tmp:
+                            if not cv2.imwrite(os.fspath(snap_tmp), out):
+                                raise OSError(f"{snap}: OpenCV could not write the PNG")
+                        snapshots.append(snap)
+                if progress is not None:
+                    progress(len(indices))
+        finally:
+            writer.release()
+
+    audio_muxed = False
+    if audio_path is not None:
+        try:
+            audio_muxed = mux_audio(silent_target, audio_path, out_path)
+            if not audio_muxed:
+                logger.warning("no ffmpeg binary on PATH: wrote %s without the audio of %s", out_path, audio_path)
+                os.replace(silent_target, out_path)
+        finally:
+            silent_target.unlink(missing_ok=True)
+    logger.debug("%s: %d frames at %.3f fps, %dx%d%s", out_path, num_frames, fps, *out_size,
+                ", with audio" if audio_muxed else "")
+    return OverlayResult(out_path, num_frames, fps, out_size, audio_muxed, snapshots)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'WxH' -> (W, H) positive integers."""
+    try:
+        w, h = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"size must look like 1280x640, got {text!r}") from None
+    if w <= 0 or h <= 0:
+        raise ValueError(f"size must be positive, got {text!r}")
+    return w, h
+
+
+def parse_times(text: str) -> list[float]:
+    """'1.5,3,10' -> [1.5, 3.0, 10.0] seconds."""
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"snapshot times must be comma-separated seconds, got {text!r}") from None
+
