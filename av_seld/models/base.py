@@ -1,0 +1,73 @@
+"""What every audio SELD model shares: the multi-ACCDOA head, time pooling to label rate and frame counting.
+
+Shapes: features ``(B, C, T_feat, F)`` (F = 64 mel bands for the log-mel layouts) → tokens ``(B, T_label, D)`` →
+multi-ACCDOA ``(B, T_label, 3, 3, num_classes)``, with ``T_label = ceil(T_feat / 5)`` for any ``T_feat``.
+"""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from av_seld.classes import NUM_CLASSES
+from av_seld.targets import NUM_TRACKS
+from av_seld.timing import FEATURE_FRAMES_PER_LABEL_FRAME, num_label_frames
+
+
+def label_frames_for_feature_frames(num_feature_frames: int) -> int:
+    """Label frames the models output for ``num_feature_frames`` input frames: ``ceil(T_feat / 5)``."""
+    return -(-int(num_feature_frames) // FEATURE_FRAMES_PER_LABEL_FRAME)
+
+
+class MultiAccdoaHead(nn.Module):
+    """Tokens ``(B, T, D)`` → ``(B, T, 3, 3, C)``: optional hidden Linear layers, then Linear to 3·3·C and tanh."""
+
+    def __init__(self, dim: int, hidden: tuple[int, ...] = (), num_classes: int = NUM_CLASSES,
+                 num_tracks: int = NUM_TRACKS, dropout: float = 0.0):
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = dim
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.Dropout(dropout)]
+            width = size
+        self.hidden = nn.Sequential(*layers)
+        self.out = nn.Linear(width, num_tracks * 3 * num_classes)
+        self.num_tracks = num_tracks
+        self.num_classes = num_classes
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        y = torch.tanh(self.out(self.hidden(tokens)))
+        return rearrange(y, "b t (k a c) -> b t k a c", k=self.num_tracks, a=3, c=self.num_classes)
+
+
+class AudioSeldModel(nn.Module):
+    """Base class: subclasses implement :meth:`encode` and set ``self.head`` and ``self.embed_dim``."""
+
+    in_channels: int
+    embed_dim: int
+    head: nn.Module
+
+    @classmethod
+    def tiny_config(cls) -> dict:
+        """Constructor keyword arguments of a very small version (a few thousand parameters) for tests."""
+        raise NotImplementedError(f"{cls.__name__} defines no tiny_config()")
+
+    def check_input(self, features: torch.Tensor) -> None:
+        if features.dim() != 4 or features.shape[1] != self.in_channels:
+            raise ValueError(f"{type(self).__name__} expects features (B, {self.in_channels}, T_feat, F), "
+                             f"got {tuple(features.shape)}")
+        if features.shape[2] == 0:
+            raise ValueError(f"{type(self).__name__} got features with no frames: {tuple(features.shape)}")
+
+    def encode(self, features: torch.Tensor) -> torch.Tensor:
+        """``(B, C, T_feat, F)`` → tokens ``(B, ceil(T_feat / 5), embed_dim)`` at the label rate."""
+        raise NotImplementedError
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """``(B, C, T_feat, F)`` → multi-ACCDOA ``(B, ceil(T_feat / 5), 3, 3, num_classes)``."""
+        return self.head(self.encode(features))
+
+    def num_output_frames(self, num_samples: int) -> int:
+        """Label frames output for a clip of ``num_samples`` audio samples (24 kHz), features from av_seld.timing."""
+        return num_label_frames(num_samples)

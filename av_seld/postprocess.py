@@ -1,0 +1,89 @@
+"""Multi-ACCDOA output → events → prediction CSV.
+
+Per label frame and class, a track is active when its vector length exceeds the class threshold (0.5 by default).
+Active same-class tracks whose directions are within ``merge_deg`` (15°) of each other are one event: connected
+groups of such pairs are merged, their vectors averaged. For three tracks this is the DCASE2023 baseline's rule (no
+similar pair: three events; one similar pair: that pair merged, the third kept; two or three similar pairs: all
+three merged). An event's ``source`` is the lowest track index of its group.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from av_seld.classes import NUM_CLASSES
+from av_seld.geometry import angular_distance_xyz_deg, cart_to_sph
+from av_seld.io.labels import Events, write_prediction_csv
+
+DEFAULT_THRESHOLD = 0.5
+MERGE_DEG = 15.0
+
+
+def class_thresholds(threshold: float | Sequence[float] | np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
+    """Per-class activity thresholds ``(num_classes,)`` from one value or one value per class."""
+    values = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (num_classes,)) if np.ndim(threshold) == 0 \
+        else np.asarray(threshold, dtype=np.float64)
+    if values.shape != (num_classes,):
+        raise ValueError(f"threshold must be one value or {num_classes} values, got shape {values.shape}")
+    return values
+
+
+def _groups(active: np.ndarray, similar: np.ndarray) -> list[list[int]]:
+    """Connected groups of active tracks under the ``similar`` (K, K) relation, each sorted, by lowest index."""
+    seen: set[int] = set()
+    groups = []
+    for start in np.flatnonzero(active):
+        if start in seen:
+            continue
+        group, stack = [], [int(start)]
+        seen.add(int(start))
+        while stack:
+            k = stack.pop()
+            group.append(k)
+            for j in np.flatnonzero(similar[k] & active):
+                if int(j) not in seen:
+                    seen.add(int(j))
+                    stack.append(int(j))
+        groups.append(sorted(group))
+    return groups
+
+
+def multi_accdoa_to_events(output, threshold: float | Sequence[float] | np.ndarray = DEFAULT_THRESHOLD,
+                           merge_deg: float = MERGE_DEG, frame_offset: int = 0) -> Events:
+    """Events of one clip's multi-ACCDOA output ``(T, K, 3, C)`` (NumPy or torch), sorted by frame, class, track.
+
+    ``threshold``: one value or one per class, on the vector length. ``frame_offset`` is added to the frame indices
+    (for outputs of a chunk that starts later in the clip).
+    """
+    if hasattr(output, "detach"):
+        output = output.detach().cpu().numpy()
+    output = np.asarray(output, dtype=np.float64)
+    if output.ndim != 4 or output.shape[2] != 3:
+        raise ValueError(f"multi-ACCDOA output must be (T, tracks, 3, classes), got {output.shape}")
+    num_frames, num_tracks, _, num_classes = output.shape
+    thresholds = class_thresholds(threshold, num_classes)
+    vectors = np.moveaxis(output, 2, -1)  # (T, K, C, 3)
+    active = np.linalg.norm(vectors, axis=-1) > thresholds  # (T, K, C)
+    frames, classes, tracks, xyz = [], [], [], []
+    for t, c in zip(*np.nonzero(active.any(axis=1))):  # row-major: sorted by frame, then class
+        v = vectors[t, :, c]  # (K, 3)
+        similar = angular_distance_xyz_deg(v[:, None], v[None]) < merge_deg  # (K, K)
+        for group in _groups(active[t, :, c], similar):
+            frames.append(t + frame_offset)
+            classes.append(c)
+            tracks.append(group[0])
+            xyz.append(v[group].mean(axis=0))
+    if not frames:
+        return Events.empty()
+    azimuth, elevation = cart_to_sph(np.asarray(xyz))
+    return Events.from_arrays(frames, classes, tracks, azimuth, elevation)
+
+
+def write_predictions(path, output, threshold: float | Sequence[float] | np.ndarray = DEFAULT_THRESHOLD,
+                      merge_deg: float = MERGE_DEG, form: str = "polar") -> Events:
+    """Decode one clip's output ``(T, K, 3, C)`` and write its prediction CSV atomically; returns the events."""
+    events = multi_accdoa_to_events(output, threshold, merge_deg)
+    write_prediction_csv(path, events, form=form)
+    return events
