@@ -3,12 +3,16 @@ MIC, add diffuse ambient noise at an SNR, and return the audio with the referenc
 
 Pure and seeded: everything random comes from the ``numpy.random.Generator`` passed in, drawn in an order that does
 not depend on the output formats, so the FOA and MIC renderings of a seed are the same scene.
+
+Anechoic by default (plane waves, no delay). With a ``room`` (``augment.rooms``: a simulated shoebox room or measured
+responses) every event is rendered with reverberation; its label rows then start where the direct sound starts and
+give the direction the room rendered (the direct-path direction, or the nearest measured direction).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -16,6 +20,9 @@ from augment import spatial
 from av_seld.classes import NUM_CLASSES
 from av_seld.geometry import wrap_azimuth
 from av_seld.timing import SAMPLE_RATE
+
+if TYPE_CHECKING:
+    from augment.rooms import RoomAcoustics
 
 SoundSource = Callable[[int, float, np.random.Generator], np.ndarray]  # (class, duration_s, rng) -> mono (N,)
 FORMATS = ("foa", "mic")
@@ -121,8 +128,12 @@ def _pink_noise(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def render_scene(events: list[EventSpec], sounds: SoundSource, rng: np.random.Generator, config: SceneConfig,
-                 formats: tuple[str, ...] = ("foa",)) -> Scene:
-    """Render ``events`` to each of ``formats`` ('foa', 'mic') with diffuse ambient noise at a random SNR."""
+                 formats: tuple[str, ...] = ("foa",), room: "RoomAcoustics | None" = None) -> Scene:
+    """Render ``events`` to each of ``formats`` ('foa', 'mic') with diffuse ambient noise at a random SNR.
+
+    room: None renders anechoic plane waves; otherwise ``room.render_event`` renders each event (reverberation,
+    direct-path delay) and says which direction it rendered.
+    """
     unknown = set(formats) - set(FORMATS)
     if unknown or not formats:
         raise ValueError(f"formats must be a non-empty subset of {FORMATS}, got {formats}")
@@ -143,11 +154,25 @@ def render_scene(events: list[EventSpec], sounds: SoundSource, rng: np.random.Ge
         else:
             azimuth = np.full(len(signal), event.azimuth_deg)
             elevation = np.full(len(signal), event.elevation_deg)
-        for fmt in formats:
-            static = event.angular_speed_deg_s == 0
-            rendered = _render(fmt, signal, event.azimuth_deg if static else azimuth,
-                               event.elevation_deg if static else elevation)
-            audio[fmt][:, onset:onset + len(signal)] += rendered
+        static = event.angular_speed_deg_s == 0
+        if room is None:
+            for fmt in formats:
+                rendered = _render(fmt, signal, event.azimuth_deg if static else azimuth,
+                                   event.elevation_deg if static else elevation)
+                audio[fmt][:, onset:onset + len(signal)] += rendered
+        else:
+            result = room.render_event(signal, event.azimuth_deg if static else azimuth,
+                                       event.elevation_deg if static else elevation, rng, formats)
+            for fmt in formats:
+                part = result.audio[fmt][:, : n - onset]
+                audio[fmt][:, onset:onset + part.shape[1]] += part
+            # The direct sound starts ``delay`` samples after the onset; what falls past the clip end is not heard.
+            onset += result.delay_samples
+            heard = max(0, n - onset)
+            azimuth, elevation = result.azimuth_deg[:heard], result.elevation_deg[:heard]
+            signal = signal[:heard]
+            if heard == 0:
+                continue
         active[onset:onset + len(signal)] = True
         frames, az, el = spatial.direction_at_label_frames(azimuth, elevation, onset)
         rows += [(int(f), event.class_index, event.source, _int_azimuth(a), int(round(e)))

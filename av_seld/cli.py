@@ -44,10 +44,16 @@ def cmd_synth_audio(args: argparse.Namespace) -> int:
     from av_seld.data.synth_audio import synthesize_audio_dataset
 
     formats = ("foa", "mic") if args.format == "both" else (args.format,)
-    scene = SceneConfig(duration_s=args.duration, max_polyphony=args.max_polyphony)
+    scene_params = {}
+    if args.rooms and str(args.rooms).lower().endswith((".yaml", ".yml")):
+        from augment.rooms import load_rooms_config
+
+        scene_params = load_rooms_config(args.rooms).scene
+    scene = SceneConfig(duration_s=args.duration, max_polyphony=args.max_polyphony, **scene_params)
     results = synthesize_audio_dataset(args.out_root, num_clips=args.num_clips, split=args.split, seed=args.seed,
                                        formats=formats, scene=scene, clips=args.clips,
-                                       missing_class=args.missing_class, fold=args.fold, workers=args.workers)
+                                       missing_class=args.missing_class, fold=args.fold, rooms=args.rooms,
+                                       workers=args.workers)
     made = skipped = 0
     audio_s = wall_s = 0.0
     for result in tqdm(results, total=args.num_clips, unit="clip", desc="synth-audio"):
@@ -107,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a class without clips: leave it out of the scenes (default) or stop")
     p.add_argument("--max-polyphony", type=int, default=3)
     p.add_argument("--fold", type=int, default=1, help="fold number in the clip names (default 1)")
+    p.add_argument("--rooms", metavar="CONFIG_OR_DIR",
+                   help="reverberant rooms: a YAML room config (simulated shoebox rooms, e.g. "
+                        "configs/synth/rooms_default.yaml; its 'scene' section sets scene parameters), a folder of "
+                        "measured 4-channel responses (foa.csv/mic.csv: file,azimuth,elevation[,distance]; or "
+                        "foa.sofa/mic.sofa) or a .sofa file; default: anechoic")
     p.add_argument("--workers", type=int, default=1)
     p.set_defaults(func=cmd_synth_audio)
 

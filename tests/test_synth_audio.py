@@ -18,6 +18,7 @@ from av_seld.errors import InputError
 from av_seld.geometry import angular_distance_deg
 from av_seld.io.audio import read_wav
 from av_seld.io.labels import read_reference_csv
+from test_rooms import DIRECTIONS, write_response_folder  # a tiny folder of measured responses
 
 SR = 24_000
 
@@ -152,3 +153,66 @@ def test_cli_synth_audio(tmp_path, capsys):
     assert main(args) == 0
     assert "0 clips written, 1 already complete" in capsys.readouterr().out
     assert (tmp_path / "metadata_dev" / "t" / "fold1_room0_mix001.csv").is_file()
+
+
+# ------------------------------------------------------------------------------------------------------ rooms
+
+ROOMS_YAML = """\
+room:
+  num_rooms: 2
+  length_m: [4.0, 5.0]
+  width_m: [3.0, 4.0]
+  height_m: [2.5, 3.0]
+  rt60_s: [0.2, 0.3]
+  max_images: 3000
+scene:
+  event_length_s: [0.5, 1.0]
+  gap_s: [0.2, 0.4]
+"""
+
+
+def test_dataset_with_simulated_rooms_names_rooms_and_is_deterministic(tmp_path):
+    (tmp_path / "rooms.yaml").write_text(ROOMS_YAML)
+    config = SceneConfig(duration_s=2, max_polyphony=2, event_length_s=(0.5, 1.0), gap_s=(0.2, 0.4))
+    kwargs = dict(num_clips=3, split="s", scene=config, formats=("foa", "mic"), rooms=tmp_path / "rooms.yaml")
+    list(synthesize_audio_dataset(tmp_path / "a", seed=1, **kwargs))
+    a = digest(tmp_path / "a")
+    assert sorted(p for p in a if p.startswith("metadata_dev")) == [
+        "metadata_dev/s/fold1_room1_mix001.csv", "metadata_dev/s/fold1_room1_mix003.csv",
+        "metadata_dev/s/fold1_room2_mix002.csv"]
+    list(synthesize_audio_dataset(tmp_path / "b", seed=1, workers=2, **kwargs))
+    assert digest(tmp_path / "b") == a  # same seed, same bytes with rooms, whatever the worker count
+    results = list(synthesize_audio_dataset(tmp_path / "a", seed=1, **kwargs))
+    assert all(r.skipped for r in results)
+    anechoic = {**kwargs, "rooms": None}
+    list(synthesize_audio_dataset(tmp_path / "c", seed=1, **anechoic))
+    foa_room = read_wav(tmp_path / "a" / "foa_dev" / "s" / "fold1_room1_mix001.wav")
+    foa_dry = read_wav(tmp_path / "c" / "foa_dev" / "s" / "fold1_room0_mix001.wav")
+    assert foa_room.shape == foa_dry.shape and not np.allclose(foa_room, foa_dry, atol=1e-3)
+
+
+def test_cli_synth_audio_with_rooms(tmp_path, capsys):
+    (tmp_path / "rooms.yaml").write_text(ROOMS_YAML)
+    args = ["synth-audio", str(tmp_path / "out"), "--num-clips", "1", "--duration", "2", "--split", "t",
+            "--rooms", str(tmp_path / "rooms.yaml"), "--format", "both"]
+    assert main(args) == 0
+    assert "1 clips written" in capsys.readouterr().out
+    ref = read_reference_csv(tmp_path / "out" / "metadata_dev" / "t" / "fold1_room1_mix001.csv")
+    durations = np.bincount(ref.source)
+    assert len(ref) and durations[durations > 0].max() <= 11  # the YAML's 0.5-1.0 s events reached the scene
+    (tmp_path / "bad.yaml").write_text("room:\n  rt60: [0.2, 0.3]\n")
+    assert main(args[:-4] + ["--rooms", str(tmp_path / "bad.yaml")]) == 2
+    assert "unknown key 'room.rt60'" in capsys.readouterr().err
+
+
+def test_cli_synth_audio_with_measured_responses(tmp_path, capsys):
+    folder = write_response_folder(tmp_path / "measured", formats=("foa",))
+    args = ["synth-audio", str(tmp_path / "out"), "--num-clips", "1", "--duration", "2", "--split", "t",
+            "--rooms", str(folder)]
+    assert main(args) == 0
+    ref = read_reference_csv(tmp_path / "out" / "metadata_dev" / "t" / "fold1_room1_mix001.csv")
+    measured = {(int((a + 180) % 360 - 180), int(e)) for a, e in DIRECTIONS}
+    assert set(zip(ref.azimuth_deg.astype(int).tolist(), ref.elevation_deg.astype(int).tolist())) <= measured
+    capsys.readouterr()
+    assert main(args + ["--format", "mic"]) == 2
+    assert "no MIC responses" in capsys.readouterr().err

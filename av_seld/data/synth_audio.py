@@ -4,6 +4,11 @@ Each clip is rendered from its own generator ``default_rng([seed, clip_number])`
 the seed and its number, not on the worker count or on which clips were already there. Resumable: a clip whose files
 all exist is skipped; files are written to a temporary name and renamed, the CSV last, so a killed run leaves no
 half-written file and the next run redoes only unfinished clips.
+
+Rooms (``rooms=``): a YAML file (``augment.rooms.load_rooms_config``) gives ``num_rooms`` simulated shoebox rooms,
+room r drawn from ``default_rng([seed, 0, r])``; clip k is rendered in room (k − 1) mod num_rooms, named
+``room{room + r + 1}``. A folder of measured responses or a ``.sofa`` file is one room, named ``room{room + 1}``.
+Without rooms clips are anechoic and named ``room{room}``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Iterator
 
 import numpy as np
 
+from augment import rooms as room_models
 from augment import soundbank
 from augment.clips import ClipBank
 from augment.scenes import SceneConfig, render_scene, sample_events
@@ -51,21 +57,63 @@ def clip_paths(out_root: Path, split: str, name: str, formats: tuple[str, ...]) 
     return paths
 
 
+@dataclass(frozen=True)
+class RoomsSpec:
+    """Where a clip's room comes from: ``config`` for simulated rooms, ``path`` of measured responses otherwise."""
+
+    path: str
+    config: room_models.RoomConfig | None  # None: measured responses at ``path``
+
+    @property
+    def num_rooms(self) -> int:
+        return self.config.num_rooms if self.config is not None else 1
+
+
+def open_rooms(path: str | os.PathLike, formats: tuple[str, ...]) -> RoomsSpec:
+    """A rooms YAML file (simulated rooms) or measured responses (folder or ``.sofa``), checked now."""
+    if str(path).lower().endswith((".yaml", ".yml")):
+        return RoomsSpec(str(path), room_models.load_rooms_config(path).room)
+    _measured_room(str(path), tuple(formats))  # reads and checks the responses once, here
+    return RoomsSpec(str(path), None)
+
+
+@functools.lru_cache(maxsize=2)  # responses are read once per worker process
+def _measured_room(path: str, formats: tuple[str, ...]) -> room_models.MeasuredRoom:
+    return room_models.MeasuredRoom(room_models.open_response_sets(path, formats))
+
+
+def _room_for_clip(rooms: RoomsSpec | None, number: int, seed: int, formats: tuple[str, ...]):
+    """The acoustics to render clip ``number`` with (its room is (number − 1) mod num_rooms); None: anechoic."""
+    if rooms is None:
+        return None
+    if rooms.config is None:
+        return _measured_room(rooms.path, formats)
+    r = (number - 1) % rooms.config.num_rooms
+    shoebox = room_models.sample_room(np.random.default_rng([seed, 0, r]), rooms.config)
+    return room_models.SimulatedRoom(shoebox, rooms.config, seed=[seed, number])
+
+
+def clip_room_index(rooms: RoomsSpec | None, number: int, room: int) -> int:
+    """The R of ``roomR`` in clip ``number``'s name."""
+    return room if rooms is None else room + 1 + (number - 1) % rooms.num_rooms
+
+
 @functools.lru_cache(maxsize=4)  # one folder scan per worker process, not one per clip
 def _sound_source(clips: str | None):
     return soundbank.synthesize if clips is None else ClipBank.open(clips).draw
 
 
 def _render_clip(number: int, *, out_root: Path, split: str, seed: int, formats: tuple[str, ...], scene: SceneConfig,
-                 clips: str | None, fold: int, room: int) -> ClipResult:
-    name = clip_name(number, fold, room)
+                 clips: str | None, fold: int, room: int, rooms: RoomsSpec | None = None) -> ClipResult:
+    name = clip_name(number, fold, clip_room_index(rooms, number, room))
     paths = clip_paths(out_root, split, name, formats)
     if all(p.exists() for p in paths.values()):
         return ClipResult(name, True, 0, scene.duration_s, 0.0)
     start = time.perf_counter()
     rng = np.random.default_rng([seed, number])
     events = sample_events(rng, scene)
-    rendered = render_scene(events, _sound_source(clips), rng, scene, formats)
+    acoustics = _room_for_clip(rooms, number, seed, formats)
+    rendered = render_scene(events, _sound_source(clips), rng, scene, formats, room=acoustics)
     for fmt in formats:
         write_wav(paths[fmt], rendered.audio[fmt])
     rows = rendered.rows
@@ -76,12 +124,14 @@ def _render_clip(number: int, *, out_root: Path, split: str, seed: int, formats:
 def synthesize_audio_dataset(out_root: str | os.PathLike, *, num_clips: int, split: str, seed: int = 0,
                              formats: tuple[str, ...] = ("foa",), scene: SceneConfig = SceneConfig(),
                              clips: str | os.PathLike | None = None, missing_class: str = "skip", fold: int = 1,
-                             room: int = 0, workers: int = 1) -> Iterator[ClipResult]:
+                             room: int = 0, rooms: str | os.PathLike | None = None,
+                             workers: int = 1) -> Iterator[ClipResult]:
     """Render ``num_clips`` scenes into ``out_root``; yields one :class:`ClipResult` per clip as it finishes.
 
     ``clips``: a folder ``<root>/<class>/*.wav`` or a ``path,class`` CSV; None uses the procedural sound bank.
     ``missing_class``: what to do when the clips have no file for a class of ``scene.classes``: 'skip' drops the
-    class from the scenes (logged), 'error' raises.
+    class from the scenes (logged), 'error' raises. ``rooms``: a rooms YAML file, a folder of measured responses
+    or a ``.sofa`` file (see the module docstring); None renders anechoic scenes.
     """
     if missing_class not in ("skip", "error"):
         raise ValueError(f"missing_class must be 'skip' or 'error', got {missing_class!r}")
@@ -97,8 +147,9 @@ def synthesize_audio_dataset(out_root: str | os.PathLike, *, num_clips: int, spl
             log.warning("%s: no clips for class(es) %s; scenes use the other classes", clips, names)
             scene = SceneConfig(**{**scene.__dict__, "classes": tuple(c for c in scene.classes if c not in missing)})
         clips = str(clips)
+    spec = None if rooms is None else open_rooms(rooms, tuple(formats))
     render = partial(_render_clip, out_root=Path(out_root), split=split, seed=seed, formats=tuple(formats),
-                     scene=scene, clips=clips, fold=fold, room=room)
+                     scene=scene, clips=clips, fold=fold, room=room, rooms=spec)
     numbers = range(1, num_clips + 1)
     if workers <= 1:
         yield from map(render, numbers)
