@@ -15,7 +15,7 @@ log = logging.getLogger("av_seld")
 
 # Modules that add their own subcommands: each defines ``register(subparsers)``, which adds parsers whose
 # ``func`` default runs the command. Keep their top-level imports light (import heavy modules inside the command).
-COMMAND_MODULES: tuple[str, ...] = ("av_seld.commands.video", "av_seld.commands.viz")
+COMMAND_MODULES: tuple[str, ...] = ("av_seld.commands.video", "av_seld.commands.viz", "av_seld.commands.features", "av_seld.commands.acs", "av_seld.commands.train")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -46,10 +46,14 @@ class DataConfig:
     test_splits: list[str] = field(default_factory=lambda: ["dev-test"])  # scored once, at the end
     format: Literal["foa", "mic"] = "foa"
     features: str = "foa_logmel_iv"
-    feature_cache: str | None = None  # folder written by `av-seld extract-features`; None computes on the fly
+    # one folder per root written by `av-seld extract-features`; None uses (and fills) ROOT/features/KIND
+    feature_cache: list[str] | None = None
     chunk_s: float = 5.0  # length of a training example
     train_hop_s: float = 5.0  # hop between training chunks of a clip
-    video: bool = False  # read 360° frames at label rate (audio-visual models)
+    video: bool = False  # read 360° frames at label rate (audio-visual models, live visual encoder)
+    # audio-visual models with a frozen visual encoder: read its features cached per clip by precompute-visual
+    # (computed first where missing) instead of frames
+    visual_features: bool = False
     video_size: list[int] = field(default_factory=lambda: [320, 640])  # frame height, width in pixels
     acs: bool = False  # online 360° channel swapping of audio, video and targets
     freq_masks: int = 0  # SpecAugment: frequency masks per example

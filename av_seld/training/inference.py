@@ -17,13 +17,17 @@ from av_seld.timing import FEATURE_FRAMES_PER_LABEL_FRAME
 
 
 def model_forward(model: nn.Module, batch: dict) -> torch.Tensor:
-    """Call a model on a batch dict: audio models take ``features``; audio-visual ones (``uses_video``) also take
-    ``frames`` (B, T, H, W, 3) uint8 and ``video_valid`` (B, T) bool, or precomputed ``visual_tokens``."""
+    """Call a model on a batch dict. Audio models take ``features`` (B, C, T_feat, F); audio-visual models (those with
+    ``visual_tokens``, e.g. ``av_conformer``) also take ``frames`` (B, T, H, W, 3) uint8 at label rate, or cached
+    ``visual_features`` (B, T, C, rows, cols), with ``video_valid`` (B, T) bool as their visual mask."""
     module = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-    if getattr(module, "uses_video", False):
-        return model(batch["features"], frames=batch.get("frames"), visual_mask=batch.get("video_valid"),
-                     visual_tokens=batch.get("visual_tokens"))
-    return model(batch["features"])
+    if not hasattr(module, "visual_tokens"):
+        return model(batch["features"])
+    frames = batch.get("frames")
+    if frames is not None:
+        frames = frames.permute(0, 1, 4, 2, 3)  # (B, T, 3, H, W)
+    return model(batch["features"], frames, visual_mask=batch.get("video_valid"),
+                 visual_features=batch.get("visual_features"))
 
 
 def window_starts(num_frames: int, window_frames: int, hop_frames: int) -> list[int]:

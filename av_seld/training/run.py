@@ -1,0 +1,324 @@
+"""``av-seld train``: one function maps a :class:`~av_seld.config.Config` to datasets, model, loss and trainer.
+
+Run folder (``train.out_dir/train.name``)::
+
+    config.yaml        the resolved configuration
+    train_log.csv      step, epoch, loss, lr, grad_norm
+    val_log.csv        step, epoch, ER, F, LE, LR, SELD on the validation split
+    tensorboard/       the same curves for TensorBoard
+    last.pt            weights + optimizer + counters, for --resume
+    best.pt            the weights with the lowest validation SELD score, with calibrated thresholds
+    eval/test/         pred/*.csv, scores.json, scores.txt on the test split (after training)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from av_seld import features as feats
+from av_seld.config import Config, ConfigError, config_to_dict, save_config
+from av_seld.errors import InputError
+from av_seld.training import distributed
+from av_seld.training.checkpoint import build_model_from_checkpoint, load_checkpoint, save_checkpoint
+from av_seld.training.evaluation import (calibrate_thresholds, collect_outputs, references, score_outputs,
+                                         write_prediction_folder)
+from av_seld.training.hooks import CheckpointHook, Hook, LogHook, ValidationHook
+from av_seld.training.inference import model_forward
+from av_seld.training.schedule import learning_rate
+from av_seld.training.trainer import Trainer, seed_everything
+from av_seld.utils.atomic import write_text_atomic
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    best_checkpoint: Path
+    val_scores: dict[str, float]  # at the best checkpoint, calibrated thresholds
+    test: Any | None  # av_seld.metrics.evaluate.Evaluation of the test split, when there is one
+    steps: int
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def feature_caches(config: Config, kind: str, workers: int = 1) -> list[Path]:
+    """One feature cache per dataset root (filled now where clips are missing; resumable), statistics from the
+    training splits."""
+    from av_seld.data.feature_cache import prepare_feature_cache
+
+    data = config.data
+    if data.feature_cache is not None and len(data.feature_cache) != len(data.roots):
+        raise ConfigError("config", f"data.feature_cache: give one folder per root ({len(data.roots)} roots)")
+    dirs = []
+    for i, root in enumerate(data.roots):
+        explicit = data.feature_cache[i] if data.feature_cache is not None else None
+        job = prepare_feature_cache(root, audio_format=data.format, kind=kind, cache_dir=explicit,
+                                    train_splits=data.train_splits)
+        if distributed.is_main():
+            job.run(workers=workers)
+        distributed.barrier()
+        dirs.append(Path(job.cache_dir))
+    return dirs
+
+
+def visual_caches(config: Config) -> list[Path]:
+    """Per root, the cache of the AV model's frozen visual encoder features (computed now where missing)."""
+    from av_seld.data.visual_cache import VisualCacheSpec, cache_dir, precompute_visual_features
+
+    params = config.model.params
+    if config.model.name != "av_conformer":
+        raise ConfigError("config", "data.visual_features needs an audio-visual model (model.name: av_conformer)")
+    if not params.get("freeze_visual", True):
+        raise ConfigError("config", "data.visual_features needs a frozen visual encoder (model.params.freeze_visual)")
+    spec = VisualCacheSpec(model=params.get("visual_model", "yolo11n"), weights=params.get("visual_weights"),
+                           frame_size=tuple(params.get("frame_size", config.data.video_size)),
+                           token_grid=tuple(params.get("token_grid", (5, 10))),
+                           circular_padding=params.get("circular_padding", True), seed=params.get("visual_seed", 0))
+    dirs = []
+    for root in config.data.roots:
+        if distributed.is_main():
+            for result in precompute_visual_features(root, spec):
+                if result.status == "cached":
+                    log.info("%s: visual features cached (%d frames)", result.clip.name, result.num_frames)
+        distributed.barrier()
+        dirs.append(cache_dir(spec, root))
+    return dirs
+
+
+def build_datasets(config: Config, caches: list[Path], kind: str):
+    """Training (chunks with hop, augmentation) and validation/test datasets (non-overlapping chunks)."""
+    from av_seld.data.dataset import SeldDataset, SpecAugment, load_cache_stats
+
+    data = config.data
+    stats = load_cache_stats(caches)
+    visual = visual_caches(config) if data.visual_features else None
+    transform = None
+    if data.acs and visual is None:
+        from augment.acs import RandomACS, salsalite_ipd_period
+
+        options = {}
+        if kind == "mic_salsalite":  # phase differences re-referenced to the new M1 need the wrap period per bin
+            options["ipd_period"] = salsalite_ipd_period(*_salsalite_ipd_args())
+        transform = RandomACS(data.format, feature_layout=kind, **options)
+    common = dict(audio_format=data.format, kind=kind, chunk_s=data.chunk_s, cache_dirs=caches, stats=stats,
+                  video=data.video, video_size=tuple(data.video_size), seed=config.train.seed)
+    train = SeldDataset(data.roots, splits=data.train_splits, hop_s=data.train_hop_s, transform=transform,
+                        spec_augment=SpecAugment(freq_masks=data.freq_masks, time_masks=data.time_masks), **common)
+    if visual is not None:
+        from av_seld.data.visual_dataset import VisualFeatureDataset
+
+        train = VisualFeatureDataset(train, visual, acs=data.acs, seed=config.train.seed)
+
+    def evaluation_set(splits):
+        if not splits:
+            return None
+        dataset = SeldDataset(data.roots, splits=splits, hop_s=data.chunk_s, **common)
+        return dataset if visual is None else VisualFeatureDataset(dataset, visual)
+
+    return train, evaluation_set(data.val_splits), evaluation_set(data.test_splits), stats
+
+
+def _salsalite_ipd_args() -> tuple[int, int, int]:
+    lower, upper, cutoff = feats.salsalite_bins()
+    return lower, upper, cutoff - lower
+
+
+def model_params(config: Config, in_channels: int) -> dict[str, Any]:
+    """Constructor keyword arguments of the configured model: the recipe's ``model.params`` plus the input channels
+    of the feature kind (inside ``audio_kwargs`` for audio-visual models)."""
+    params = dict(config.model.params)
+    if config.model.name == "av_conformer":
+        params["audio_kwargs"] = {"in_channels": in_channels, **dict(params.get("audio_kwargs") or {})}
+        params["frame_size"] = tuple(params.get("frame_size", config.data.video_size))
+    else:
+        params.setdefault("in_channels", in_channels)
+    return params
+
+
+def build_loss_fn(config: Config, device: torch.device, model: torch.nn.Module):
+    """``(loss_fn(output, batch), extra trainable parameters, forward(model, batch))`` for the configured
+    multi-ACCDOA loss, plus distillation from a frozen teacher when ``distill.teacher`` is set."""
+    from av_seld.losses import DistillationLoss, build_loss
+
+    base = build_loss(config.loss.name, **config.loss.params)
+    if config.distill.teacher is None:
+        return (lambda output, batch: base(output, batch["target"])), [], model_forward
+    teacher = build_model_from_checkpoint(load_checkpoint(config.distill.teacher), device=device)
+    with_features = config.distill.feature_weight > 0
+    loss = DistillationLoss(base, teacher, weight_teacher=config.distill.weight,
+                            weight_feature=config.distill.feature_weight,
+                            student_dim=model.embed_dim if with_features else None).to(device)
+    if not with_features:
+        return (lambda output, batch: loss(output, batch["target"], batch["features"])), \
+            loss.trainable_parameters(), model_forward
+    if distributed.launched_by_torchrun():
+        raise ConfigError("config", "distill.feature_weight > 0 is not supported under torchrun yet")
+
+    def forward_with_tokens(m, batch):  # the student's tokens feed the intermediate-feature loss
+        if hasattr(m, "visual_tokens"):
+            frames = batch.get("frames")
+            tokens = m.encode(batch["features"], None if frames is None else frames.permute(0, 1, 4, 2, 3),
+                              visual_mask=batch.get("video_valid"), visual_features=batch.get("visual_features"))
+        else:
+            tokens = m.encode(batch["features"])
+        return m.head(tokens), tokens
+
+    return (lambda out, batch: loss(out[0], batch["target"], batch["features"], student_tokens=out[1])), \
+        loss.trainable_parameters(), forward_with_tokens
+
+
+def _checkpoint_payload(config: Config, model_name: str, params: dict, model: torch.nn.Module, kind: str,
+                        stats, thresholds=None) -> dict[str, Any]:
+    return {"model_name": model_name, "model_params": params, "model_state": model.state_dict(),
+            "features": kind, "format": config.data.format, "chunk_s": config.data.chunk_s,
+            "feature_mean": stats.mean, "feature_std": stats.std,
+            "thresholds": np.full(13, config.eval.threshold) if thresholds is None else np.asarray(thresholds),
+            "merge_deg": config.eval.merge_deg, "config": config_to_dict(config)}
+
+
+def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | None = None,
+          workers: int = 1) -> TrainResult:
+    """Train the configured model, keep the best checkpoint by validation SELD score, calibrate its per-class
+    thresholds, and score it on the test split. ``workers``: processes for filling feature caches."""
+    if not config.data.roots:
+        raise ConfigError("config", "data.roots is empty: give at least one dataset root")
+    device = distributed.setup(pick_device(config.train.device))
+    seed_everything(config.train.seed + distributed.rank())
+    run_dir = Path(config.train.out_dir) / (config.train.name or "run")
+    if distributed.is_main():
+        if run_dir.exists() and any(run_dir.iterdir()) and not resume:
+            if (run_dir / "last.pt").exists():
+                raise InputError(run_dir, "run folder already holds a run: pass --resume to continue it, or choose "
+                                          "another train.name")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, run_dir / "config.yaml")
+
+    kind = config.data.features
+    spec = feats.feature_spec(kind)
+    caches = feature_caches(config, kind, workers)
+    train_set, val_set, test_set, stats = build_datasets(config, caches, kind)
+    params = model_params(config, spec.num_channels)
+
+    from av_seld.models import build_model
+
+    model = build_model(config.model.name, **params)
+    loss_fn, extra_params, forward = build_loss_fn(config, device, model)
+    sampler = None
+    if distributed.is_distributed():
+        sampler = torch.utils.data.distributed.DistributedSampler(train_set, seed=config.train.seed, drop_last=True)
+    from av_seld.data.dataset import collate_samples
+
+    generator = torch.Generator().manual_seed(config.train.seed)
+    loader = torch.utils.data.DataLoader(train_set, batch_size=config.data.batch_size, shuffle=sampler is None,
+                                         sampler=sampler, drop_last=len(train_set) >= config.data.batch_size,
+                                         num_workers=config.data.num_workers, collate_fn=collate_samples,
+                                         generator=generator, persistent_workers=False)
+    steps_per_epoch = len(loader)
+    total_steps = config.train.epochs * steps_per_epoch
+    if config.train.max_steps is not None:
+        total_steps = min(total_steps, config.train.max_steps)
+    opt = config.optim
+    trainable = [p for p in model.parameters() if p.requires_grad] + list(extra_params)
+    optimizer = torch.optim.AdamW(trainable, lr=opt.lr, weight_decay=opt.weight_decay)
+
+    def lr_at(step: int) -> float:
+        return learning_rate(step, total_steps=total_steps, peak_lr=opt.lr, warmup_steps=opt.warmup_steps,
+                             warmup_start_lr=opt.warmup_start_lr, min_lr_ratio=opt.min_lr_ratio)
+
+    def set_epoch(epoch: int) -> None:
+        train_set.set_epoch(epoch)
+        generator.manual_seed(config.train.seed * 1000 + epoch)
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+
+    def save(trainer: Trainer, path: Path) -> None:
+        payload = _checkpoint_payload(config, config.model.name, params, trainer.eval_model, kind, stats)
+        payload.update(trainer.state_dict(), trained_state=trainer.module.state_dict())
+        save_checkpoint(path, payload)
+
+    refs_val = references(val_set) if val_set is not None else {}
+
+    def validate(eval_model) -> dict[str, float]:
+        outputs = collect_outputs(eval_model, val_set, batch_size=config.data.batch_size, device=device)
+        return score_outputs(outputs, refs_val, thresholds=config.eval.threshold, merge_deg=config.eval.merge_deg,
+                             edition=config.eval.edition).summary()
+
+    log_hook = LogHook(run_dir, every=config.train.log_every_steps)
+    hooks: list[Hook] = [log_hook] if distributed.is_main() else []
+    if val_set is not None:
+        hooks.append(ValidationHook(validate, save, run_dir, config.train.val_every_epochs, log_hook))
+    hooks.append(CheckpointHook(save, run_dir))
+    hooks += extra_hooks or []
+    trainer = Trainer(model=model, loss_fn=loss_fn, forward=forward, train_loader=loader, optimizer=optimizer,
+                      lr_at=lr_at, total_steps=total_steps, device=device, amp=opt.amp, grad_clip=opt.grad_clip,
+                      ema_decay=opt.ema_decay, hooks=hooks, set_epoch=set_epoch)
+    if resume and (run_dir / "last.pt").exists():
+        payload = load_checkpoint(run_dir / "last.pt")
+        trainer.module.load_state_dict(payload["trained_state"])
+        trainer.load_state_dict(payload)
+        log.info("resumed %s at step %d (epoch %d)", run_dir, trainer.state.step, trainer.state.epoch)
+    log.info("training %s (%d parameters) for %d steps (%d per epoch) on %s", config.model.name,
+             sum(p.numel() for p in model.parameters()), total_steps, steps_per_epoch, device)
+    state = trainer.train()
+    distributed.barrier()
+    if not distributed.is_main():
+        distributed.cleanup()
+        return TrainResult(run_dir, run_dir / "best.pt", {}, None, state.step)
+
+    best_path = run_dir / ("best.pt" if (run_dir / "best.pt").exists() else "last.pt")
+    best = build_model_from_checkpoint(load_checkpoint(best_path), device=device)
+    thresholds = np.full(13, config.eval.threshold)
+    val_scores: dict[str, float] = {}
+    if val_set is not None:
+        outputs = collect_outputs(best, val_set, batch_size=config.data.batch_size, device=device)
+        if config.eval.calibrate:
+            thresholds = calibrate_thresholds(outputs, refs_val, merge_deg=config.eval.merge_deg,
+                                              edition=config.eval.edition)
+        val_scores = score_outputs(outputs, refs_val, thresholds=thresholds, merge_deg=config.eval.merge_deg,
+                                   edition=config.eval.edition).summary()
+    payload = load_checkpoint(best_path)
+    payload["thresholds"] = thresholds
+    save_checkpoint(run_dir / "best.pt", payload)
+
+    test_eval = None
+    if test_set is not None:
+        test_eval = evaluate_split(best, test_set, run_dir / "eval" / "test", thresholds=thresholds,
+                                     merge_deg=config.eval.merge_deg, edition=config.eval.edition,
+                                     batch_size=config.data.batch_size, device=device)
+    distributed.cleanup()
+    return TrainResult(run_dir, run_dir / "best.pt", val_scores, test_eval, state.step)
+
+
+def evaluate_split(model, dataset, out_dir: Path, *, thresholds, merge_deg: float, edition: str, batch_size: int,
+                   device):
+    """Predict every clip of ``dataset``, write ``pred/*.csv``, score them with the official-equivalent scorer and
+    write ``scores.json`` and ``scores.txt`` (the table ``av-seld evaluate`` prints)."""
+    from av_seld.metrics import evaluate_folders
+
+    outputs = collect_outputs(model, dataset, batch_size=batch_size, device=device)
+    write_prediction_folder(outputs, out_dir / "pred", thresholds=thresholds, merge_deg=merge_deg)
+    ref_dirs = {Path(entry.clip.metadata).parent for entry in dataset.clips}
+    if len(ref_dirs) == 1:
+        ref_dir = ref_dirs.pop()
+    else:  # several splits or roots: gather the references next to the predictions
+        ref_dir = out_dir / "ref"
+        ref_dir.mkdir(parents=True, exist_ok=True)
+        for entry in dataset.clips:
+            write_text_atomic(ref_dir / Path(entry.clip.metadata).name, Path(entry.clip.metadata).read_text())
+    result = evaluate_folders(ref_dir, out_dir / "pred", edition=edition, eval_distance=False)
+    result.write_json(out_dir / "scores.json")
+    write_text_atomic(out_dir / "scores.txt", result.format_table() + "\n")
+    write_text_atomic(out_dir / "references.json", json.dumps({"reference_dir": str(ref_dir)}) + "\n")
+    return result

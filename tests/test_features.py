@@ -1,0 +1,195 @@
+"""Batched torch features equal the NumPy/librosa reference of the DCASE baseline definitions; shapes and physics.
+
+Tolerances. The torch path in float64 is held to the reference within 1e-4 absolute everywhere (it agrees to about
+1e-6 dB / 1e-9: only librosa's float32 mel filters differ). The production float32 path is held within 1e-4
+absolute on the intensity vectors, GCC-PHAT and SALSA-lite phase channels (values of order 1), and on the log-mel
+channels, whose values reach tens of dB, within 1e-4 relative: |a - b| <= 1e-4 * max(1, |b|) (observed: ~5e-6 dB).
+SALSA-lite's log powers are single FFT bins: a bin that nearly cancels (power ~1e-7 of its frame's) carries float32
+rounding of the whole frame, so there the test compares powers, |P32 - P| <= 1e-4 P + 1e-7 * (frame mean power),
+i.e. within 1e-4 relative wherever the bin holds more than a millionth of the frame's power.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import feature_reference as ref
+from augment.spatial import render_foa, render_mic
+from av_seld import timing
+from av_seld.features import (FEATURE_SPECS, FeatureExtractor, compute_features, feature_spec, mel_filterbank,
+                              salsalite_bins, stft)
+
+SR = timing.SAMPLE_RATE
+
+
+def _scene(render, seconds: float, seed: int) -> np.ndarray:
+    """(4, N) float32: a noise source from (30°, 20°), a second from (-100°, -10°), sensor noise, 16-bit values."""
+    rng = np.random.default_rng(seed)
+    n = int(round(seconds * SR))
+    audio = render(0.2 * rng.standard_normal(n).astype(np.float32), 30.0, 20.0)
+    audio = audio + render(0.1 * rng.standard_normal(n).astype(np.float32), -100.0, -10.0)
+    audio = audio + 0.01 * rng.standard_normal((4, n)).astype(np.float32)
+    return (np.round(np.clip(audio, -1, 1) * 32767) / 32768).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def clips():
+    # 2.37 s: not a whole number of label frames, so the padding to 24 label frames is exercised.
+    return {"foa": _scene(render_foa, 2.37, 0), "mic": _scene(render_mic, 2.37, 1)}
+
+
+def _assert_close(name: str, got: np.ndarray, want: np.ndarray, rtol: float, atol: float) -> None:
+    err = np.abs(got - want) - rtol * np.maximum(1.0, np.abs(want))
+    assert (err <= atol).all(), f"{name}: worst excess {err.max():.3g} at {np.unravel_index(err.argmax(), err.shape)}"
+
+
+@pytest.mark.parametrize("kind", sorted(FEATURE_SPECS))
+def test_float64_path_equals_the_reference(kind, clips):
+    audio = clips[feature_spec(kind).audio_format]
+    want = ref.REFERENCE[kind](audio.astype(np.float64))
+    got = FeatureExtractor(kind, dtype=torch.float64)(torch.from_numpy(audio)).numpy()
+    assert got.shape == want.shape == (feature_spec(kind).num_channels, timing.num_feature_frames(audio.shape[1]),
+                                       feature_spec(kind).num_bins)
+    _assert_close(kind, got, want, rtol=0.0, atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", sorted(FEATURE_SPECS))
+def test_float32_path_equals_the_reference(kind, clips):
+    audio = clips[feature_spec(kind).audio_format]
+    want = ref.REFERENCE[kind](audio.astype(np.float64))
+    got = compute_features(audio, kind)
+    assert got.dtype == np.float32 and got.shape == want.shape
+    if kind == "mic_salsalite":
+        p_got, p_want = 10 ** (got[:4] / 10.0), 10 ** (want[:4] / 10.0)
+        frame_mean = p_want.mean(axis=-1, keepdims=True)
+        assert (np.abs(p_got - p_want) <= 1e-4 * p_want + 1e-7 * frame_mean).all()
+        _assert_close(kind + " NIPD", got[4:], want[4:], rtol=0.0, atol=1e-4)
+    else:
+        _assert_close(kind + " log-mel", got[:4], want[:4], rtol=1e-4, atol=0.0)
+        _assert_close(kind + " spatial", got[4:], want[4:], rtol=0.0, atol=1e-4)
+
+
+def test_mel_filterbank_equals_librosa():
+    import librosa
+
+    want = librosa.filters.mel(sr=SR, n_fft=timing.N_FFT, n_mels=64, dtype=np.float64).T
+    np.testing.assert_allclose(mel_filterbank(dtype=torch.float64).numpy(), want, rtol=0, atol=1e-12)
+
+
+def test_salsalite_frequency_range():
+    assert salsalite_bins() == (2, 85, 384)  # 46.9 Hz .. 9 kHz kept; phase differences up to bin 86 (2.02 kHz)
+    assert feature_spec("mic_salsalite").num_bins == 382
+
+
+@pytest.mark.parametrize("num_samples", [1, 2399, 2400, 2401, 24_000, 30_001])
+def test_frame_count_follows_timing(num_samples):
+    audio = np.random.default_rng(num_samples).uniform(-0.5, 0.5, (4, num_samples)).astype(np.float32)
+    for kind in FEATURE_SPECS:
+        out = compute_features(audio, kind)
+        assert out.shape[1] == timing.num_feature_frames(num_samples) == 5 * timing.num_label_frames(num_samples)
+        assert np.isfinite(out).all()
+
+
+def test_batched_equals_one_by_one(clips):
+    rng = np.random.default_rng(3)
+    batch = np.stack([clips["mic"], clips["mic"][::-1] * 0.5, rng.uniform(-0.1, 0.1, clips["mic"].shape)])
+    batch = batch.astype(np.float32)
+    for kind in ("mic_logmel_gcc", "mic_salsalite"):
+        together = compute_features(batch, kind)
+        for b in range(len(batch)):
+            np.testing.assert_allclose(together[b], compute_features(batch[b], kind), rtol=1e-5, atol=1e-5)
+
+
+def test_zero_padding_is_what_the_clip_end_sees(clips):
+    # Features of a clip equal those of the same clip explicitly zero-padded to whole label frames.
+    audio = clips["foa"]
+    padded = np.zeros((4, timing.padded_num_samples(audio.shape[1])), np.float32)
+    padded[:, : audio.shape[1]] = audio
+    np.testing.assert_array_equal(compute_features(audio, "foa_logmel_iv"), compute_features(padded, "foa_logmel_iv"))
+
+
+def test_intensity_vector_points_at_the_source():
+    rng = np.random.default_rng(5)
+    signal = 0.3 * rng.standard_normal(SR).astype(np.float32)
+    for azimuth, elevation in [(0, 0), (90, 0), (-135, 30), (60, -60)]:
+        iv = compute_features(render_foa(signal, azimuth, elevation), "foa_logmel_iv")[4:7]  # x, y, z
+        direction = iv.mean(axis=(1, 2))
+        direction /= np.linalg.norm(direction)
+        a, e = np.radians(azimuth), np.radians(elevation)
+        expected = [np.cos(e) * np.cos(a), np.cos(e) * np.sin(a), np.sin(e)]
+        assert np.degrees(np.arccos(np.clip(direction @ expected, -1, 1))) < 1.0
+
+
+def test_gcc_phat_peaks_at_the_delay():
+    # M2 = M1 delayed by 3 samples, M3 advanced by 2, M4 = M1: pair (m, n) peaks at lag delay_n - delay_m.
+    rng = np.random.default_rng(6)
+    source = rng.standard_normal(SR + 100).astype(np.float32)
+    delays = [0, 3, -2, 0]
+    audio = np.stack([source[50 - d: 50 - d + SR] for d in delays]) * 0.3
+    gcc = compute_features(audio, "mic_logmel_gcc")[4:]  # (6, T, 64), lag index 32 = zero lag
+    pairs = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
+    for channel, (m, n) in enumerate(pairs):
+        peak_lag = int(np.argmax(gcc[channel, 5:-5].mean(axis=0))) - 32
+        assert peak_lag == delays[n] - delays[m], (m, n)
+
+
+def test_silence_is_finite_and_gcc_is_a_zero_lag_impulse():
+    out = compute_features(np.zeros((4, 4800), np.float32), "mic_logmel_gcc")
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out[:4], -100.0)  # 10 log10(1e-10)
+    impulse = np.zeros(64)
+    impulse[32] = 1.0
+    np.testing.assert_allclose(out[4:], np.broadcast_to(impulse, out[4:].shape), atol=1e-6)
+    assert np.isfinite(compute_features(np.zeros((4, 4800), np.float32), "foa_logmel_iv")).all()
+
+
+def test_extractor_standardises_and_checks_shapes(clips):
+    spec = feature_spec("foa_logmel_iv")
+    raw = compute_features(clips["foa"], "foa_logmel_iv")
+    mean, std = raw.mean(axis=1), raw.std(axis=1)
+    extractor = FeatureExtractor("foa_logmel_iv", mean=mean, std=std)
+    normalised = extractor(torch.from_numpy(clips["foa"])).numpy()
+    np.testing.assert_allclose(normalised.mean(axis=1), 0.0, atol=1e-4)
+    np.testing.assert_allclose(normalised.std(axis=1), 1.0, atol=1e-3)
+    assert extractor.num_frames(clips["foa"].shape[1]) == raw.shape[1]
+    with pytest.raises(ValueError, match="mean must have shape"):
+        FeatureExtractor("foa_logmel_iv", mean=np.zeros((4, 64)), std=np.ones((4, 64)))
+    with pytest.raises(ValueError, match="audio must be"):
+        extractor(torch.zeros(2, 3, 100))
+    with pytest.raises(ValueError, match="unknown feature kind"):
+        FeatureExtractor("stft")
+    assert (spec.num_channels, spec.num_bins) == (7, 64)
+
+
+def test_extractor_moves_with_to_and_keeps_top_db(clips):
+    extractor = FeatureExtractor("mic_logmel_gcc").to(torch.float32)
+    out = extractor(torch.from_numpy(clips["mic"])[None])
+    assert out.shape == (1, 10, timing.num_feature_frames(clips["mic"].shape[1]), 64)
+    logmel = out[0, :4].numpy()
+    assert (logmel.max(axis=(1, 2)) - logmel.min(axis=(1, 2)) <= 80.0 + 1e-4).all()
+    unfloored = FeatureExtractor("mic_logmel_gcc", top_db=None)(torch.from_numpy(clips["mic"]))
+    assert torch.allclose(torch.maximum(unfloored[:4], unfloored[:4].amax(dim=(1, 2), keepdim=True) - 80.0),
+                          out[0, :4], atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", sorted(FEATURE_SPECS))
+def test_block_processing_does_not_change_the_result(kind, clips):
+    # The CPU path processes frames block by block; block edges (and the clip's ends inside a block) change nothing.
+    audio = torch.from_numpy(np.stack([clips[feature_spec(kind).audio_format]] * 2))
+    whole = FeatureExtractor(kind, block_rows=10**9)(audio)
+    for rows in (8, 36, 1000):  # 1, 4 and 125 frames per block for a batch of 2
+        torch.testing.assert_close(FeatureExtractor(kind, block_rows=rows)(audio), whole, rtol=1e-5, atol=1e-5)
+
+
+def test_stft_equals_librosa(clips):
+    import librosa
+
+    channel = clips["foa"][0]
+    padded = np.zeros(timing.padded_num_samples(len(channel)), np.float64)
+    padded[: len(channel)] = channel
+    want = librosa.stft(padded, n_fft=1024, hop_length=480, win_length=960, window="hann")
+    got = stft(torch.from_numpy(channel.astype(np.float64)))
+    assert got.shape == (timing.num_feature_frames(len(channel)), 513)
+    np.testing.assert_allclose(got.numpy(), want[:, : got.shape[0]].T, atol=1e-9)
