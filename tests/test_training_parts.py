@@ -126,3 +126,20 @@ def test_trainer_keeps_an_ema_of_the_weights():
     trainer.train()
     ema_w, w = trainer.eval_model.weight, trainer.module.weight
     assert not torch.equal(ema_w, w) and torch.isfinite(ema_w).all()
+
+
+def test_calibration_raises_the_threshold_of_a_class_with_weak_false_alarms():
+    from av_seld.io.labels import Events
+    from av_seld.training.evaluation import calibrate_thresholds, score_outputs
+
+    frames = 50
+    output = np.zeros((frames, 3, 3, 13), dtype=np.float32)
+    output[:, 0, :, 0] = [0.7, 0.0, 0.0]  # class 0: confident and right (azimuth 0)
+    output[:, 0, :, 1] = [0.0, 0.55, 0.0]  # class 1: never present, weak false alarm at azimuth 90
+    output[10:40, 0, :, 2] = [0.0, -0.35, 0.0]  # class 2: present, weak but right (azimuth -90)
+    ref = Events.from_arrays(list(range(frames)) + list(range(10, 40)), [0] * frames + [2] * 30,
+                             [0] * (frames + 30), [0] * frames + [-90] * 30, [0] * (frames + 30))
+    outputs, refs = {"a": output}, {"a": ref}
+    thresholds = calibrate_thresholds(outputs, refs)
+    assert thresholds[1] > 0.55 and thresholds[0] < 0.7 and thresholds[2] < 0.35
+    assert score_outputs(outputs, refs, thresholds=thresholds).SELD < score_outputs(outputs, refs).SELD

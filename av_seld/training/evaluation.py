@@ -26,7 +26,7 @@ from av_seld.training.trainer import move_to
 
 log = logging.getLogger(__name__)
 
-CALIBRATION_GRID = tuple(np.round(np.arange(0.2, 0.81, 0.05), 2))
+CALIBRATION_GRID = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 
 
 @torch.no_grad()
@@ -71,25 +71,30 @@ def score_outputs(outputs: dict[str, np.ndarray], refs: dict[str, Events], *, th
 
 def calibrate_thresholds(outputs: dict[str, np.ndarray], refs: dict[str, Events], *, merge_deg: float = 15.0,
                          edition: str = "2023", grid: Sequence[float] = CALIBRATION_GRID) -> np.ndarray:
-    """Per-class activity thresholds (13,) chosen on validation outputs.
+    """Per-class activity thresholds (13,) chosen on validation outputs to minimise the SELD score.
 
-    For each threshold of ``grid`` (applied to every class at once) the class-wise F, LE and LR are computed; a
-    class's F, LE and LR depend only on that class's events, so each class takes the threshold that minimises its own
-    ``(1 - F) + LE / 180 + (1 - LR)``. The error rate is shared by all classes and left out of the choice. Ties go to
-    the threshold nearest 0.5.
+    First the single threshold of ``grid`` with the lowest SELD score for all classes at once; then one pass over the
+    classes, each trying every value of ``grid`` with the others fixed, keeping a change only when it lowers the
+    score. Ties keep the earlier choice (the grid is tried from 0.5 outwards).
     """
     grid = sorted(grid, key=lambda t: (abs(t - 0.5), t))
-    best = np.full(NUM_CLASSES, 0.5)
-    best_cost = np.full(NUM_CLASSES, np.inf)
-    for threshold in grid:
-        scores = score_outputs(outputs, refs, thresholds=threshold, merge_deg=merge_deg, edition=edition)
-        for row in scores.classwise:
-            le = row["LE"] if np.isfinite(row["LE"]) else 180.0
-            cost = (1 - row["F"]) + le / 180.0 + (1 - row["LR"])
-            if cost < best_cost[row["class"]] - 1e-12:
-                best_cost[row["class"]] = cost
-                best[row["class"]] = threshold
-    return best
+
+    def seld(thresholds) -> float:
+        return score_outputs(outputs, refs, thresholds=thresholds, merge_deg=merge_deg, edition=edition).SELD
+
+    scored = [(seld(t), i, t) for i, t in enumerate(grid)]
+    best_score, _, start = min(scored)
+    thresholds = np.full(NUM_CLASSES, float(start))
+    for c in range(NUM_CLASSES):
+        for t in grid:
+            if t == thresholds[c]:
+                continue
+            trial = thresholds.copy()
+            trial[c] = t
+            score = seld(trial)
+            if score < best_score - 1e-12:
+                best_score, thresholds = score, trial
+    return thresholds
 
 
 def write_prediction_folder(outputs: dict[str, np.ndarray], folder: str | os.PathLike, *,
