@@ -15,7 +15,8 @@ log = logging.getLogger("av_seld")
 
 # Modules that add their own subcommands: each defines ``register(subparsers)``, which adds parsers whose
 # ``func`` default runs the command. Keep their top-level imports light (import heavy modules inside the command).
-COMMAND_MODULES: tuple[str, ...] = ("av_seld.commands.video", "av_seld.commands.viz", "av_seld.commands.features", "av_seld.commands.acs", "av_seld.commands.train")
+COMMAND_MODULES: tuple[str, ...] = ("av_seld.commands.video", "av_seld.commands.visual", "av_seld.commands.viz",
+                                     "av_seld.commands.features", "av_seld.commands.acs", "av_seld.commands.train")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -68,9 +69,10 @@ def cmd_synth_audio(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from av_seld.demo import run_demo
+    from av_seld.demo import FULL, QUICK, run_demo
 
-    run_demo(Path(args.out), seed=args.seed)
+    run_demo(Path(args.out), seed=args.seed, size=QUICK if args.quick else FULL, workers=args.workers,
+             visual_weights=args.visual_weights, progress=True)
     return 0
 
 
@@ -121,9 +123,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1)
     p.set_defaults(func=cmd_synth_audio)
 
-    p = sub.add_parser("demo", help="run the built-in demo")
+    p = sub.add_parser("demo", help="synthesise a small audio-visual dataset, train on it, score and draw (CPU)",
+                       description="The main job end to end on built-in data: synthesise FOA scenes and 360° mosaic "
+                                   "videos, train the audio-visual Conformer, score the held-out clips with the "
+                                   "DCASE2023 metrics, draw predictions over a test video and write a report. "
+                                   "Resumable: rerunning reuses what is done.")
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=2, help="processes for data synthesis (default 2)")
+    p.add_argument("--visual-weights", metavar="PT", help="local YOLO11n .pt to start the visual encoder from")
+    p.add_argument("--quick", action="store_true", help="a tiny run that checks every stage (learns nothing)")
     p.set_defaults(func=cmd_demo)
 
     for name in COMMAND_MODULES:

@@ -1,49 +1,198 @@
-"""``av-seld demo``: what runs end to end today.
+"""``av-seld demo`` / ``make demo``: the main job end to end on an embedded default, with nothing but the repository.
 
-The full demo (synthesize an audio-visual dataset, train, infer, draw predictions over the 360° video) lands with the
-training issue. Until then the demo exercises the scorer: it writes simulated STARSS23-style reference CSVs and three
-simulated systems' predictions, and scores each with the DCASE2023 metrics, as ``av-seld evaluate`` would.
+1. Synthesise a small audio-visual dataset: FOA scenes from the built-in procedural sound bank (train / validation /
+   test splits of different seeds and folds) and equirectangular mosaic videos of the built-in sprite crops placed
+   at the events' directions.
+2. Cache the frozen YOLO11n visual features of the videos (random weights unless ``--visual-weights`` gives a local
+   ``.pt``), then train the audio-visual Conformer (:data:`DEMO_CONFIG`) on CPU.
+3. Score the best checkpoint on the held-out test clips with the DCASE2023 metrics, next to the same network
+   untrained and the trained network with its video masked.
+4. Draw the predictions over one test video, plot its tracks, the per-class metrics and the training curves, and
+   write an HTML report of the run.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+import torch
 
-from av_seld.io.labels import write_prediction_csv, write_reference_csv
-from av_seld.metrics import evaluate_folders
-from av_seld.metrics.simulate import simulate_prediction, simulate_reference
+from av_seld.config import (Config, DataConfig, EvalConfig, LossConfig, ModelConfig, OptimConfig, TrainConfig)
 
 log = logging.getLogger(__name__)
 
-SYSTEMS = {  # name: (miss rate, direction noise in degrees, false alarms per clip)
-    "good": (0.05, 5.0, 10),
-    "noisy_directions": (0.05, 25.0, 10),
-    "misses_and_false_alarms": (0.4, 5.0, 120),
-}
+SPLITS = {"train": "dev-train-synth", "val": "dev-val-synth", "test": "dev-test-synth"}
 
 
-def run_demo(out_dir: Path, seed: int = 0, num_clips: int = 6, num_frames: int = 600) -> dict[str, float]:
-    """Write simulated references and predictions under ``out_dir`` and score them; returns SELD score per system."""
-    rng = np.random.default_rng(seed)
-    ref_dir = out_dir / "metadata_dev" / "dev-test-sim"
-    references = {f"fold4_room1_mix{k + 1:03d}.csv": simulate_reference(rng, num_frames) for k in range(num_clips)}
-    for name, ref in references.items():
-        write_reference_csv(ref_dir / name, ref)
-    print("The end-to-end demo (synthesis -> training -> inference -> overlay video) is not yet available.")
-    print(f"Scoring three simulated systems on {num_clips} simulated one-minute clips in {out_dir}:\n")
-    seld = {}
-    for system, (miss, noise, false_alarms) in SYSTEMS.items():
-        pred_dir = out_dir / "predictions" / system
-        for name, ref in references.items():
-            pred = simulate_prediction(ref, rng, miss_rate=miss, noise_deg=noise, false_alarms=false_alarms)
-            write_prediction_csv(pred_dir / name, pred, form="cartesian")
-        result = evaluate_folders(out_dir / "metadata_dev", pred_dir, average="micro")
-        s = result.scores
-        seld[system] = s.SELD
-        print(f"  {system:<26} SELD {s.SELD:.3f}   ER20 {s.ER:.3f}   F20 {100 * s.F:5.1f} %   "
-              f"LE {s.LE:5.1f}°   LR {100 * s.LR:5.1f} %")
-    print(f"\nScore them yourself: av-seld evaluate {out_dir}/metadata_dev {out_dir}/predictions/good")
-    return seld
+@dataclass(frozen=True)
+class DemoSize:
+    """How much data and training the demo uses."""
+
+    train_clips: int = 40
+    val_clips: int = 4
+    test_clips: int = 6
+    duration_s: float = 30.0
+    frame_size: tuple[int, int] = (160, 320)  # video and visual encoder input, height × width
+    epochs: int = 12
+    max_steps: int | None = None
+    batch_size: int = 16
+
+
+FULL = DemoSize()
+QUICK = DemoSize(train_clips=3, val_clips=1, test_clips=1, duration_s=4.0, frame_size=(64, 128), epochs=1,
+                 max_steps=2, batch_size=4)  # for tests: every stage runs, nothing is learnt
+
+
+def demo_config(root: Path, run_root: Path, size: DemoSize, seed: int,
+                visual_weights: str | None = None) -> Config:
+    """The embedded recipe: a small audio-visual Conformer over cached frozen YOLO11n features."""
+    tiny = size is QUICK
+    audio = ({"widths": [4, 8], "blocks": [1, 1], "pools": [[5, 2], [1, 2]], "dim": 8, "depth": 1, "heads": 2,
+              "kernel_size": 3} if tiny else
+             {"widths": [16, 32, 64], "blocks": [1, 1, 1], "pools": [[5, 2], [1, 2], [1, 2]], "dim": 64, "depth": 2,
+              "heads": 4, "kernel_size": 7, "dropout": 0.1})
+    grid = [size.frame_size[0] // 32, size.frame_size[1] // 32]
+    return Config(
+        data=DataConfig(roots=[str(root)], train_splits=[SPLITS["train"]], val_splits=[SPLITS["val"]],
+                        test_splits=[SPLITS["test"]], format="foa", features="foa_logmel_iv", chunk_s=5.0,
+                        train_hop_s=2.5, visual_features=True, video_size=list(size.frame_size), acs=True,
+                        freq_masks=1, time_masks=1, batch_size=size.batch_size),
+        model=ModelConfig(name="av_conformer", params={
+            "audio_model": "resnet_conformer", "audio_kwargs": audio, "visual_model": "yolo11n",
+            "visual_weights": visual_weights, "frame_size": list(size.frame_size), "token_grid": grid,
+            "freeze_visual": True, "depth": 1, "heads": 2 if tiny else 4, "kernel_size": 3 if tiny else 7,
+            "dropout": 0.1}),
+        loss=LossConfig(name="adpit"),
+        optim=OptimConfig(lr=2e-3, weight_decay=0.01, warmup_steps=2 if tiny else 60, grad_clip=5.0),
+        train=TrainConfig(seed=seed, epochs=size.epochs, max_steps=size.max_steps, val_every_epochs=2,
+                          log_every_steps=10, out_dir=str(run_root), name="av_conformer"),
+        eval=EvalConfig(edition="2023", threshold=0.5, calibrate=True))
+
+
+def synthesize_data(root: Path, size: DemoSize, seed: int, workers: int, progress: bool = False) -> None:
+    """Audio scenes and mosaic videos of the three splits (resumable: finished clips are kept)."""
+    from augment.scenes import SceneConfig
+    from av_seld.data.synth_audio import synthesize_audio_dataset
+    from av_seld.data.synth_video import synthesize_video_dataset
+
+    counts = {"train": size.train_clips, "val": size.val_clips, "test": size.test_clips}
+    scene = SceneConfig(duration_s=size.duration_s, max_polyphony=2)
+    for fold, (part, split) in enumerate(SPLITS.items(), start=1):
+        for _ in _bar(synthesize_audio_dataset(root, num_clips=counts[part], split=split, seed=seed * 100 + fold,
+                                               scene=scene, fold=fold, workers=workers),
+                      counts[part], f"audio {part}", progress):
+            pass
+        height, width = size.frame_size
+        for _ in _bar(synthesize_video_dataset(root, split=split, width=width, height=height, fps=10.0,
+                                               seed=seed * 100 + fold, workers=workers),
+                      counts[part], f"video {part}", progress):
+            pass
+
+
+def _bar(iterable, total: int, desc: str, progress: bool):
+    if not progress:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit="clip")
+
+
+def _scores_line(name: str, scores: dict) -> str:
+    return (f"  {name:<26}{scores['SELD']:7.3f}{scores['ER']:8.3f}{100 * scores['F']:8.1f}%{scores['LE']:8.1f}°"
+            f"{100 * scores['LR']:8.1f}%")
+
+
+@dataclass
+class DemoResult:
+    run_dir: Path
+    trained: dict
+    untrained: dict
+    video_masked: dict
+    overlay: Path | None
+    report: Path | None
+    seconds: float
+
+
+def run_demo(out_dir: str | Path, *, seed: int = 0, size: DemoSize = FULL, workers: int = 2,
+             visual_weights: str | None = None, progress: bool = False) -> DemoResult:
+    """Run every stage under ``out_dir`` (``data/``, ``runs/``); prints the metrics table and where things are."""
+    from av_seld.data.visual_dataset import VisualFeatureDataset
+    from av_seld.io.labels import read_prediction_csv, read_reference_csv
+    from av_seld.models import build_model
+    from av_seld.training.checkpoint import build_model_from_checkpoint, load_checkpoint
+    from av_seld.training.evaluation import collect_outputs, references, score_outputs
+    from av_seld.training.hooks import ProgressHook
+    from av_seld.training.run import build_datasets, feature_caches, model_params, train
+
+    start = time.perf_counter()
+    out_dir = Path(out_dir)
+    root = out_dir / "data"
+    print(f"[1/4] synthesising {size.train_clips}+{size.val_clips}+{size.test_clips} clips of {size.duration_s:g} s "
+          f"(FOA audio + {size.frame_size[1]}x{size.frame_size[0]} 360° video) in {root}")
+    synthesize_data(root, size, seed, workers, progress)
+
+    config = demo_config(root, out_dir / "runs", size, seed, visual_weights)
+    print(f"[2/4] training {config.model.name} on CPU (visual features cached first)")
+    result = train(config, resume=(Path(config.train.out_dir) / config.train.name / "last.pt").exists(),
+                   extra_hooks=[ProgressHook("train")] if progress else [], workers=workers)
+
+    print("[3/4] scoring the held-out test clips")
+    checkpoint = load_checkpoint(result.best_checkpoint)
+    trained = build_model_from_checkpoint(checkpoint)
+    thresholds = checkpoint["thresholds"]
+    kind = config.data.features
+    caches = feature_caches(config, kind)
+    _, _, test_set, _ = build_datasets(config, caches, kind)
+    refs = references(test_set)
+
+    def score(model, dataset, thresholds) -> dict:
+        outputs = collect_outputs(model, dataset, batch_size=config.data.batch_size)
+        return score_outputs(outputs, refs, thresholds=thresholds, merge_deg=config.eval.merge_deg).summary()
+
+    torch.manual_seed(config.train.seed)
+    untrained = build_model(config.model.name, **model_params(config, trained.in_channels)).eval()
+    masked_set = VisualFeatureDataset(test_set.base, [None] * len(test_set.cache_dirs))  # every frame without video
+    rows = {"trained (audio + video)": result.test.scores.summary(),
+            "trained, video masked": score(trained, masked_set, thresholds),
+            "untrained (same network)": score(untrained, test_set, config.eval.threshold)}
+    print(result.test.format_table())
+    print(f"\n  {'system':<26}{'SELD':>7}{'ER':>8}{'F20°':>9}{'LE':>9}{'LR':>9}")
+    for name, row in rows.items():
+        print(_scores_line(name, row))
+
+    print("[4/4] drawing predictions over a test video, plots and the report")
+    overlay = report = None
+    try:
+        from av_seld.viz.overlay import render_overlay_video
+        from av_seld.viz.plots import plot_class_metrics, plot_tracks, plot_training_curves
+        from av_seld.viz.report import write_report
+
+        eval_dir = result.run_dir / "eval" / "test"
+        clip = sorted((eval_dir / "pred").glob("*.csv"))[0].stem
+        video = root / "video_dev" / SPLITS["test"] / f"{clip}.mp4"
+        reference = read_reference_csv(root / "metadata_dev" / SPLITS["test"] / f"{clip}.csv")
+        prediction = read_prediction_csv(eval_dir / "pred" / f"{clip}.csv")
+        overlay = eval_dir / "overlays" / f"{clip}.mp4"
+        overlay.parent.mkdir(parents=True, exist_ok=True)
+        render_overlay_video(video, overlay, prediction, reference, size=(640, 320), snapshot_count=2)
+        plot_tracks(eval_dir / f"{clip}_tracks.png", prediction, reference, title=clip, duration_s=size.duration_s)
+        plot_class_metrics(eval_dir / "class_metrics.png", result.test.to_dict(), title="test split")
+        plot_training_curves(result.run_dir / "training_curves.png", result.run_dir / "train_log.csv",
+                             result.run_dir / "val_log.csv")
+        report = write_report(result.run_dir)[0]
+    except ImportError as err:  # the drawing stage is optional
+        log.warning("skipping drawings: %s", err)
+    seconds = time.perf_counter() - start
+    print(f"\nDone in {seconds / 60:.1f} min.")
+    print(f"  dataset      {root}")
+    print(f"  run          {result.run_dir}  (config.yaml, best.pt, train_log.csv, val_log.csv, tensorboard/)")
+    print(f"  predictions  {result.run_dir / 'eval' / 'test' / 'pred'}  (scores.txt, scores.json beside them)")
+    if overlay is not None:
+        print(f"  overlay      {overlay}")
+    if report is not None:
+        print(f"  report       {report}")
+    return DemoResult(result.run_dir, rows["trained (audio + video)"], rows["untrained (same network)"],
+                      rows["trained, video masked"], overlay, report, seconds)

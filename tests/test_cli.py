@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from av_seld.cli import main
-from av_seld.demo import run_demo
+from av_seld.demo import QUICK, run_demo
 from av_seld.io.labels import write_prediction_csv, write_reference_csv
 from av_seld.metrics.simulate import simulate_prediction, simulate_reference
 
@@ -62,12 +62,18 @@ def test_index_reports_missing_parts(tmp_path, capsys):
     assert "fold3_room1_mix001" in out
 
 
-def test_demo_runs_and_ranks_the_simulated_systems(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
-    assert "not yet available" in capsys.readouterr().out
-    assert len(list((tmp_path / "demo" / "predictions" / "good").glob("*.csv"))) == 6
-    seld = run_demo(tmp_path / "again", seed=1)
-    assert seld["good"] < seld["noisy_directions"] and seld["good"] < seld["misses_and_false_alarms"]
+def test_quick_demo_runs_every_stage_and_resumes(tmp_path, capsys):
+    assert main(["demo", "--quick", "--out", str(tmp_path / "demo"), "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "DCASE2023 segment-level SELD metrics" in out and "untrained (same network)" in out
+    run = tmp_path / "demo" / "runs" / "av_conformer"
+    for name in ("best.pt", "config.yaml", "eval/test/scores.json", "report/index.html", "training_curves.png"):
+        assert (run / name).is_file(), name
+    assert len(list((run / "eval" / "test" / "overlays").glob("*.mp4"))) == 1
+    assert len(list((tmp_path / "demo" / "data" / "video_dev" / "dev-test-synth").glob("*.mp4"))) == 1
+    # a second run reuses the data and the finished training
+    result = run_demo(tmp_path / "demo", size=QUICK, workers=1)
+    assert result.report is not None and 0 <= result.trained["F"] <= 1
 
 
 def test_console_script_and_tool_wrapper(scored_folders):

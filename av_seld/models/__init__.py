@@ -49,6 +49,7 @@ def available_models() -> list[str]:
 _MODEL_MODULES: tuple[str, ...] = (
     "av_seld.models.seldnet",
     "av_seld.models.resnet",
+    "av_seld.models.fusion",
 )
 
 for _module in _MODEL_MODULES:
