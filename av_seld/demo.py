@@ -35,7 +35,7 @@ class DemoSize:
     val_clips: int = 4
     test_clips: int = 6
     duration_s: float = 30.0
-    frame_size: tuple[int, int] = (160, 320)  # video and visual encoder input, height × width
+    frame_size: tuple[int, int] = (128, 256)  # video and visual encoder input, height × width (token grid 4 × 8)
     epochs: int = 12
     max_steps: int | None = None
     batch_size: int = 16

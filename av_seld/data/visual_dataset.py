@@ -5,7 +5,8 @@ label frames of the chunk — and ``"video_valid"`` bool (T,), False where the c
 padding. With ``acs`` set, one random 360° channel swap per sample moves the (standardised) features, the target and
 the visual grid together. The grid is an equirectangular layout, so the swap moves its cells exactly as it moves
 pixels; a frozen encoder's features are only equivariant to the rotations (``φ + 90°·q``, with circular padding), not
-to mirrors and flips, so only the four rotations are drawn.
+to mirrors and flips, so only the four rotations are drawn (only 0° and 180° when the grid width is not a multiple
+of 4).
 """
 
 from __future__ import annotations
@@ -108,7 +109,9 @@ class VisualFeatureDataset(torch.utils.data.Dataset):
         valid &= sample["label_mask"].numpy()
         if self._swaps is not None:
             rng = np.random.default_rng([self.seed, self.base.epoch, index, 7])
-            swap = self._swaps[rng.integers(len(self._swaps))]
+            width = grid.shape[-1]  # a quarter turn moves whole cells only when the grid width divides by 4
+            swaps = [s for s in self._swaps if (s.geometric_map[1] % 4) * width % 4 == 0]
+            swap = swaps[rng.integers(len(swaps))]
             stats = self.base.stats
             feats = swap.features(sample["features"].numpy(), self.base.kind,
                                   mean=None if stats is None else stats.mean, std=None if stats is None else stats.std)
