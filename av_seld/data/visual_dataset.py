@@ -37,9 +37,11 @@ class VisualFeatureDataset(torch.utils.data.Dataset):
 
     cache_dirs: per root of ``base``, the folder of ``av_seld.data.visual_cache.cache_dir`` or None (no video).
     acs: draw one rotation per sample (see the module docstring); needs ``base.stats`` for exact feature swaps.
+    warn_missing: log clips without cached features (off when masking the video on purpose).
     """
 
-    def __init__(self, base, cache_dirs: Sequence[str | os.PathLike | None], *, acs: bool = False, seed: int = 0):
+    def __init__(self, base, cache_dirs: Sequence[str | os.PathLike | None], *, acs: bool = False, seed: int = 0,
+                 warn_missing: bool = True):
         if base.transform is not None:
             raise ValueError("give the base dataset no transform: channel swapping happens here, with the video")
         self.base = base
@@ -55,7 +57,7 @@ class VisualFeatureDataset(torch.utils.data.Dataset):
         missing = [entry.key for entry in base.clips
                    if self.cache_dirs[entry.root_index] is None
                    or not cache_file(self.cache_dirs[entry.root_index], entry.clip).is_file()]
-        if missing:
+        if missing and warn_missing:
             log.warning("%d of %d clips have no cached visual features and train audio-only (e.g. %s)",
                         len(missing), len(base.clips), missing[0])
 
