@@ -320,5 +320,5 @@ def evaluate_split(model, dataset, out_dir: Path, *, thresholds, merge_deg: floa
     result = evaluate_folders(ref_dir, out_dir / "pred", edition=edition, eval_distance=False)
     result.write_json(out_dir / "scores.json")
     write_text_atomic(out_dir / "scores.txt", result.format_table() + "\n")
-    write_text_atomic(out_dir / "references.json", json.dumps({"reference_dir": str(ref_dir)}) + "\n")
+    write_text_atomic(out_dir / "reference.json", json.dumps({"reference_dir": str(ref_dir)}) + "\n")
     return result
