@@ -125,7 +125,7 @@ def run_demo(out_dir: str | Path, *, seed: int = 0, size: DemoSize = FULL, worke
     from av_seld.training.checkpoint import build_model_from_checkpoint, load_checkpoint
     from av_seld.training.evaluation import collect_outputs, references, score_outputs
     from av_seld.training.hooks import ProgressHook
-    from av_seld.training.run import build_datasets, feature_caches, model_params, train
+    from av_seld.training.run import model_params, train
 
     start = time.perf_counter()
     out_dir = Path(out_dir)
@@ -143,9 +143,7 @@ def run_demo(out_dir: str | Path, *, seed: int = 0, size: DemoSize = FULL, worke
     checkpoint = load_checkpoint(result.best_checkpoint)
     trained = build_model_from_checkpoint(checkpoint)
     thresholds = checkpoint["thresholds"]
-    kind = config.data.features
-    caches = feature_caches(config, kind)
-    _, _, test_set, _ = build_datasets(config, caches, kind)
+    test_set = result.test_set
     refs = references(test_set)
 
     def score(model, dataset, thresholds) -> dict:

@@ -49,6 +49,7 @@ class VisualFeatureDataset(torch.utils.data.Dataset):
         self.acs = acs
         self.seed = seed
         self._cache: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
+        self._shape: tuple[int, int, int] | None = None
         self._swaps = None
         if acs:
             from augment.acs import ChannelSwap
@@ -88,11 +89,14 @@ class VisualFeatureDataset(torch.utils.data.Dataset):
         return self._cache[entry.key]
 
     def _grid_shape(self) -> tuple[int, int, int] | None:
-        for i in range(len(self.base.clips)):
-            cached = self._clip_features(i)
-            if cached is not None:
-                return tuple(cached[0].shape[1:])
-        return None
+        """(C, rows, cols) of the cached features, for the zeros of clips without video (looked up once)."""
+        if self._shape is None:
+            for i in range(len(self.base.clips)):
+                cached = self._clip_features(i)
+                if cached is not None:
+                    self._shape = tuple(cached[0].shape[1:])
+                    break
+        return self._shape
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         sample = self.base[index]

@@ -43,17 +43,15 @@ class LoadedModel:
 def load_for_inference(path: str | os.PathLike, device: torch.device) -> LoadedModel:
     payload = load_checkpoint(path)
     model = build_model_from_checkpoint(payload, device=device)
-    for key in ("features", "format", "feature_mean", "feature_std", "chunk_s"):
+    for key in ("features", "format", "feature_mean", "feature_std", "chunk_s", "thresholds", "merge_deg"):
         if key not in payload:
             raise InputError(path, f"checkpoint lacks '{key}', which inference needs (was it written by av-seld train?)")
     extractor = FeatureExtractor(payload["features"], mean=payload["feature_mean"], std=payload["feature_std"]).to(device)
-    frame_size = None
-    if hasattr(model, "visual_tokens"):
-        frame_size = tuple(payload["model_params"].get("frame_size", (320, 640)))
+    frame_size = tuple(model.visual.frame_size) if hasattr(model, "visual_tokens") else None
     window = int(round(payload["chunk_s"] * timing.LABEL_FRAMES_PER_SECOND))
     return LoadedModel(Path(path), model, extractor, payload["format"], window,
-                       np.asarray(payload.get("thresholds", np.full(13, 0.5)), dtype=np.float64),
-                       float(payload.get("merge_deg", 15.0)), frame_size)
+                       np.asarray(payload["thresholds"], dtype=np.float64),
+                       float(payload["merge_deg"]), frame_size)
 
 
 def infer_folder(checkpoints: Sequence[str | os.PathLike], audio_dir: str | os.PathLike, out_dir: str | os.PathLike,

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from av_seld import features as feats
+from av_seld.classes import NUM_CLASSES
 from av_seld.config import Config, ConfigError, config_to_dict, save_config
 from av_seld.errors import InputError
 from av_seld.training import distributed
@@ -45,6 +46,7 @@ class TrainResult:
     val_scores: dict[str, float]  # at the best checkpoint, calibrated thresholds
     test: Any | None  # av_seld.metrics.evaluate.Evaluation of the test split, when there is one
     steps: int
+    test_set: Any | None = None  # the dataset the test split was scored on
 
 
 def pick_device(name: str) -> torch.device:
@@ -77,15 +79,16 @@ def visual_caches(config: Config) -> list[Path]:
     """Per root, the cache of the AV model's frozen visual encoder features (computed now where missing)."""
     from av_seld.data.visual_cache import VisualCacheSpec, cache_dir, precompute_visual_features
 
-    params = config.model.params
     if config.model.name != "av_conformer":
         raise ConfigError("config", "data.visual_features needs an audio-visual model (model.name: av_conformer)")
+    params = model_params(config, in_channels=0)  # the visual encoder's arguments, as the model receives them
     if not params.get("freeze_visual", True):
         raise ConfigError("config", "data.visual_features needs a frozen visual encoder (model.params.freeze_visual)")
-    spec = VisualCacheSpec(model=params.get("visual_model", "yolo11n"), weights=params.get("visual_weights"),
-                           frame_size=tuple(params.get("frame_size", config.data.video_size)),
-                           token_grid=tuple(params.get("token_grid", (5, 10))),
-                           circular_padding=params.get("circular_padding", True), seed=params.get("visual_seed", 0))
+    # VisualCacheSpec field <- av_conformer argument; arguments the recipe leaves out keep the shared defaults
+    names = {"model": "visual_model", "weights": "visual_weights", "frame_size": "frame_size",
+             "token_grid": "token_grid", "circular_padding": "circular_padding", "seed": "visual_seed"}
+    spec = VisualCacheSpec(**{field: tuple(params[arg]) if isinstance(params[arg], list) else params[arg]
+                              for field, arg in names.items() if arg in params})
     dirs = []
     for root in config.data.roots:
         if distributed.is_main():
@@ -179,12 +182,11 @@ def build_loss_fn(config: Config, device: torch.device, model: torch.nn.Module):
         loss.trainable_parameters(), forward_with_tokens
 
 
-def _checkpoint_payload(config: Config, model_name: str, params: dict, model: torch.nn.Module, kind: str,
-                        stats, thresholds=None) -> dict[str, Any]:
-    return {"model_name": model_name, "model_params": params, "model_state": model.state_dict(),
+def _checkpoint_payload(config: Config, params: dict, model: torch.nn.Module, kind: str, stats) -> dict[str, Any]:
+    return {"model_name": config.model.name, "model_params": params, "model_state": model.state_dict(),
             "features": kind, "format": config.data.format, "chunk_s": config.data.chunk_s,
             "feature_mean": stats.mean, "feature_std": stats.std,
-            "thresholds": np.full(13, config.eval.threshold) if thresholds is None else np.asarray(thresholds),
+            "thresholds": np.full(NUM_CLASSES, config.eval.threshold),
             "merge_deg": config.eval.merge_deg, "config": config_to_dict(config)}
 
 
@@ -244,7 +246,7 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
             sampler.set_epoch(epoch)
 
     def save(trainer: Trainer, path: Path) -> None:
-        payload = _checkpoint_payload(config, config.model.name, params, trainer.eval_model, kind, stats)
+        payload = _checkpoint_payload(config, params, trainer.eval_model, kind, stats)
         payload.update(trainer.state_dict(), trained_state=trainer.module.state_dict())
         save_checkpoint(path, payload)
 
@@ -278,8 +280,9 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
         return TrainResult(run_dir, run_dir / "best.pt", {}, None, state.step)
 
     best_path = run_dir / ("best.pt" if (run_dir / "best.pt").exists() else "last.pt")
-    best = build_model_from_checkpoint(load_checkpoint(best_path), device=device)
-    thresholds = np.full(13, config.eval.threshold)
+    payload = load_checkpoint(best_path)
+    best = build_model_from_checkpoint(payload, device=device)
+    thresholds = np.full(NUM_CLASSES, config.eval.threshold)
     val_scores: dict[str, float] = {}
     if val_set is not None:
         outputs = collect_outputs(best, val_set, batch_size=config.data.batch_size, device=device)
@@ -288,7 +291,6 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
                                               edition=config.eval.edition)
         val_scores = score_outputs(outputs, refs_val, thresholds=thresholds, merge_deg=config.eval.merge_deg,
                                    edition=config.eval.edition).summary()
-    payload = load_checkpoint(best_path)
     payload["thresholds"] = thresholds
     save_checkpoint(run_dir / "best.pt", payload)
 
@@ -298,7 +300,7 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
                                      merge_deg=config.eval.merge_deg, edition=config.eval.edition,
                                      batch_size=config.data.batch_size, device=device)
     distributed.cleanup()
-    return TrainResult(run_dir, run_dir / "best.pt", val_scores, test_eval, state.step)
+    return TrainResult(run_dir, run_dir / "best.pt", val_scores, test_eval, state.step, test_set)
 
 
 def evaluate_split(model, dataset, out_dir: Path, *, thresholds, merge_deg: float, edition: str, batch_size: int,
