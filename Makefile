@@ -22,7 +22,7 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''
 
 demo: $(STAMP)
-	$(BIN)/av-seld demo
+	$(BIN)/python -m av_seld demo
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_metrics.py --compare

@@ -103,9 +103,10 @@ train(config, extra_hooks=[SaveWeights()])
 def test_ddp_two_cpu_ranks_end_with_identical_weights(tiny_root, tmp_path):
     script = tmp_path / "ddp_train.py"
     script.write_text(textwrap.dedent(DDP_SCRIPT))
-    torchrun = Path(sys.executable).with_name("torchrun")
+    # `python -m torch.distributed.run` is torchrun without its console script, whose shebang goes stale
+    # when a virtual environment is moved or cached elsewhere.
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", str(script), str(tmp_path), str(TINY),
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script), str(tmp_path), str(TINY),
            *overrides(tiny_root, tmp_path / "runs"), "data.test_splits=[]", "data.val_splits=[]"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
