@@ -131,9 +131,12 @@ def stft(audio: Tensor, window: Tensor | None = None) -> Tensor:
     return torch.fft.rfft(frames * window)
 
 
+_DB_PER_NEPER = 10.0 / math.log(10.0)  # 10 log10(x) = log(x) * 10 / ln 10: one log and one multiply
+
+
 def power_to_db(power: Tensor, top_db: float | None = TOP_DB) -> Tensor:
     """``10 log10(max(power, 1e-10))``, floored at ``top_db`` below the maximum over the last two dims (T, F)."""
-    db = torch.log10(torch.clamp(power, min=AMIN)).mul_(10.0)
+    db = torch.log(torch.clamp(power, min=AMIN)).mul_(_DB_PER_NEPER)
     if top_db is not None:
         db = torch.maximum(db, db.amax(dim=(-2, -1), keepdim=True) - top_db)
     return db
@@ -321,8 +324,12 @@ class FeatureExtractor(nn.Module):
             if lo < 0 or hi > num_samples:
                 segment = torch.nn.functional.pad(segment, (max(0, -lo), max(0, hi - num_samples)))
             out[:, :, first:last] = self._block(segment.unfold(-1, timing.N_FFT, hop))
-        if self.kind != "mic_salsalite":
-            out[:, :4] = power_to_db(out[:, :4], self.top_db)
+        if self.kind != "mic_salsalite":  # mel power -> dB in place (whole-clip temporaries cost page faults)
+            logmel = out[:, :4]
+            logmel.clamp_(min=AMIN).log_().mul_(_DB_PER_NEPER)
+            if self.top_db is not None:
+                floor = logmel.amax(dim=(-2, -1), keepdim=True).sub_(self.top_db)
+                torch.maximum(logmel, floor, out=logmel)
         if self.normalize:
             out = (out - self.mean[:, None, :]) / self.std[:, None, :]
         return out[0] if single else out

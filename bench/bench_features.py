@@ -5,7 +5,8 @@ baseline definitions (``tests/feature_reference.py``: one file at a time, channe
 baseline's ``cls_feature_class.py`` does), on the same generated wav files: once reading the wav files inside the
 timed loop (scipy for the baseline, ``av_seld.io.audio.read_wav`` for torch), once from audio already in memory.
 Generating the files is not timed; each side keeps its fastest of ``--repeats`` runs. Both outputs are checked to
-agree before timing. torch runs on one thread by default, as the librosa side does (numpy's FFT is single-threaded).
+agree before timing. Both sides run on ``--threads`` threads (default 1, one core): torch's intra-op threads, and
+numpy's BLAS (used by the reference's mel projections) through threadpoolctl; numpy's FFT is single-threaded.
 
     python bench/bench_features.py [--minutes 4] [--clip-s 60] [--batch 4] [--threads 1] [--repeats 3]
                                    [--kinds foa_logmel_iv mic_logmel_gcc mic_salsalite]
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import feature_reference as reference  # noqa: E402
@@ -76,10 +78,11 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="+", default=sorted(FEATURE_SPECS), choices=sorted(FEATURE_SPECS))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    threadpool_limits(args.threads)  # numpy's BLAS too, so that both sides use the same cores
     num_files = max(1, int(round(args.minutes * 60 / args.clip_s)))
     minutes = num_files * args.clip_s / 60
     print(f"{num_files} files of {args.clip_s:g} s ({minutes:g} min) per kind, torch batch {args.batch}, "
-          f"{torch.get_num_threads()} torch threads")
+          f"{torch.get_num_threads()} torch threads, {args.threads} BLAS threads")
     with tempfile.TemporaryDirectory() as tmp:
         files = {fmt: make_files(Path(tmp), fmt, num_files, args.clip_s) for fmt in ("foa", "mic")}
         for kind in args.kinds:
