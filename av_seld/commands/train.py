@@ -10,7 +10,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from av_seld.training.hooks import ProgressHook
     from av_seld.training.run import train
 
-    config = load_config(args.config, args.overrides)
+    overrides = list(args.overrides)
+    if args.visual_init:
+        overrides.append(f"model.params.visual_init={args.visual_init}")
+    config = load_config(args.config, overrides)
     result = train(config, resume=args.resume, extra_hooks=[ProgressHook()], workers=args.workers)
     if result.val_scores:
         print("validation (best checkpoint, calibrated thresholds): "
@@ -42,6 +45,8 @@ def register(sub) -> None:
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     p.add_argument("--resume", action="store_true", help="continue the run in the run folder from last.pt")
     p.add_argument("--workers", type=int, default=1, help="processes for filling feature caches")
+    p.add_argument("--visual-init", metavar="PATH", help="initialise the visual encoder of an audio-visual model from "
+                   "a pretrain-visual checkpoint (same as model.params.visual_init=PATH)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("infer", help="prediction CSVs for a folder of clips from one or several checkpoints")

@@ -201,16 +201,25 @@ def build_av_conformer(
     dropout: float = 0.1,
     visual_context: int = 0,
     audio_state: Mapping[str, torch.Tensor] | None = None,
+    visual_init: str | os.PathLike | None = None,
 ) -> AVConformer:
     """The AV model: ``audio_model`` (built from the registry with ``audio_kwargs``) + a YOLO visual encoder
     (``visual_model``, local ``visual_weights`` or random weights seeded by ``visual_seed``) + cross-modal blocks.
 
     ``audio_state``: an audio-only model's state dict to initialise the audio branch (see ``load_audio_state``).
+    ``visual_init``: a checkpoint of ``av-seld pretrain-visual`` (self-supervised) to initialise the visual encoder
+    from (its YOLO layers, and its token layers when the widths match); applied after ``visual_weights``. With cached
+    visual features (``data.visual_features``) training caches the features of the ``visual_yolo.pt`` exported
+    beside that checkpoint.
     """
     audio = build_model(audio_model, **dict(audio_kwargs or {}))
     visual = YoloVisualEncoder(model=visual_model, weights=visual_weights, frame_size=frame_size,
                                token_grid=token_grid, embed_dim=audio.embed_dim, freeze=freeze_visual,
                                circular_padding=circular_padding, seed=visual_seed)
+    if visual_init is not None:
+        from av_seld.selfsup import load_visual_init
+
+        load_visual_init(visual, visual_init)
     model = AVConformer(audio, visual, depth=depth, heads=heads, ff_mult=ff_mult, kernel_size=kernel_size,
                         dropout=dropout, visual_context=visual_context)
     if audio_state is not None:

@@ -87,8 +87,17 @@ def visual_caches(config: Config) -> list[Path]:
     # VisualCacheSpec field <- av_conformer argument; arguments the recipe leaves out keep the shared defaults
     names = {"model": "visual_model", "weights": "visual_weights", "frame_size": "frame_size",
              "token_grid": "token_grid", "circular_padding": "circular_padding", "seed": "visual_seed"}
-    spec = VisualCacheSpec(**{field: tuple(params[arg]) if isinstance(params[arg], list) else params[arg]
-                              for field, arg in names.items() if arg in params})
+    fields = {field: tuple(params[arg]) if isinstance(params[arg], list) else params[arg]
+              for field, arg in names.items() if arg in params}
+    if params.get("visual_init"):
+        # the pre-trained YOLO layers replace visual_weights in the model, so the cache must hold their features:
+        # pretrain-visual exports them beside its checkpoint as an ultralytics .pt
+        exported = Path(params["visual_init"]).parent / "visual_yolo.pt"
+        if not exported.is_file():
+            raise ConfigError("config", f"model.params.visual_init with data.visual_features needs {exported} "
+                                        "(written by av-seld pretrain-visual beside its checkpoints)")
+        fields["weights"] = str(exported)
+    spec = VisualCacheSpec(**fields)
     dirs = []
     for root in config.data.roots:
         if distributed.is_main():
