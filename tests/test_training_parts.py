@@ -58,6 +58,41 @@ def test_sliding_windows_reproduce_a_framewise_model(num_frames, window, hop):
     np.testing.assert_allclose(out[:, 0, 0, 0], expected, atol=1e-6)
 
 
+def test_av_sliding_windows_run_each_frame_once_and_match_window_by_window_frames():
+    """Live video inference pools each frame's YOLO features once per clip; the output equals feeding each window's
+    frames to the model (the old path), invalid frames included."""
+    from av_seld.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("av_conformer", frame_size=(64, 128), token_grid=(2, 4), depth=1, heads=2, kernel_size=3,
+                        audio_kwargs={"widths": [4, 8], "blocks": [1, 1], "pools": [[5, 2], [1, 2]], "dim": 16,
+                                      "depth": 1, "heads": 2, "kernel_size": 3}).eval()
+    total, window, hop = 13, 6, 3
+    feats = torch.randn(7, total * 5, 64)
+    frames = torch.randint(0, 256, (total, 64, 128, 3), dtype=torch.uint8)
+    valid = torch.ones(total, dtype=torch.bool)
+    valid[4:6] = False
+    calls = []
+    hook = model.visual.layers[0].register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    out = predict_clip(model, feats, window_frames=window, hop_frames=hop, frames=frames, video_valid=valid)
+    hook.remove()
+    assert sum(calls) == int(valid.sum())  # every valid frame through YOLO exactly once
+
+    starts = window_starts(total, window, hop)
+    padded = starts[-1] + window
+    feats_p = torch.nn.functional.pad(feats, (0, 0, 0, padded * 5 - feats.shape[1]))
+    frames_p = torch.cat([frames, frames.new_zeros((padded - total, 64, 128, 3))])
+    valid_p = torch.cat([valid, torch.zeros(padded - total, dtype=torch.bool)])
+    summed, weight = np.zeros((padded, 3, 3, 13)), np.zeros(padded)
+    with torch.no_grad():
+        for s in starts:
+            o = model(feats_p[None, :, s * 5:(s + window) * 5], frames_p[None, s:s + window].permute(0, 1, 4, 2, 3),
+                      visual_mask=valid_p[None, s:s + window])[0].numpy()
+            summed[s:s + window] += o
+            weight[s:s + window] += 1
+    np.testing.assert_allclose(out, (summed / weight[:, None, None, None])[:total], atol=1e-5)
+
+
 def test_align_tracks_undoes_a_per_frame_permutation():
     rng = np.random.default_rng(0)
     ref = rng.normal(size=(20, 3, 3, 13))

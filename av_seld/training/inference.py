@@ -60,13 +60,27 @@ def predict_clip(model: nn.Module, features: torch.Tensor, *, window_frames: int
         frames = torch.cat([frames, frames.new_zeros((max(0, pad),) + tuple(frames.shape[1:]))])
         valid = video_valid if video_valid is not None else torch.ones(total, dtype=torch.bool)
         valid = torch.cat([valid[:total].bool(), valid.new_zeros(padded_frames - min(total, len(valid))).bool()])
+    pooled = None
+    module = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    if frames is not None and hasattr(getattr(module, "visual", None), "pooled_features"):
+        # overlapping windows share frames: run each valid frame through the visual backbone once per clip, then
+        # slide over its pooled features (the same numbers, as the model is in eval mode)
+        visual = module.visual
+        pooled = torch.zeros((padded_frames, visual.feature_dim, *visual.token_grid))
+        if bool(valid.any()):
+            seen = frames[valid].permute(0, 3, 1, 2)  # (M, 3, H, W)
+            pooled[valid] = torch.cat([visual.pooled_features(chunk.to(device)).float().cpu()
+                                       for chunk in seen.split(visual.frame_chunk)])
     summed = None
     weight = np.zeros(padded_frames)
     for first in range(0, len(starts), batch_size):
         group = starts[first:first + batch_size]
         batch = {"features": torch.stack([feats[:, s * step:(s + window_frames) * step] for s in group]).to(device)}
         if frames is not None:
-            batch["frames"] = torch.stack([frames[s:s + window_frames] for s in group]).to(device)
+            if pooled is not None:
+                batch["visual_features"] = torch.stack([pooled[s:s + window_frames] for s in group]).to(device)
+            else:
+                batch["frames"] = torch.stack([frames[s:s + window_frames] for s in group]).to(device)
             batch["video_valid"] = torch.stack([valid[s:s + window_frames] for s in group]).to(device)
         out = model_forward(model, batch).float().cpu().numpy()  # (b, window, 3, 3, 13)
         if summed is None:
