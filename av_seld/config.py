@@ -48,6 +48,9 @@ class DataConfig:
     features: str = "foa_logmel_iv"
     # one folder per root written by `av-seld extract-features`; None uses (and fills) ROOT/features/KIND
     feature_cache: list[str] | None = None
+    # training examples as raw audio chunks, turned into features in the training loop on the training device
+    # (the GPU when training on CUDA); statistics still come from the cache, which validation and test also read
+    online_features: bool = False
     chunk_s: float = 5.0  # length of a training example
     train_hop_s: float = 5.0  # hop between training chunks of a clip
     video: bool = False  # read 360° frames at label rate (audio-visual models, live visual encoder)

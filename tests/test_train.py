@@ -119,3 +119,36 @@ def test_ddp_two_cpu_ranks_end_with_identical_weights(tiny_root, tmp_path):
     assert saved["train_state"]["step"] == 2  # 12 chunks, 6 per rank, batch 4: one step per epoch, two epochs
     for key, value in w0.items():
         torch.testing.assert_close(saved["trained_state"][key], value, rtol=0, atol=0)
+
+
+def test_online_features_equal_the_cached_ones_and_train(tiny_root, tmp_path):
+    """data.online_features: raw audio chunks become the same standardised features in the training loop (interior
+    frames; the chunk's edge frames see the chunk's own padding), masked deterministically, and a run trains."""
+    from av_seld.config import load_config
+    from av_seld.data.dataset import SeldDataset, SpecAugment, collate_samples
+    from av_seld.training.run import OnlineFeatures, build_datasets, feature_caches
+
+    config = load_config(TINY, overrides(tiny_root, tmp_path / "runs", "data.online_features=true"))
+    kind = config.data.features
+    caches = feature_caches(config, kind)
+    train_set, _, _, stats = build_datasets(config, caches, kind)
+    assert train_set.output == "audio"
+    cached = SeldDataset(config.data.roots, splits=config.data.train_splits, hop_s=config.data.train_hop_s,
+                         audio_format="foa", kind=kind, chunk_s=config.data.chunk_s, cache_dirs=caches, stats=stats)
+    batch = collate_samples([train_set[i] for i in range(3)])
+    online = OnlineFeatures(kind, stats, None, seed=0)
+    features = online(dict(batch))["features"]
+    reference = collate_samples([cached[i] for i in range(3)])["features"]
+    assert features.shape == reference.shape
+    torch.testing.assert_close(features[:, :, 3:-3], reference[:, :, 3:-3], atol=2e-3, rtol=1e-3)
+
+    masked = OnlineFeatures(kind, stats, SpecAugment(time_masks=1, freq_masks=1), seed=0)
+    first = masked(dict(batch))["features"]
+    torch.testing.assert_close(first, masked(dict(batch))["features"])  # the same masks for the same (epoch, index)
+    assert int((first == 0).sum()) > int((features == 0).sum())
+    masked.set_epoch(1)
+    assert not torch.equal(first, masked(dict(batch))["features"])
+
+    assert main(["train", str(TINY), *overrides(tiny_root, tmp_path / "runs"), "data.online_features=true",
+                 "data.acs=true", "data.time_masks=1"]) == 0
+    assert (tmp_path / "runs" / "debug_tiny" / "best.pt").is_file()

@@ -101,22 +101,25 @@ class SpecAugment:
     def enabled(self) -> bool:
         return bool(self.time_masks or self.freq_masks or self.cutouts)
 
-    def __call__(self, features: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """A masked copy of ``features`` (C, T, F)."""
-        out = np.array(features, copy=True)
-        _, num_frames, num_bins = out.shape
+    def regions(self, num_frames: int, num_bins: int, rng: np.random.Generator) -> list[tuple[slice, slice]]:
+        """The (frames, bins) rectangles to mask: time masks, then frequency masks, then cutouts."""
 
         def span(size: int, max_width: int) -> slice:
             width = int(rng.integers(1, min(max_width, size) + 1))
             start = int(rng.integers(0, size - width + 1))
             return slice(start, start + width)
 
-        for _ in range(self.time_masks):
-            out[:, span(num_frames, self.time_mask_frames), :] = self.value
-        for _ in range(self.freq_masks):
-            out[:, :, span(num_bins, self.freq_mask_bins)] = self.value
-        for _ in range(self.cutouts):
-            out[:, span(num_frames, self.cutout_frames), span(num_bins, self.cutout_bins)] = self.value
+        every = slice(None)
+        out = [(span(num_frames, self.time_mask_frames), every) for _ in range(self.time_masks)]
+        out += [(every, span(num_bins, self.freq_mask_bins)) for _ in range(self.freq_masks)]
+        out += [(span(num_frames, self.cutout_frames), span(num_bins, self.cutout_bins)) for _ in range(self.cutouts)]
+        return out
+
+    def __call__(self, features: np.ndarray | torch.Tensor, rng: np.random.Generator) -> np.ndarray | torch.Tensor:
+        """A masked copy of ``features`` (C, T, F), a NumPy array or a torch tensor on any device."""
+        out = features.clone() if isinstance(features, torch.Tensor) else np.array(features, copy=True)
+        for frames, bins in self.regions(out.shape[1], out.shape[2], rng):
+            out[:, frames, bins] = self.value
         return out
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from av_seld import features as feats
+from av_seld import timing
 from av_seld.classes import NUM_CLASSES
 from av_seld.config import Config, ConfigError, config_to_dict, save_config
 from av_seld.errors import InputError
@@ -126,8 +127,19 @@ def build_datasets(config: Config, caches: list[Path], kind: str):
         transform = RandomACS(data.format, feature_layout=kind, **options)
     common = dict(audio_format=data.format, kind=kind, chunk_s=data.chunk_s, cache_dirs=caches, stats=stats,
                   video=data.video, video_size=tuple(data.video_size), seed=config.train.seed)
-    train = SeldDataset(data.roots, splits=data.train_splits, hop_s=data.train_hop_s, transform=transform,
-                        spec_augment=SpecAugment(freq_masks=data.freq_masks, time_masks=data.time_masks), **common)
+    spec_augment = SpecAugment(freq_masks=data.freq_masks, time_masks=data.time_masks)
+    if data.online_features:
+        if visual is not None:
+            raise ConfigError("config", "data.online_features cannot be combined with data.visual_features yet")
+        if data.acs:
+            from augment.acs import RandomACS
+
+            transform = RandomACS(data.format)  # swaps the raw audio channels
+        train = SeldDataset(data.roots, splits=data.train_splits, hop_s=data.train_hop_s, transform=transform,
+                            output="audio", **{**common, "stats": None, "cache_dirs": None})
+    else:
+        train = SeldDataset(data.roots, splits=data.train_splits, hop_s=data.train_hop_s, transform=transform,
+                            spec_augment=spec_augment, **common)
     if visual is not None:
         from av_seld.data.visual_dataset import VisualFeatureDataset
 
@@ -140,6 +152,38 @@ def build_datasets(config: Config, caches: list[Path], kind: str):
         return dataset if visual is None else VisualFeatureDataset(dataset, visual)
 
     return train, evaluation_set(data.val_splits), evaluation_set(data.test_splits), stats
+
+
+class OnlineFeatures:
+    """Features of raw-audio training batches, computed on the batch's device (``data.online_features``).
+
+    ``__call__(batch)`` replaces ``batch["audio"]`` (B, 4, N) by standardised ``batch["features"]`` (B, C, T_feat, F),
+    zeroed past each chunk's real end like the cached path, with the SpecAugment masks drawn per example from
+    ``(seed, epoch, index)`` (set the epoch with :meth:`set_epoch`), so a resumed run masks the same way.
+    """
+
+    def __init__(self, kind: str, stats, spec_augment, seed: int):
+        self.extractor = feats.FeatureExtractor(kind, mean=stats.mean, std=stats.std)
+        self.spec_augment = spec_augment
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    @torch.no_grad()
+    def __call__(self, batch: dict) -> dict:
+        audio = batch.pop("audio")
+        extractor = self.extractor.to(audio.device)
+        features = extractor(audio)  # (B, C, T_feat, F)
+        real = batch["label_mask"].repeat_interleave(timing.FEATURE_FRAMES_PER_LABEL_FRAME, dim=1)
+        features = features * real[:, None, : features.shape[2], None].to(features.dtype)
+        if self.spec_augment is not None and self.spec_augment.enabled:
+            for i, index in enumerate(batch["index"].tolist()):
+                rng = np.random.default_rng([self.seed, self.epoch, int(index), 1])
+                features[i] = self.spec_augment(features[i], rng)
+        batch["features"] = features
+        return batch
 
 
 def _salsalite_ipd_args() -> tuple[int, int, int]:
@@ -226,6 +270,16 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
 
     model = build_model(config.model.name, **params)
     loss_fn, extra_params, forward = build_loss_fn(config, device, model)
+    online = None
+    if config.data.online_features:
+        from av_seld.data.dataset import SpecAugment
+
+        online = OnlineFeatures(kind, stats, SpecAugment(freq_masks=config.data.freq_masks,
+                                                         time_masks=config.data.time_masks), config.train.seed)
+        model_forward_of_features = forward
+
+        def forward(m, batch):  # the batch dict is shared with loss_fn, which then sees the features too
+            return model_forward_of_features(m, online(batch))
     sampler = None
     if distributed.is_distributed():
         sampler = torch.utils.data.distributed.DistributedSampler(train_set, seed=config.train.seed, drop_last=True)
@@ -250,6 +304,8 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
 
     def set_epoch(epoch: int) -> None:
         train_set.set_epoch(epoch)
+        if online is not None:
+            online.set_epoch(epoch)
         generator.manual_seed(config.train.seed * 1000 + epoch)
         if sampler is not None:
             sampler.set_epoch(epoch)
