@@ -54,11 +54,13 @@ def _measure(recipe: str, args: argparse.Namespace, queue) -> None:
     trainer = Trainer(model=model, loss_fn=lambda out, b: loss(out, b["target"]), forward=model_forward,
                       train_loader=[batch], optimizer=torch.optim.AdamW(trainable, lr=1e-4), lr_at=lambda s: 1e-4,
                       total_steps=args.steps + 1, device=device, amp=config.optim.amp)
+    # CPU memory: peak resident-set growth from before the warm-up step, so activations, gradients and the
+    # optimizer state (all first allocated in the warm-up) count, as in bench_models.py
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     trainer.run_step(batch)  # warm-up
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     times = []
     for _ in range(args.steps):
         start = time.perf_counter()
