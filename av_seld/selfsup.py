@@ -63,9 +63,9 @@ from torch import Tensor, nn
 
 from av_seld import timing
 from av_seld.errors import InputError
+from av_seld.features import stft
 from av_seld.geometry import pixel_center_directions, sph_to_cart
 from av_seld.models.visual import YoloVisualEncoder
-from av_seld.training.trainer import Hook
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +91,6 @@ class SpatialBins:
     directions: Tensor
     weights: Tensor
     stats: Tensor
-
-
-def _stft(audio: Tensor) -> Tensor:
-    """(4, N) -> complex (4, T_feat, 513), 5 STFT frames per label frame (av-seld's feature STFT)."""
-    from av_seld.features import stft
-
-    return stft(audio)
 
 
 def _frequencies_hz() -> Tensor:
@@ -142,7 +135,7 @@ def _finish(directions: Tensor, weights: Tensor, energy: Tensor, num_bins: int) 
 def foa_spatial_bins(audio: Tensor | np.ndarray, *, num_bins: int = 256, min_hz: float = 100.0,
                      max_hz: float = 8000.0) -> SpatialBins:
     """Intensity-vector directions of the bins of FOA audio (4, N) (ACN W, Y, Z, X; SN3D) at 24 kHz."""
-    spec = _stft(torch.as_tensor(audio, dtype=torch.float32))
+    spec = stft(torch.as_tensor(audio, dtype=torch.float32))  # (4, T_feat, 513)
     band = (_frequencies_hz() >= min_hz) & (_frequencies_hz() <= max_hz)
     w, y, z, x = spec[..., band]  # (T_feat, F') each
     intensity = torch.stack([(w.conj() * c).real for c in (x, y, z)], dim=-1)  # (T_feat, F', 3), toward the source
@@ -161,7 +154,7 @@ def mic_spatial_bins(audio: Tensor | np.ndarray, *, num_bins: int = 256, min_hz:
     """
     from augment.spatial import MIC_CAPSULES_DEG, MIC_RADIUS_M, SPEED_OF_SOUND
 
-    spec = _stft(torch.as_tensor(audio, dtype=torch.float32))
+    spec = stft(torch.as_tensor(audio, dtype=torch.float32))  # (4, T_feat, 513)
     freqs = _frequencies_hz()
     band = (freqs >= min_hz) & (freqs <= max_hz)
     spec, freqs = spec[..., band], freqs[band]
@@ -294,16 +287,22 @@ def load_selfsup_model(path: str | os.PathLike, *, trained: bool = False) -> Sel
 
     ``trained``: the raw trained weights rather than the EMA average (identical when EMA is off).
     """
+    payload = _load_payload(path)
+    model = SelfSupVisualModel(**_without_weights(payload["model_params"]))
+    model.load_state_dict(payload["trained_state"] if trained and "trained_state" in payload
+                          else payload["model_state"])
+    return model.eval()
+
+
+def _load_payload(path: str | os.PathLike) -> dict:
+    """A checkpoint of :func:`pretrain_visual`; InputError naming the file for any other checkpoint."""
     from av_seld.training.checkpoint import load_checkpoint
 
     payload = load_checkpoint(path)
     if payload["model_name"] != MODEL_NAME:
         raise InputError(path, f"not a self-supervised visual checkpoint (model_name {payload['model_name']!r}, "
                                f"expected {MODEL_NAME!r}: made by av-seld pretrain-visual)")
-    model = SelfSupVisualModel(**_without_weights(payload["model_params"]))
-    model.load_state_dict(payload["trained_state"] if trained and "trained_state" in payload
-                          else payload["model_state"])
-    return model.eval()
+    return payload
 
 
 def _without_weights(params: dict) -> dict:
@@ -315,12 +314,7 @@ def load_visual_init(encoder: YoloVisualEncoder, path: str | os.PathLike) -> dic
     """Initialise ``encoder`` from a pre-training checkpoint: all YOLO layers (the model and its size must match),
     and the token layers too when their shapes match (same embed_dim); the position features are recomputed for the
     encoder's own token grid. Returns ``{"yolo": n, "token": m}`` tensors loaded; InputError naming the file."""
-    from av_seld.training.checkpoint import load_checkpoint
-
-    payload = load_checkpoint(path)
-    if payload["model_name"] != MODEL_NAME:
-        raise InputError(path, f"not a self-supervised visual checkpoint (model_name {payload['model_name']!r}, "
-                               f"expected {MODEL_NAME!r}: made by av-seld pretrain-visual)")
+    payload = _load_payload(path)
     trained_model = payload["model_params"].get("model", "yolo11n")
     if trained_model != encoder.model_name:
         raise InputError(path, f"holds a {trained_model} encoder, but the visual encoder is {encoder.model_name}")
@@ -520,35 +514,6 @@ class PretrainResult:
     val_loss: float | None
 
 
-class _LossValidationHook(Hook):
-    """Every epoch and at the end: the self-supervised loss on held-out clips to val_log.csv; best.pt when lowest."""
-
-    def __init__(self, evaluate, save, run_dir: Path, log_hook) -> None:
-        from av_seld.training.hooks import CSVWriter
-
-        self.evaluate, self.save, self.run_dir, self.log_hook = evaluate, save, run_dir, log_hook
-        self.csv = CSVWriter(run_dir / "val_log.csv")
-        self._done_at = -1
-
-    def after_epoch(self, trainer) -> None:
-        if trainer.state.step == self._done_at:
-            return
-        self._done_at = trainer.state.step
-        loss = self.evaluate(trainer.eval_model)
-        row = {"step": trainer.state.step, "epoch": trainer.state.epoch, "loss": loss}
-        trainer.state.history.append(row)
-        self.csv.write(row)
-        if self.log_hook is not None:
-            self.log_hook.log_validation(trainer.state.step, {"loss": loss})
-        if loss < trainer.state.best_score:
-            trainer.state.best_score, trainer.state.best_step = loss, trainer.state.step
-            self.save(trainer, self.run_dir / "best.pt")
-        log.info("step %d: validation loss %.4f nats per bin", trainer.state.step, loss)
-
-    def after_train(self, trainer) -> None:
-        self.after_epoch(trainer)
-
-
 @torch.no_grad()
 def evaluate_loss(model: SelfSupVisualModel, dataset: SelfSupDataset, *, batch_size: int = 64,
                   device: str | torch.device = "cpu") -> float:
@@ -578,7 +543,7 @@ def pretrain_visual(config: PretrainConfig, run_dir: str | os.PathLike, *, resum
     import yaml
 
     from av_seld.training.checkpoint import load_checkpoint, save_checkpoint
-    from av_seld.training.hooks import CheckpointHook, LogHook
+    from av_seld.training.hooks import CheckpointHook, LogHook, ValidationHook
     from av_seld.training.schedule import learning_rate
     from av_seld.training.trainer import Trainer, seed_everything
     from av_seld.utils.atomic import atomic_path, write_text_atomic
@@ -635,8 +600,8 @@ def pretrain_visual(config: PretrainConfig, run_dir: str | os.PathLike, *, resum
     log_hook = LogHook(run_dir, every=config.log_every_steps)
     hooks = [log_hook]
     if val_set is not None:
-        hooks.append(_LossValidationHook(lambda m: evaluate_loss(m, val_set, device=device), save, run_dir,
-                                         log_hook))
+        hooks.append(ValidationHook(lambda m: {"loss": evaluate_loss(m, val_set, device=device)}, save, run_dir,
+                                    log_hook=log_hook, key="loss"))
     hooks.append(CheckpointHook(save, run_dir))
     hooks += extra_hooks or []
     trainer = Trainer(model=model, loss_fn=lambda logits, batch: model.loss(

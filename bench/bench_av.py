@@ -32,14 +32,13 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from av_seld import features as feats
 from av_seld import timing
 from av_seld.config import load_config
 from av_seld.models import build_model
-from av_seld.training.inference import model_forward, predict_clip, window_starts
+from av_seld.training.inference import predict_clip
 from av_seld.training.run import build_loss_fn, model_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,34 +101,6 @@ class PeakMemory:
             self.peak = max(self._max, self._rss()) - self._base
 
 
-def predict_clip_cached(model, features: torch.Tensor, pooled: torch.Tensor, *, window_frames: int,
-                        hop_frames: int, batch_size: int = 8) -> np.ndarray:
-    """:func:`predict_clip` with cached pooled visual features (T, C, rows, cols) instead of frames: the same windows,
-    padding and averaging."""
-    step = timing.FEATURE_FRAMES_PER_LABEL_FRAME
-    total = -(-features.shape[1] // step)
-    starts = window_starts(total, window_frames, hop_frames)
-    padded = starts[-1] + window_frames
-    features = torch.nn.functional.pad(features, (0, 0, 0, max(0, padded * step - features.shape[1])))
-    pooled = torch.cat([pooled, pooled.new_zeros((max(0, padded - pooled.shape[0]),) + tuple(pooled.shape[1:]))])
-    valid = torch.arange(padded) < total
-    device = next(model.parameters()).device
-    summed, weight = None, np.zeros(padded)
-    with torch.no_grad():
-        for first in range(0, len(starts), batch_size):
-            group = starts[first:first + batch_size]
-            batch = {"features": torch.stack([features[:, s * step:(s + window_frames) * step] for s in group]),
-                     "visual_features": torch.stack([pooled[s:s + window_frames] for s in group]),
-                     "video_valid": torch.stack([valid[s:s + window_frames] for s in group])}
-            out = model_forward(model, {k: v.to(device) for k, v in batch.items()}).float().cpu().numpy()
-            if summed is None:
-                summed = np.zeros((padded,) + out.shape[2:])
-            for s, o in zip(group, out):
-                summed[s:s + window_frames] += o
-                weight[s:s + window_frames] += 1
-    return (summed / weight[:, None, None, None])[:total].astype(np.float32)
-
-
 def bench_inference(model, extractor, args, device: torch.device, window: int) -> None:
     seconds = args.infer_seconds
     steps = int(round(seconds * timing.LABEL_FRAMES_PER_SECOND))
@@ -157,8 +128,9 @@ def bench_inference(model, extractor, args, device: torch.device, window: int) -
     cache_s = _best_seconds(cache_visual, args.repeats, 0, device)
     pooled = cache_visual()
     with PeakMemory(device) as cached_mem:
-        cached_s = _best_seconds(lambda: predict_clip_cached(model, features, pooled, window_frames=window,
-                                                             hop_frames=hop), args.repeats, args.warmup, device)
+        cached_s = _best_seconds(lambda: predict_clip(model, features, window_frames=window, hop_frames=hop,
+                                                      num_frames=steps, visual_features=pooled),
+                                 args.repeats, args.warmup, device)
     print(f"inference, one {seconds:g} s clip, {window} label-frame windows with hop {hop} (as av-seld infer), "
           f"seconds per minute of input:")
     print(f"  {'live frames (YOLO in the loop)':44s} {live_s * per_minute:8.2f} s   peak {live_mem.peak / 2**20:7.0f} MiB")

@@ -201,3 +201,26 @@ def test_cached_visual_features_follow_visual_init(tmp_path, monkeypatch):
     monkeypatch.setattr(visual_cache, "precompute_visual_features", fake_precompute)
     run_module.visual_caches(config)
     assert specs and specs[0].weights == str(pre / "visual_yolo.pt")
+
+
+def test_validation_split_picks_best_by_the_self_supervised_loss(av_root, tmp_path):
+    from av_seld.selfsup import PretrainConfig, pretrain_visual
+    from av_seld.training.checkpoint import load_checkpoint
+
+    root = tmp_path / "data"
+    shutil.copytree(av_root, root)
+    wav = sorted((root / "foa_dev" / "dev-train-synth").glob("*.wav"))[0]
+    for folder, suffix in (("foa_dev", ".wav"), ("video_dev", ".mp4")):
+        (root / folder / "dev-val-synth").mkdir()
+        (root / folder / "dev-train-synth" / f"{wav.stem}{suffix}").rename(
+            root / folder / "dev-val-synth" / f"{wav.stem}{suffix}")
+    config = PretrainConfig(roots=[str(root)], splits=["dev-train-synth"], val_splits=["dev-val-synth"],
+                            frame_size=FRAME, map_grid=GRID, embed_dim=16, batch_size=4, epochs=2, max_steps=3,
+                            warmup_steps=1, log_every_steps=1)
+    result = pretrain_visual(config, tmp_path / "run")
+    rows = _rows(tmp_path / "run" / "val_log.csv")
+    assert rows and all(set(r) >= {"step", "epoch", "loss"} for r in rows)
+    losses = {int(r["step"]): float(r["loss"]) for r in rows}
+    best_step = min(losses, key=losses.get)
+    assert result.val_loss == pytest.approx(losses[best_step])
+    assert load_checkpoint(result.best_checkpoint)["train_state"]["step"] == best_step

@@ -92,6 +92,12 @@ def test_av_sliding_windows_run_each_frame_once_and_match_window_by_window_frame
             weight[s:s + window] += 1
     np.testing.assert_allclose(out, (summed / weight[:, None, None, None])[:total], atol=1e-5)
 
+    with torch.no_grad():  # cached pooled features, as precompute-visual stores them, give the same output
+        pooled = model.visual.pooled_features(frames.permute(0, 3, 1, 2)).half()
+    cached = predict_clip(model, feats, window_frames=window, hop_frames=hop, visual_features=pooled,
+                          video_valid=valid)
+    np.testing.assert_allclose(cached, out, atol=2e-3)
+
 
 def test_align_tracks_undoes_a_per_frame_permutation():
     rng = np.random.default_rng(0)

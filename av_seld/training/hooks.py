@@ -104,14 +104,17 @@ class ProgressHook(Hook):
 
 class ValidationHook(Hook):
     """Every ``every_epochs`` epochs (and after the last step): score the model on the validation clips, append the
-    scores to ``val_log.csv``, and save ``best.pt`` when the SELD score is the lowest so far.
+    scores to ``val_log.csv``, and save ``best.pt`` when the score ``key`` (lower is better) is the lowest so far.
 
-    ``evaluate(model) -> dict`` returns at least ``SELD``; ``checkpoint(trainer, path)`` saves a checkpoint.
+    ``evaluate(model) -> dict`` returns at least ``key`` (default ``SELD``); ``checkpoint(trainer, path)`` saves a
+    checkpoint.
     """
 
     def __init__(self, evaluate: Callable[[Any], dict[str, float]], checkpoint: Callable[[Trainer, Path], None],
-                 run_dir: str | os.PathLike, every_epochs: int = 1, log_hook: LogHook | None = None) -> None:
+                 run_dir: str | os.PathLike, every_epochs: int = 1, log_hook: LogHook | None = None,
+                 key: str = "SELD") -> None:
         self.evaluate = evaluate
+        self.key = key
         self.checkpoint = checkpoint
         self.run_dir = Path(run_dir)
         self.every = max(1, every_epochs)
@@ -129,9 +132,9 @@ class ValidationHook(Hook):
         self.csv.write(row)
         if self.log_hook is not None:
             self.log_hook.log_validation(trainer.state.step, scores)
-        improved = scores["SELD"] < trainer.state.best_score
+        improved = scores[self.key] < trainer.state.best_score
         if improved:
-            trainer.state.best_score = scores["SELD"]
+            trainer.state.best_score = scores[self.key]
             trainer.state.best_step = trainer.state.step
             self.checkpoint(trainer, self.run_dir / "best.pt")
         log.info("step %d: %s%s", trainer.state.step,

@@ -41,46 +41,54 @@ def window_starts(num_frames: int, window_frames: int, hop_frames: int) -> list[
 @torch.no_grad()
 def predict_clip(model: nn.Module, features: torch.Tensor, *, window_frames: int, hop_frames: int,
                  num_frames: int | None = None, frames: torch.Tensor | None = None,
-                 video_valid: torch.Tensor | None = None, batch_size: int = 8) -> np.ndarray:
+                 video_valid: torch.Tensor | None = None, visual_features: torch.Tensor | None = None,
+                 batch_size: int = 8) -> np.ndarray:
     """Multi-ACCDOA output (T, 3, 3, 13) of one clip.
 
     ``features``: (C, T_feat, F) for the whole clip; ``num_frames``: label frames of the clip (default
-    ceil(T_feat / 5)); ``frames``: (T, H, W, 3) uint8 at label rate and ``video_valid`` (T,) bool, for audio-visual
-    models. Windows are padded with zeros (and invalid video) past the end of the clip.
+    ceil(T_feat / 5)). Audio-visual models also take ``frames`` (T, H, W, 3) uint8 at label rate, or the visual
+    encoder's cached pooled ``visual_features`` (T, C, rows, cols), with ``video_valid`` (T,) bool. Windows are padded
+    with zeros (and invalid video) past the end of the clip. Overlapping windows share frames, so each valid frame goes
+    through the visual backbone once per clip and the windows slide over its pooled features (the same numbers, as
+    the model is in eval mode).
     """
+    if frames is not None and visual_features is not None:
+        raise ValueError("give frames or visual_features, not both")
     model.eval()
     device = next(model.parameters()).device
     step = FEATURE_FRAMES_PER_LABEL_FRAME
     total = num_frames if num_frames is not None else -(-features.shape[1] // step)
     starts = window_starts(total, window_frames, hop_frames)
     padded_frames = starts[-1] + window_frames
-    feats = torch.nn.functional.pad(features, (0, 0, 0, max(0, padded_frames * step - features.shape[1])))
-    if frames is not None:
-        pad = padded_frames - frames.shape[0]
-        frames = torch.cat([frames, frames.new_zeros((max(0, pad),) + tuple(frames.shape[1:]))])
+
+    def pad_to_windows(x: torch.Tensor, length: int, dim: int = 0) -> torch.Tensor:
+        shape = list(x.shape)
+        shape[dim] = max(0, length - x.shape[dim])
+        return torch.cat([x, x.new_zeros(shape)], dim=dim)
+
+    feats = pad_to_windows(features, padded_frames * step, dim=1)
+    video = frames if frames is not None else visual_features
+    if video is not None:
         valid = video_valid if video_valid is not None else torch.ones(total, dtype=torch.bool)
-        valid = torch.cat([valid[:total].bool(), valid.new_zeros(padded_frames - min(total, len(valid))).bool()])
-    pooled = None
+        valid = pad_to_windows(valid[:total].bool(), padded_frames)
+        video = pad_to_windows(video[:padded_frames], padded_frames)
     module = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
     if frames is not None and hasattr(getattr(module, "visual", None), "pooled_features"):
-        # overlapping windows share frames: run each valid frame through the visual backbone once per clip, then
-        # slide over its pooled features (the same numbers, as the model is in eval mode)
         visual = module.visual
         pooled = torch.zeros((padded_frames, visual.feature_dim, *visual.token_grid))
         if bool(valid.any()):
-            seen = frames[valid].permute(0, 3, 1, 2)  # (M, 3, H, W)
+            seen = video[valid].permute(0, 3, 1, 2)  # (M, 3, H, W)
             pooled[valid] = torch.cat([visual.pooled_features(chunk.to(device)).float().cpu()
                                        for chunk in seen.split(visual.frame_chunk)])
+        video, frames = pooled, None
+    video_key = "frames" if frames is not None else "visual_features"
     summed = None
     weight = np.zeros(padded_frames)
     for first in range(0, len(starts), batch_size):
         group = starts[first:first + batch_size]
         batch = {"features": torch.stack([feats[:, s * step:(s + window_frames) * step] for s in group]).to(device)}
-        if frames is not None:
-            if pooled is not None:
-                batch["visual_features"] = torch.stack([pooled[s:s + window_frames] for s in group]).to(device)
-            else:
-                batch["frames"] = torch.stack([frames[s:s + window_frames] for s in group]).to(device)
+        if video is not None:
+            batch[video_key] = torch.stack([video[s:s + window_frames] for s in group]).to(device)
             batch["video_valid"] = torch.stack([valid[s:s + window_frames] for s in group]).to(device)
         out = model_forward(model, batch).float().cpu().numpy()  # (b, window, 3, 3, 13)
         if summed is None:
