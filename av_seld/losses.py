@@ -106,14 +106,22 @@ def mse_objective(output: torch.Tensor, matched: torch.Tensor) -> torch.Tensor:
 class ActivityDirectionObjective(nn.Module):
     """Focal activity loss on track vector lengths + ``1 − cos`` direction loss on active targets.
 
-    Activity logit = ``logit_scale · (|v| − 0.5)``, so the decision boundary is the usual 0.5 threshold on the vector
-    length and the gradient never vanishes for lengths above 1 (tanh outputs reach √3). Focal weighting
-    ``(1 − p_t)^gamma`` (Lin et al., 2017), with ``alpha`` weighting positives (None: no weighting).
+    ``activity_link="scaled"`` (for tanh heads): activity logit = ``logit_scale · (|v| − 0.5)``, so the decision
+    boundary is the usual 0.5 threshold on the vector length and the gradient never vanishes for lengths above 1
+    (tanh outputs reach √3). ``activity_link="probability"`` (for the ``gated`` head, whose lengths are sigmoid
+    probabilities): the length itself is the activity probability, so the loss is the plain binary cross-entropy of
+    the head's activity logit. Focal weighting ``(1 − p_t)^gamma`` (Lin et al., 2017), with ``alpha`` weighting
+    positives (None: no weighting).
     """
 
+    LINKS = ("scaled", "probability")
+
     def __init__(self, activity_weight: float = 1.0, direction_weight: float = 1.0, focal_gamma: float = 2.0,
-                 focal_alpha: float | None = None, logit_scale: float = 10.0):
+                 focal_alpha: float | None = None, logit_scale: float = 10.0, activity_link: str = "scaled"):
         super().__init__()
+        if activity_link not in self.LINKS:
+            raise ValueError(f"activity_link must be one of {list(self.LINKS)}, got {activity_link!r}")
+        self.activity_link = activity_link
         self.activity_weight = activity_weight
         self.direction_weight = direction_weight
         self.focal_gamma = focal_gamma
@@ -124,7 +132,11 @@ class ActivityDirectionObjective(nn.Module):
         length = output.square().sum(dim=3).add(1e-12).sqrt()  # (B, T, 3, C)
         ref_length = matched.square().sum(dim=3).sqrt()
         active = (ref_length > 0.5).to(output.dtype)
-        logits = self.logit_scale * (length - 0.5)
+        if self.activity_link == "scaled":
+            logits = self.logit_scale * (length - 0.5)
+        else:  # inverse sigmoid of the length, kept finite where the length reaches 0 or 1
+            prob = length.clamp(1e-6, 1 - 1e-6)
+            logits = torch.log(prob) - torch.log1p(-prob)
         ce = F.binary_cross_entropy_with_logits(logits, active, reduction="none")
         p = torch.sigmoid(logits)
         p_t = p * active + (1 - p) * (1 - active)

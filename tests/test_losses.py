@@ -161,6 +161,24 @@ def test_activity_objective_options_reach_the_objective():
         build_loss("adpit", focal_gamma=1.0)
 
 
+def test_probability_link_is_the_cross_entropy_of_the_gated_head_logit():
+    """With ``activity_link="probability"`` the activity term is the plain BCE of the logit whose sigmoid is the
+    length; the scaled link reads the same length through 10·(|v| − 0.5) instead."""
+    events = Events.from_arrays([0, 1], [3, 6], [0, 0], [40, 120], [10, -30])
+    target = torch.from_numpy(events_to_adpit(events, 2))[None]
+    matched = torch.from_numpy(events_to_multi_accdoa(events, 2, duplicate=True))[None]
+    logits = torch.randn(1, 2, 3, 1, 13)
+    output = torch.sigmoid(logits) * torch.nn.functional.normalize(matched + 0.3, dim=3)
+    loss = build_loss("adpit_activity", focal_gamma=0.0, direction_weight=0.0, activity_link="probability")
+    active = (matched.norm(dim=3) > 0.5).float()
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits[:, :, :, 0], active)
+    torch.testing.assert_close(loss(output, target), expected, atol=1e-4, rtol=0)
+    scaled = build_loss("adpit_activity", focal_gamma=0.0, direction_weight=0.0)
+    assert abs(scaled(output, target).item() - expected.item()) > 1e-2
+    with pytest.raises(ValueError, match="activity_link"):
+        build_loss("adpit_activity", activity_link="identity")
+
+
 def test_loss_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="ADPIT"):
         build_loss("adpit")(torch.zeros(1, 4, 3, 3, 13), torch.zeros(1, 5, 6, 4, 13))

@@ -9,7 +9,7 @@ import torch
 from av_seld.io.labels import Events
 from av_seld.losses import build_loss
 from av_seld.models import available_models, build_model, model_builder, register_model
-from av_seld.models.base import AudioSeldModel, label_frames_for_feature_frames
+from av_seld.models.base import AudioSeldModel, MultiAccdoaHead, label_frames_for_feature_frames
 from av_seld.models.conformer import ConformerBlock, ConvModule, FeedForward
 from av_seld.targets import events_to_adpit
 from av_seld.timing import SAMPLE_RATE, num_feature_frames, num_label_frames
@@ -40,9 +40,10 @@ def test_registry_holds_the_three_audio_models():
         register_model("seldnet")(object)
 
 
+@pytest.mark.parametrize("head", MultiAccdoaHead.KINDS)
 @pytest.mark.parametrize("name", AUDIO_MODELS)
-def test_forward_backward_every_parameter_gets_a_gradient(name):
-    model = _tiny(name, in_channels=10).train()
+def test_forward_backward_every_parameter_gets_a_gradient(name, head):
+    model = _tiny(name, in_channels=10, head=head).train()
     features = torch.randn(2, 10, 60, 64)
     tokens = model.encode(features)
     assert tokens.shape == (2, 12, model.embed_dim)
@@ -147,3 +148,27 @@ def test_model_overfits_one_tiny_batch(name):
         if losses[-1] < goal:
             break
     assert losses[-1] < goal, f"{name}: loss {losses[0]:.4f} -> {losses[-1]:.4f} after {len(losses)} steps"
+
+
+def test_gated_head_lengths_are_sigmoid_activities_along_class_plus_shared_directions():
+    torch.manual_seed(0)
+    head = MultiAccdoaHead(6, kind="gated")
+    tokens = torch.randn(2, 5, 6)
+    out = head(tokens)
+    assert out.shape == (2, 5, 3, 3, 13)
+    raw = head.out(tokens).reshape(2, 5, 3, 4, 13)
+    torch.testing.assert_close(out.norm(dim=3), torch.sigmoid(raw[:, :, :, 0]), atol=1e-5, rtol=0)
+    direction = raw[:, :, :, 1:] + head.shared(tokens).reshape(2, 5, 3, 3, 1)
+    cos = torch.nn.functional.cosine_similarity(out, direction, dim=3)
+    torch.testing.assert_close(cos, torch.ones_like(cos), atol=1e-5, rtol=0)
+    # the shared per-track direction moves every class's direction at once
+    with torch.no_grad():
+        head.out.weight.zero_()
+        head.out.bias.zero_()
+        head.shared.weight.zero_()
+        head.shared.bias.copy_(torch.tensor([0.0, 0.0, 1.0] * 3))
+    torch.testing.assert_close(head(tokens)[..., 2, :], torch.full((2, 5, 3, 13), 0.5), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="head kind"):
+        MultiAccdoaHead(6, kind="softmax")
+    with pytest.raises(ValueError, match="head kind"):
+        _tiny("resnet_conformer", head="nope")

@@ -21,24 +21,48 @@ def label_frames_for_feature_frames(num_feature_frames: int) -> int:
 
 
 class MultiAccdoaHead(nn.Module):
-    """Tokens ``(B, T, D)`` → ``(B, T, 3, 3, C)``: optional hidden Linear layers, then Linear to 3·3·C and tanh."""
+    """Tokens ``(B, T, D)`` → ``(B, T, 3, 3, C)``: optional hidden Linear layers, then the output layer.
+
+    ``kind="tanh"`` (the DCASE baseline): Linear to 3·3·C and tanh; a track's activity is its vector length.
+    ``kind="gated"``: Linear to 3·4·C, an activity logit ``a`` and a direction ``d`` per track and class, plus a
+    direction ``s`` per track shared by all classes; the output vector is ``sigmoid(a) · u`` with ``u`` the unit vector
+    along ``d + s``. The output is still multi-ACCDOA (length = activity, direction = DOA), but whether a class sounds
+    is one linear read-out of the tokens instead of a length that has to grow along the right direction, and the
+    shared term learns "where is the sound" from every active frame of every class instead of from one class's frames
+    only. On the demo data (audio-only, with ``activity_link="probability"`` and ``direction_weight=0.3`` in the
+    ``adpit_activity`` loss) 800 steps reach held-out SELD 0.64 / F20 15 %; the tanh head with the same trunk had
+    SELD 0.82 / F20 5 % after 1584 steps (README, demo).
+    """
+
+    KINDS = ("tanh", "gated")
 
     def __init__(self, dim: int, hidden: tuple[int, ...] = (), num_classes: int = NUM_CLASSES,
-                 num_tracks: int = NUM_TRACKS, dropout: float = 0.0):
+                 num_tracks: int = NUM_TRACKS, dropout: float = 0.0, kind: str = "tanh"):
         super().__init__()
+        if kind not in self.KINDS:
+            raise ValueError(f"head kind must be one of {list(self.KINDS)}, got {kind!r}")
         layers: list[nn.Module] = []
         width = dim
         for size in hidden:
             layers += [nn.Linear(width, size), nn.Dropout(dropout)]
             width = size
         self.hidden = nn.Sequential(*layers)
-        self.out = nn.Linear(width, num_tracks * 3 * num_classes)
+        self.kind = kind
+        self.out = nn.Linear(width, num_tracks * (3 if kind == "tanh" else 4) * num_classes)
+        self.shared = nn.Linear(width, num_tracks * 3) if kind == "gated" else None
         self.num_tracks = num_tracks
         self.num_classes = num_classes
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        y = torch.tanh(self.out(self.hidden(tokens)))
-        return rearrange(y, "b t (k a c) -> b t k a c", k=self.num_tracks, a=3, c=self.num_classes)
+        hidden = self.hidden(tokens)
+        y = self.out(hidden)
+        if self.kind == "tanh":
+            return rearrange(torch.tanh(y), "b t (k a c) -> b t k a c", k=self.num_tracks, a=3, c=self.num_classes)
+        y = rearrange(y, "b t (k a c) -> b t k a c", k=self.num_tracks, a=4, c=self.num_classes)
+        shared = rearrange(self.shared(hidden), "b t (k a) -> b t k a 1", k=self.num_tracks, a=3)
+        direction = y[:, :, :, 1:] + shared
+        unit = direction * torch.rsqrt(direction.square().sum(dim=3, keepdim=True) + 1e-8)
+        return torch.sigmoid(y[:, :, :, :1]) * unit
 
 
 class AudioSeldModel(nn.Module):
