@@ -12,11 +12,15 @@
    layers for the cache, ``visual_init`` = its checkpoint for the token layers); SELD on the held-out test split.
 
     python bench/bench_selfsup.py [--out runs/bench_selfsup] [--train-clips 16] [--duration 20] ...
+
+The README numbers: --train-clips 48 --val-clips 4 --test-clips 10 --duration 30 --av-epochs 24 --threads 2 (the
+demo's data).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -24,22 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from av_seld.config import Config, DataConfig, EvalConfig, LossConfig, ModelConfig, OptimConfig, TrainConfig
-
-SPLITS = {"train": "dev-train-synth", "val": "dev-val-synth", "test": "dev-test-synth"}
-
-
-def synthesize(root: Path, counts: dict[str, int], duration_s: float, frame_size, seed: int) -> None:
-    from augment.scenes import SceneConfig
-    from av_seld.data.synth_audio import synthesize_audio_dataset
-    from av_seld.data.synth_video import synthesize_video_dataset
-
-    scene = SceneConfig(duration_s=duration_s, max_polyphony=2)
-    for fold, (part, split) in enumerate(SPLITS.items(), start=1):
-        list(synthesize_audio_dataset(root, num_clips=counts[part], split=split, seed=seed * 100 + fold, scene=scene,
-                                      fold=fold, workers=1))
-        list(synthesize_video_dataset(root, split=split, width=frame_size[1], height=frame_size[0], fps=10.0,
-                                      seed=seed * 100 + fold, workers=1))
+from av_seld.config import Config
+from av_seld.demo import SPLITS, DemoSize, demo_config, synthesize_data
 
 
 def label_directions(root: Path, split: str, entries) -> list[dict[int, np.ndarray]]:
@@ -86,28 +76,17 @@ def hit_rates(models: dict, dataset, labels, cells: torch.Tensor, prior_cell: in
     return results, len(keep)
 
 
-def av_config(root: Path, run_root: Path, name: str, frame_size, epochs: int, seed: int,
+def av_config(root: Path, run_root: Path, name: str, size: DemoSize, seed: int,
               visual_weights: str | None = None, visual_init: str | None = None) -> Config:
-    """The demo's small audio-visual Conformer over cached frozen YOLO11n features (token grid 4 × 8)."""
-    audio = {"widths": [16, 32, 64], "blocks": [1, 1, 1], "pools": [[5, 2], [1, 2], [1, 2]], "dim": 64, "depth": 2,
-             "heads": 4, "kernel_size": 7, "dropout": 0.1}
-    params = {"audio_model": "resnet_conformer", "audio_kwargs": audio, "visual_model": "yolo11n",
-              "visual_weights": visual_weights, "frame_size": list(frame_size),
-              "token_grid": [frame_size[0] // 32, frame_size[1] // 32], "freeze_visual": True, "depth": 1,
-              "heads": 4, "kernel_size": 7, "dropout": 0.1}
+    """The demo's recipe (small audio-visual Conformer over cached frozen YOLO11n features), run ``name``, its
+    visual encoder from ``visual_weights`` (YOLO layers, for the cache) and ``visual_init`` (token layers)."""
+    config = demo_config(root, run_root, size, seed, visual_weights)
+    params = dict(config.model.params)
     if visual_init is not None:
         params["visual_init"] = visual_init
-    return Config(
-        data=DataConfig(roots=[str(root)], train_splits=[SPLITS["train"]], val_splits=[SPLITS["val"]],
-                        test_splits=[SPLITS["test"]], format="foa", features="foa_logmel_iv", chunk_s=5.0,
-                        train_hop_s=2.5, visual_features=True, video_size=list(frame_size), acs=True, freq_masks=1,
-                        time_masks=1, batch_size=16),
-        model=ModelConfig(name="av_conformer", params=params),
-        loss=LossConfig(name="adpit_activity"),
-        optim=OptimConfig(lr=3e-3, weight_decay=0.01, warmup_steps=30, grad_clip=5.0),
-        train=TrainConfig(seed=seed, device="cpu", epochs=epochs, val_every_epochs=max(1, epochs // 4),
-                          log_every_steps=10, out_dir=str(run_root), name=name),
-        eval=EvalConfig(edition="2023", threshold=0.5, calibrate=True))
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, params=params),
+                               train=dataclasses.replace(config.train, name=name, device="cpu",
+                                                         val_every_epochs=max(1, size.epochs // 4)))
 
 
 def main() -> None:
@@ -136,8 +115,10 @@ def main() -> None:
     root = out / "data"
     frame_size = tuple(args.frame_size)
     counts = {"train": args.train_clips, "val": args.val_clips, "test": args.test_clips}
+    size = DemoSize(train_clips=args.train_clips, val_clips=args.val_clips, test_clips=args.test_clips,
+                    duration_s=args.duration, frame_size=frame_size, epochs=args.av_epochs)
     start = time.perf_counter()
-    synthesize(root, counts, args.duration, frame_size, args.seed)
+    synthesize_data(root, size, args.seed, workers=1)
     print(f"data: {counts} clips of {args.duration:g} s, {frame_size[1]}x{frame_size[0]} video "
           f"({time.perf_counter() - start:.0f} s)")
 
@@ -185,7 +166,7 @@ def main() -> None:
     for name, weights, init in [("av_random_init", None, None),
                                 ("av_selfsup_init", str(run / "visual_yolo.pt"), str(run / "best.pt"))]:
         t0 = time.perf_counter()
-        cfg = av_config(root, out / "runs", name, frame_size, args.av_epochs, args.seed, weights, init)
+        cfg = av_config(root, out / "runs", name, size, args.seed, weights, init)
         result = train(cfg, resume=(out / "runs" / name / "last.pt").exists())
         rows[name] = (result.test.scores.summary(), result.steps, time.perf_counter() - t0)
     print(f"\naudio-visual Conformer, same budget ({args.av_epochs} epochs), held-out test split "
