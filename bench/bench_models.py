@@ -12,7 +12,6 @@ Prints the device, thread count and one line per model.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
 import platform
 import resource
@@ -20,6 +19,8 @@ import sys
 import time
 
 import numpy as np
+
+from _isolated import run_isolated  # bench/ is on sys.path when a bench script runs
 
 
 def _step_stats(name: str, args: argparse.Namespace, queue) -> None:
@@ -110,16 +111,11 @@ def main() -> int:
     print(f"training step (forward + {args.loss} loss + backward + Adam), batch {args.batch} x {args.seconds:g} s, "
           f"{args.channels} channels, median of {args.steps} steps after {args.warmup} warm-up; memory = {memory}")
     print(f"{'model':<18} {'params':>10} {'T_feat->T':>11} {'step s':>8} {'min s':>8} {'clips/s':>8} {'peak MiB':>9}")
-    ctx = mp.get_context("spawn")
     for name in names:
-        queue = ctx.Queue()
-        proc = ctx.Process(target=_step_stats, args=(name, args, queue))
-        proc.start()
-        proc.join()
-        if proc.exitcode != 0:
-            print(f"{name:<18} failed (exit code {proc.exitcode})")
+        exitcode, r = run_isolated(_step_stats, name, args)
+        if exitcode != 0:
+            print(f"{name:<18} failed (exit code {exitcode})")
             continue
-        r = queue.get()
         print(f"{name:<18} {r['params']:>10,} {r['frames_in']:>5}->{r['frames_out']:<5} {r['median_s']:>8.3f} "
               f"{r['min_s']:>8.3f} {args.batch / r['median_s']:>8.1f} {r['peak_mib']:>9.0f}")
     return 0

@@ -10,11 +10,12 @@ second and the peak memory of the steps (CUDA: max_memory_allocated; CPU: growth
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import platform
 import resource
 import time
 from pathlib import Path
+
+from _isolated import run_isolated  # bench/ is on sys.path when a bench script runs
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = ("seldnet_foa", "resnet_gru_teacher", "resnet_conformer", "av_conformer", "debug_tiny")
@@ -91,16 +92,12 @@ def main() -> None:
     print(f"device: {where}, {args.threads} torch threads; median of {args.steps} steps after one warm-up")
     print(f"{'recipe':<20}{'model':<18}{'params':>12}{'batch':>7}{'chunk s':>9}{'step s':>9}{'clips/s':>9}"
           f"{'peak MiB':>10}")
-    ctx = mp.get_context("spawn")
     for recipe in args.recipes:
-        queue = ctx.Queue()
-        proc = ctx.Process(target=_measure, args=(recipe, args, queue))
-        proc.start()
-        proc.join()
-        if proc.exitcode != 0:
-            print(f"{recipe:<20}failed (exit code {proc.exitcode})")
+        exitcode, result = run_isolated(_measure, recipe, args)
+        if exitcode != 0:
+            print(f"{recipe:<20}failed (exit code {exitcode})")
             continue
-        name, model, params, batch, chunk, step, clips, peak = queue.get()
+        name, model, params, batch, chunk, step, clips, peak = result
         print(f"{name:<20}{model:<18}{params:>12,}{batch:>7}{chunk:>9.1f}{step:>9.3f}{clips:>9.2f}{peak:>10.0f}")
 
 

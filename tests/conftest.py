@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 
 def _shared_data_root() -> Path | None:
@@ -23,3 +24,13 @@ def shared_data_dir() -> Path:
     if root is None:
         pytest.skip("shared data (../shared/data or $AV_SELD_SHARED_DATA) is not available")
     return root
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread for a module of tiny tensors and models: several threads fight over the shared cores.
+    Use as ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -15,13 +15,7 @@ from av_seld.models import build_model, model_builder
 from av_seld.targets import events_to_adpit, events_to_multi_accdoa
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors run fastest on one thread; several threads fight over the shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _random_adpit(rng: np.random.Generator, batch: int, frames: int, classes: int) -> torch.Tensor:

@@ -18,13 +18,7 @@ AUDIO_MODELS = [name for name in available_models()
                 if isinstance(model_builder(name), type) and issubclass(model_builder(name), AudioSeldModel)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models run fastest on one thread; several threads fight over the shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _tiny(name: str, in_channels: int = 7, **kwargs) -> AudioSeldModel:

@@ -30,8 +30,8 @@ class MultiAccdoaHead(nn.Module):
     is one linear read-out of the tokens instead of a length that has to grow along the right direction, and the
     shared term learns "where is the sound" from every active frame of every class instead of from one class's frames
     only. On the demo data (audio-only, with ``activity_link="probability"`` and ``direction_weight=0.3`` in the
-    ``adpit_activity`` loss) 800 steps reach held-out SELD 0.64 / F20 15 %; the tanh head with the same trunk had
-    SELD 0.82 / F20 5 % after 1584 steps (README, demo).
+    ``adpit_activity`` loss) 800 steps reach held-out SELD 0.64 / F20 15 %; the previous demo recipe (tanh head,
+    direction weight 1, same trunk) had SELD 0.82 / F20 5 % after 1584 steps (README, demo).
     """
 
     KINDS = ("tanh", "gated")
