@@ -26,6 +26,7 @@ the baseline does once per file. ``tests/feature_reference.py`` holds the NumPy/
 from __future__ import annotations
 
 import math
+import mmap
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +40,8 @@ AMIN = 1e-10
 TOP_DB = 80.0
 IV_EPS = 1e-8  # keeps the intensity normalisation finite in digital silence (baseline value)
 MIC_PAIRS = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))  # as augment.spatial.MIC_PAIRS
+_PAIR_M = np.array([m for m, _ in MIC_PAIRS], dtype=np.int64)
+_PAIR_N = np.array([n for _, n in MIC_PAIRS], dtype=np.int64)
 # SALSA-lite frequency ranges (Hz) and speed of sound (m/s) of the DCASE2023 baseline's parameters.
 SALSA_FMIN_DOA_HZ = 50.0
 SALSA_FMAX_DOA_HZ = 2000.0
@@ -233,6 +236,27 @@ def salsalite(re: Tensor, im: Tensor, power: Tensor, sample_rate: int = timing.S
     return torch.cat([log_power, nipd], dim=1)
 
 
+_HUGE_PAGE_MIN_BYTES = 8 << 20
+
+
+def _new_output(shape: tuple[int, ...], like: Tensor) -> Tensor:
+    """An uninitialised tensor of ``shape`` with the dtype and device of ``like``. Large CPU outputs are backed by
+    memory advised to use transparent huge pages where the system allows it: first writes to a fresh 4 KiB-paged
+    buffer fault once per page, which cost more than the features themselves for SALSA-lite (a minute of audio
+    is 32 MB of features)."""
+    numel = math.prod(shape)
+    nbytes = numel * like.element_size()
+    if like.device.type != "cpu" or nbytes < _HUGE_PAGE_MIN_BYTES or not hasattr(mmap, "MADV_HUGEPAGE"):
+        return like.new_empty(shape)
+    buffer = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    try:
+        buffer.madvise(mmap.MADV_HUGEPAGE)
+    except OSError:  # huge pages unsupported here: plain pages, same result
+        pass
+    array = np.frombuffer(buffer, dtype=torch.empty((), dtype=like.dtype).numpy().dtype, count=numel)
+    return torch.from_numpy(array.reshape(shape))
+
+
 class FeatureExtractor(nn.Module):
     """Audio ``(B, 4, N)`` (or ``(4, N)``) -> features ``(B, C, T, F)`` (or ``(C, T, F)``) of one kind.
 
@@ -240,12 +264,19 @@ class FeatureExtractor(nn.Module):
     with ``.to(device)``; it computes in their dtype (``dtype``, float32 by default; float64 for reference checks).
     With ``mean`` and ``std`` (C, F) (see :mod:`av_seld.data.feature_cache`) the output is standardised,
     ``(x - mean) / std``. ``block_rows``: on the CPU, frames are processed ``block_rows / (4 B)`` at a time so that
-    the intermediate spectra stay in cache (on CUDA, all at once). No gradients flow through it.
+    the intermediate spectra stay in cache (on CUDA, all at once). ``kernels``: ``"auto"`` runs the element-wise
+    work of float32 CPU input through the fused loops of :mod:`av_seld.feature_kernels` and everything else through
+    torch operations; ``"torch"`` always uses torch operations; ``"numba"`` insists on the fused loops. No gradients
+    flow through it.
     """
 
     def __init__(self, kind: str, *, mean: np.ndarray | Tensor | None = None, std: np.ndarray | Tensor | None = None,
-                 top_db: float | None = TOP_DB, dtype: torch.dtype = torch.float32, block_rows: int = 1024):
+                 top_db: float | None = TOP_DB, dtype: torch.dtype = torch.float32, block_rows: int = 256,
+                 kernels: str = "auto"):
         super().__init__()
+        if kernels not in ("auto", "numba", "torch"):
+            raise ValueError(f"kernels must be 'auto', 'numba' or 'torch', got {kernels!r}")
+        self.kernels = kernels
         self.block_rows = block_rows
         self.spec = feature_spec(kind)
         self.kind = kind
@@ -256,6 +287,9 @@ class FeatureExtractor(nn.Module):
         self._mel_blocks = _mel_blocks(mel, 4)
         for k, (bin_lo, bin_hi, mel_lo, mel_hi) in enumerate(self._mel_blocks):
             self.register_buffer(f"mel_block{k}", mel[bin_lo:bin_hi, mel_lo:mel_hi].contiguous(), persistent=False)
+        delta = 2 * math.pi * timing.SAMPLE_RATE / (timing.N_FFT * SPEED_OF_SOUND)  # SALSA-lite: phase -> metres
+        self.register_buffer("nipd_scale", delta * torch.arange(_LOWER, _LOWER + _UPPER, dtype=dtype),
+                             persistent=False)
         even, odd = _gcc_bases(NUM_MEL_BINS, timing.N_FFT, dtype)
         self.register_buffer("gcc_even", even, persistent=False)
         self.register_buffer("gcc_odd", odd, persistent=False)
@@ -289,17 +323,69 @@ class FeatureExtractor(nn.Module):
         return torch.cat([x[..., bin_lo:bin_hi] @ getattr(self, f"mel_block{k}")
                           for k, (bin_lo, bin_hi, _, _) in enumerate(self._mel_blocks)], dim=-1)
 
-    def _block(self, frames: Tensor) -> Tensor:
-        """Features of frames (B, 4, t, n_fft) (before windowing), the log-mel channels still as mel power."""
+    def _fused(self, audio: Tensor) -> bool:
+        """Whether this input runs through the numba kernels of :mod:`av_seld.feature_kernels`."""
+        if self.kernels == "torch":
+            return False
+        usable = audio.device.type == "cpu" and audio.dtype == torch.float32
+        if self.kernels == "numba" and not usable:
+            raise ValueError(f"kernels='numba' needs float32 audio on the CPU, got {audio.dtype} on {audio.device}")
+        return usable
+
+    def _block(self, frames: Tensor, out: Tensor) -> None:
+        """Fill ``out`` (B, C, t, F) with the features of frames (B, 4, t, n_fft) (before windowing), the log-mel
+        channels still as mel power: torch element-wise operations."""
         re, im = split_planes(torch.fft.rfft(frames * self.window))  # (B, 4, t, 513) each
         power = torch.addcmul(re * re, im, im)
         if self.kind == "mic_salsalite":
-            return salsalite(re, im, power)
+            out[:] = salsalite(re, im, power)
+            return
         if self.kind == "foa_logmel_iv":
             spatial = self._to_mel(normalized_intensity(re, im, power))[:, [2, 0, 1]]  # y, z, x -> x, y, z
         else:
             spatial = gcc_phat(re, im, power, self.gcc_even, self.gcc_odd)
-        return torch.cat([self._to_mel(power), spatial], dim=1)
+        out[:, :4] = self._to_mel(power)
+        out[:, 4:] = spatial
+
+    def _block_fused(self, frames: Tensor, out: Tensor, scratch: dict[str, Tensor]) -> None:
+        """:meth:`_block` with the element-wise work in one numba loop per frame (CPU, float32). Every intermediate
+        lives in ``scratch``, reused from block to block: fresh buffers of a few hundred kB per block come from
+        ``mmap`` and go back with ``munmap``, and the page faults and TLB shootdowns of that churn cost as much as
+        the FFTs on a small virtual machine."""
+        from av_seld import feature_kernels
+
+        batch, channels, num_frames, n_fft = frames.shape
+
+        def buffer(name: str, *size: int, dtype: torch.dtype = torch.float32) -> Tensor:
+            if name not in scratch or tuple(scratch[name].shape) != size:
+                scratch[name] = torch.empty(size, dtype=dtype)
+            return scratch[name]
+
+        bins = n_fft // 2 + 1
+        windowed = torch.mul(frames, self.window, out=buffer("windowed", batch, channels, num_frames, n_fft))
+        spec = torch.fft.rfft(windowed, out=buffer("spec", batch, channels, num_frames, bins, dtype=torch.complex64))
+        spec_np = spec.numpy()
+        if self.kind == "foa_logmel_iv":
+            values = buffer("values", batch, 7, num_frames, bins)
+            feature_kernels.foa_power_intensity(spec_np, values.numpy(), np.float32(IV_EPS))
+            out[:] = self._to_mel(values)
+        elif self.kind == "mic_logmel_gcc":
+            power = buffer("power", batch, channels, num_frames, bins)
+            cross = buffer("cross", batch, len(MIC_PAIRS), num_frames, bins, dtype=torch.complex64)
+            feature_kernels.mic_power_phat(spec_np, power.numpy(), cross.numpy(), _PAIR_M, _PAIR_N,
+                                           np.float32(torch.finfo(torch.float32).tiny))
+            out[:, :4] = self._to_mel(power)
+            # GCC-PHAT as the baseline computes it: the whole inverse FFT, then the 64 lags around zero (on the CPU
+            # this is cheaper than the 64-lag products of the torch path, whose 33-column matrices vectorise badly).
+            lags = torch.fft.irfft(cross, n=n_fft, out=buffer("lags", batch, len(MIC_PAIRS), num_frames, n_fft))
+            half = NUM_MEL_BINS // 2
+            out[:, 4:, :, :half] = lags[..., -half:]
+            out[:, 4:, :, half:] = lags[..., :half]
+        else:
+            y, x = buffer("y", batch, 3, num_frames, _UPPER), buffer("x", batch, 3, num_frames, _UPPER)
+            feature_kernels.mic_power_phase(spec_np, out.numpy(), y.numpy(), x.numpy(), _LOWER, _CUTOFF, _UPPER)
+            out[:, :4].clamp_(min=AMIN).log_().mul_(_DB_PER_NEPER)
+            out[:, 4:, :, :_UPPER] = torch.atan2(y, x).div_(self.nipd_scale)
 
     @torch.no_grad()
     def forward(self, audio: Tensor) -> Tensor:
@@ -311,19 +397,24 @@ class FeatureExtractor(nn.Module):
         audio = audio.to(device=self.window.device, dtype=self.window.dtype)  # compute in the buffers' dtype
         batch, _, num_samples = audio.shape
         num_frames = timing.num_feature_frames(num_samples)
-        out = audio.new_empty((batch, self.num_channels, num_frames, self.num_bins))
+        out = _new_output((batch, self.num_channels, num_frames, self.num_bins), audio)
         # On the CPU, a few hundred frames at a time keep the intermediate spectra in cache: the element-wise
         # work is bound by memory traffic, and whole-clip spectra (50 MB per minute of audio) are not.
         step = num_frames if audio.is_cuda else max(1, self.block_rows // (batch * 4))
         hop, half = timing.FEATURE_HOP_SAMPLES, timing.N_FFT // 2
+        fused, scratch = self._fused(audio), {}
         for first in range(0, num_frames, step):
             last = min(first + step, num_frames)
             # Samples of frames first .. last - 1, zero-padded where they run past either end of the clip.
             lo, hi = first * hop - half, (last - 1) * hop + half
-            segment = audio[..., max(lo, 0) : min(hi, num_samples)]
-            if lo < 0 or hi > num_samples:
-                segment = torch.nn.functional.pad(segment, (max(0, -lo), max(0, hi - num_samples)))
-            out[:, :, first:last] = self._block(segment.unfold(-1, timing.N_FFT, hop))
+            segment = audio[..., min(max(lo, 0), num_samples) : min(hi, num_samples)]
+            if segment.shape[-1] < hi - lo:  # a block can start past the end, in the padding to a label frame
+                left = max(0, -lo)
+                segment = torch.nn.functional.pad(segment, (left, hi - lo - left - segment.shape[-1]))
+            if fused:
+                self._block_fused(segment.unfold(-1, timing.N_FFT, hop), out[:, :, first:last], scratch)
+            else:
+                self._block(segment.unfold(-1, timing.N_FFT, hop), out[:, :, first:last])
         if self.kind != "mic_salsalite":  # mel power -> dB in place (whole-clip temporaries cost page faults)
             logmel = out[:, :4]
             logmel.clamp_(min=AMIN).log_().mul_(_DB_PER_NEPER)
@@ -331,7 +422,7 @@ class FeatureExtractor(nn.Module):
                 floor = logmel.amax(dim=(-2, -1), keepdim=True).sub_(self.top_db)
                 torch.maximum(logmel, floor, out=logmel)
         if self.normalize:
-            out = (out - self.mean[:, None, :]) / self.std[:, None, :]
+            out.sub_(self.mean[:, None, :]).div_(self.std[:, None, :])
         return out[0] if single else out
 
 

@@ -25,6 +25,19 @@ def test_round_trip_within_16_bit_quantisation(tmp_path):
     np.testing.assert_allclose(y, x, atol=1.01 / 32768)
 
 
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "FLOAT"])
+def test_reads_what_libsndfile_reads(tmp_path, subtype):
+    # 16-bit files take a faster integer path; every subtype reads exactly as libsndfile's float conversion.
+    x = _noise(num_samples=3001)
+    x[0, :3] = [1.0, -1.0, 0.0]
+    path = tmp_path / f"{subtype}.wav"
+    sf.write(str(path), x.T, 24_000, subtype=subtype)
+    want = sf.read(str(path), dtype="float32", always_2d=True)[0].T
+    got = read_wav(path)
+    assert got.dtype == np.float32 and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, want)
+
+
 def test_clipping_is_logged_not_wrapped(tmp_path, caplog):
     x = np.array([[0.5, 1.5, -3.0, 0.0]] * 4)
     with caplog.at_level(logging.WARNING, logger="av_seld.io.audio"):

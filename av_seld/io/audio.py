@@ -61,11 +61,18 @@ def read_wav(
         raise AudioFormatError(path, f"expected {num_channels} channels, found {info.channels}")
     if sample_rate is not None and info.samplerate != sample_rate:
         raise AudioFormatError(path, f"expected {sample_rate} Hz, found {info.samplerate} Hz")
+    # 16-bit PCM (STARSS23's format) is read as integers and scaled while transposing: one pass instead of
+    # libsndfile's conversion plus a transposing copy, and the same values (x / 32768 is exact in float32).
+    pcm16 = info.subtype == "PCM_16"
     try:
-        audio, _ = sf.read(str(path), dtype="float32", always_2d=True)  # (samples, channels)
+        audio, _ = sf.read(str(path), dtype="int16" if pcm16 else "float32", always_2d=True)  # (samples, channels)
     except RuntimeError as e:  # soundfile.LibsndfileError
         raise AudioFormatError(path, f"cannot be read as a wav file: {_reason(e)}") from e
-    return np.ascontiguousarray(audio.T)
+    if not pcm16:
+        return np.ascontiguousarray(audio.T)
+    out = np.empty(audio.shape[::-1], dtype=np.float32)
+    np.multiply(audio.T, np.float32(1.0 / 32768.0), out=out)
+    return out
 
 
 def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
