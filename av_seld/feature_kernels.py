@@ -15,24 +15,54 @@ outputs; none allocates per call.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 # fastmath: reassociation and approximate reciprocals (relative error ~1e-7, far inside the 1e-4 the features are
 # held to); error_model="numpy": a division by zero gives inf instead of raising, which is what lets LLVM vectorise.
 _OPTIONS = dict(fastmath=True, nogil=True, boundscheck=False, error_model="numpy", cache=True)
 
 
+def sparse_filters(filters: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A banded filterbank (F, M) as ``(first, offsets, weights)``: filter ``m`` spans bins ``first[m] ..
+    first[m] + offsets[m + 1] - offsets[m] - 1`` with weights ``weights[offsets[m]:offsets[m + 1]]`` (the 64 mel
+    triangles over 513 bins have 994 non-zero weights of 32832)."""
+    first, weights, offsets = [], [], [0]
+    for column in np.asarray(filters, dtype=np.float32).T:
+        nonzero = np.flatnonzero(column)
+        lo, hi = (int(nonzero[0]), int(nonzero[-1]) + 1) if len(nonzero) else (0, 0)
+        first.append(lo)
+        weights.append(column[lo:hi])
+        offsets.append(offsets[-1] + hi - lo)
+    return np.array(first, np.int64), np.array(offsets, np.int64), np.concatenate(weights).astype(np.float32)
+
+
+@njit(inline="always", **_OPTIONS)
+def _project(row, out, first, offsets, weights):
+    """``out[m] = sum_k filter_m[k] row[k]`` over the filter's span only."""
+    for m in range(first.shape[0]):
+        w = weights[offsets[m] : offsets[m + 1]]
+        r = row[first[m] : first[m] + w.shape[0]]
+        acc = np.float32(0.0)
+        for j in range(w.shape[0]):
+            acc += w[j] * r[j]
+        out[m] = acc
+
+
 @njit(**_OPTIONS)
-def foa_power_intensity(spec, out, eps):
-    """``out`` (B, 7, t, K): powers of W, Y, Z, X (0-3), then the active intensity ``Re(conj(W) [X, Y, Z])`` over the
-    energy ``|W|^2 + (|X|^2 + |Y|^2 + |Z|^2) / 3 + eps`` in x, y, z order (4-6), from FOA spectra (W, Y, Z, X)."""
+def foa_block(spec, out, start, first, offsets, weights, eps):
+    """FOA log-mel/IV features of one block into ``out`` (B, 7, T, M), frames ``start .. start + t - 1``, the log-mel
+    channels as mel power: per frame, the powers of W, Y, Z, X and the active intensity ``Re(conj(W) [X, Y, Z])``
+    over the energy ``|W|^2 + (|X|^2 + |Y|^2 + |Z|^2) / 3 + eps`` (x, y, z order) on every bin, each projected on
+    the filters ``(first, offsets, weights)`` of :func:`sparse_filters`. ``spec``: FOA spectra (B, 4, t, K), W Y Z X."""
     batch, _, frames, bins = spec.shape
     third = np.float32(1.0 / 3.0)
+    values = np.empty((7, bins), np.float32)
+    pw_, py_, pz_, px_, ix_, iy_, iz_ = values[0], values[1], values[2], values[3], values[4], values[5], values[6]
     for b in range(batch):
         for f in range(frames):
             sw, sy, sz, sx = spec[b, 0, f], spec[b, 1, f], spec[b, 2, f], spec[b, 3, f]
-            pw_, py_, pz_, px_ = out[b, 0, f], out[b, 1, f], out[b, 2, f], out[b, 3, f]
-            ix_, iy_, iz_ = out[b, 4, f], out[b, 5, f], out[b, 6, f]
             for k in range(bins):
                 wr, wi = sw[k].real, sw[k].imag
                 yr, yi = sy[k].real, sy[k].imag
@@ -47,56 +77,95 @@ def foa_power_intensity(spec, out, eps):
                 ix_[k] = (wr * xr + wi * xi) * inverse
                 iy_[k] = (wr * yr + wi * yi) * inverse
                 iz_[k] = (wr * zr + wi * zi) * inverse
+            for c in range(7):
+                _project(values[c], out[b, c, start + f], first, offsets, weights)
 
 
 @njit(**_OPTIONS)
-def mic_power_phat(spec, power, cross, pair_m, pair_n, tiny):
-    """``power`` (B, 4, t, K): ``|X_m|^2``; ``cross`` (B, P, t, K) complex64: the phase transform ``exp(i
-    angle(conj(X_m) X_n))`` of each pair ``(pair_m[p], pair_n[p])``, ``1 + 0i`` where either spectrum is exactly
-    zero (``angle(0) = 0``)."""
+def mic_block(spec, out, start, cross, pair_m, pair_n, first, offsets, weights, tiny):
+    """MIC log-mel/GCC-PHAT inputs of one block: the mel power of M1..M4 into ``out[:, :4]`` (B, C, T, M) at frames
+    ``start ..``; ``cross`` (B, P, t, K) complex64: the phase transform ``exp(i angle(conj(X_m) X_n))`` of each pair
+    ``(pair_m[p], pair_n[p])``, ``1 + 0i`` where either spectrum is exactly zero (``angle(0) = 0``)."""
     batch, channels, frames, bins = spec.shape
     pairs = pair_m.shape[0]
+    power = np.empty((channels, bins), np.float32)
     scale = np.empty((channels, bins), np.float32)
     for b in range(batch):
         for f in range(frames):
             for c in range(channels):
-                s, p_, g = spec[b, c, f], power[b, c, f], scale[c]
+                s, p_, g = spec[b, c, f], power[c], scale[c]
                 for k in range(bins):
                     p = s[k].real * s[k].real + s[k].imag * s[k].imag
                     p_[k] = p
                     g[k] = np.float32(1.0) / np.sqrt(max(p, tiny))
+                _project(p_, out[b, c, start + f], first, offsets, weights)
             for q in range(pairs):
                 m, n = pair_m[q], pair_n[q]
                 sm, sn, gm, gn = spec[b, m, f], spec[b, n, f], scale[m], scale[n]
-                pm, pn, out = power[b, m, f], power[b, n, f], cross[b, q, f]
+                pm, pn, z = power[m], power[n], cross[b, q, f]
                 for k in range(bins):
                     mr, mi = sm[k].real * gm[k], sm[k].imag * gm[k]
                     nr, ni = sn[k].real * gn[k], sn[k].imag * gn[k]
                     silent = (pm[k] == 0) | (pn[k] == 0)
-                    out[k] = complex(np.float32(1.0) if silent else mr * nr + mi * ni, mr * ni - mi * nr)
+                    z[k] = complex(np.float32(1.0) if silent else mr * nr + mi * ni, mr * ni - mi * nr)
+
+
+@intrinsic
+def _float_bits(typingctx, x):
+    """The bits of a float32 as an int32 (an LLVM bitcast, so loops using it still vectorise)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+    return types.int32(types.float32), codegen
+
+
+@intrinsic
+def _bits_float(typingctx, x):
+    """The float32 whose bits are this int32."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+    return types.float32(types.int32), codegen
+
+
+@njit(inline="always", **_OPTIONS)
+def log_float32(x):
+    """Natural log of a positive, normal float32, to within 2e-6 absolute (9e-6 dB; torch's float32 log: 1e-6), in a
+    form LLVM vectorises (a library ``log`` call does not): ``x = 2^e m`` with ``m`` in [sqrt(1/2), sqrt(2)), and
+    ``ln m = 2 atanh(s)``, ``s = (m - 1) / (m + 1)``, |s| < 0.172, by its series to ``s^9``."""
+    bits = _float_bits(x)
+    exponent = (bits >> 23) - 127
+    mantissa = _bits_float((bits & 0x7FFFFF) | 0x3F800000)  # [1, 2)
+    big = mantissa > np.float32(1.4142135)
+    mantissa = np.float32(0.5) * mantissa if big else mantissa
+    exponent = exponent + 1 if big else exponent
+    s = (mantissa - np.float32(1.0)) / (mantissa + np.float32(1.0))
+    s2 = s * s
+    series = np.float32(2.0) + s2 * (np.float32(2.0 / 3.0) + s2 * (np.float32(2.0 / 5.0) + s2 * (
+        np.float32(2.0 / 7.0) + s2 * np.float32(2.0 / 9.0))))
+    return np.float32(exponent) * np.float32(0.6931471805599453) + s * series
 
 
 @njit(**_OPTIONS)
-def mic_power_phase(spec, out, phase_y, phase_x, lower, cutoff, upper):
-    """SALSA-lite's inputs: ``out`` (B, 7, t, cutoff - lower): ``|X_m|^2`` of M1..M4 on bins ``lower:cutoff`` in
-    channels 0-3 and zeros in channels 4-6 from index ``upper`` on; ``phase_y``/``phase_x`` (B, 3, t, upper):
-    ``Im``/``Re`` of ``X_m conj(X_1)`` for M2, M3, M4 on bins ``lower:lower + upper`` (their ``atan2`` is the phase
-    difference)."""
+def salsalite_block(spec, out, start, phase_y, phase_x, lower, amin, db_per_neper):
+    """SALSA-lite of one block into ``out`` (B, 7, T, W), frames ``start .. start + t - 1``: ``10 log10(max(|X_m|^2,
+    amin))`` of M1..M4 on bins ``lower:lower + W`` (channels 0-3) and zeros in channels 4-6 from index U on; the
+    phase differences' inputs go to ``phase_y``/``phase_x`` (B, 3, t, U): ``Im``/``Re`` of ``X_m conj(X_1)`` for M2,
+    M3, M4 on bins ``lower:lower + U`` (the caller takes their ``atan2``)."""
     batch, channels, frames, _ = spec.shape
-    width = cutoff - lower
+    width, upper = out.shape[3], phase_y.shape[3]
     for b in range(batch):
         for f in range(frames):
             for c in range(channels):
-                s, p_ = spec[b, c, f], out[b, c, f]
-                for k in range(lower, cutoff):
-                    p_[k - lower] = s[k].real * s[k].real + s[k].imag * s[k].imag
-            ref = spec[b, 0, f]
+                s, db = spec[b, c, f, lower : lower + width], out[b, c, start + f]
+                for k in range(width):
+                    db[k] = db_per_neper * log_float32(max(s[k].real * s[k].real + s[k].imag * s[k].imag, amin))
+            ref = spec[b, 0, f, lower : lower + upper]
             for c in range(1, channels):
-                s, y_, x_, zero_ = spec[b, c, f], phase_y[b, c - 1, f], phase_x[b, c - 1, f], out[b, 3 + c, f]
-                for k in range(lower, lower + upper):
+                s, y_, x_ = spec[b, c, f, lower : lower + upper], phase_y[b, c - 1, f], phase_x[b, c - 1, f]
+                for k in range(upper):
                     rr, ri = ref[k].real, ref[k].imag
                     orr, oi = s[k].real, s[k].imag
-                    y_[k - lower] = oi * rr - orr * ri
-                    x_[k - lower] = orr * rr + oi * ri
+                    y_[k] = oi * rr - orr * ri
+                    x_[k] = orr * rr + oi * ri
+                zero = out[b, 3 + c, start + f]
                 for k in range(upper, width):
-                    zero_[k] = np.float32(0.0)
+                    zero[k] = np.float32(0.0)

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import math
 import mmap
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -264,7 +266,8 @@ class FeatureExtractor(nn.Module):
     with ``.to(device)``; it computes in their dtype (``dtype``, float32 by default; float64 for reference checks).
     With ``mean`` and ``std`` (C, F) (see :mod:`av_seld.data.feature_cache`) the output is standardised,
     ``(x - mean) / std``. ``block_rows``: on the CPU, frames are processed ``block_rows / (4 B)`` at a time so that
-    the intermediate spectra stay in cache (on CUDA, all at once). ``kernels``: ``"auto"`` runs the element-wise
+    the intermediate spectra stay in cache (on CUDA, all at once); on the fused path the blocks are spread over
+    ``torch.get_num_threads()`` threads. ``kernels``: ``"auto"`` runs the element-wise
     work of float32 CPU input through the fused loops of :mod:`av_seld.feature_kernels` and everything else through
     torch operations; ``"torch"`` always uses torch operations; ``"numba"`` insists on the fused loops. No gradients
     flow through it.
@@ -285,6 +288,7 @@ class FeatureExtractor(nn.Module):
         mel = mel_filterbank(dtype=dtype)
         self.register_buffer("mel", mel, persistent=False)
         self._mel_blocks = _mel_blocks(mel, 4)
+        self._sparse_mel: tuple[np.ndarray, ...] | None = None  # (first, offsets, weights): the CPU kernels' filters
         for k, (bin_lo, bin_hi, mel_lo, mel_hi) in enumerate(self._mel_blocks):
             self.register_buffer(f"mel_block{k}", mel[bin_lo:bin_hi, mel_lo:mel_hi].contiguous(), persistent=False)
         delta = 2 * math.pi * timing.SAMPLE_RATE / (timing.N_FFT * SPEED_OF_SOUND)  # SALSA-lite: phase -> metres
@@ -347,14 +351,18 @@ class FeatureExtractor(nn.Module):
         out[:, :4] = self._to_mel(power)
         out[:, 4:] = spatial
 
-    def _block_fused(self, frames: Tensor, out: Tensor, scratch: dict[str, Tensor]) -> None:
-        """:meth:`_block` with the element-wise work in one numba loop per frame (CPU, float32). Every intermediate
-        lives in ``scratch``, reused from block to block: fresh buffers of a few hundred kB per block come from
-        ``mmap`` and go back with ``munmap``, and the page faults and TLB shootdowns of that churn cost as much as
-        the FFTs on a small virtual machine."""
+    def _block_fused(self, frames: Tensor, whole: Tensor, first: int, scratch: dict[str, Tensor]) -> None:
+        """:meth:`_block` for frames ``first ..`` of the output ``whole`` (B, C, T, F) (CPU, float32): torch's FFTs,
+        and one numba loop per frame for everything between them and the output, the mel projections included
+        (:mod:`av_seld.feature_kernels`). The windowed frames and the kernels' outputs live in ``scratch``, reused
+        from block to block (fresh buffers of this size are mapped and unmapped by the allocator each time, and on a
+        small virtual machine those page faults cost as much as the FFTs)."""
         from av_seld import feature_kernels
 
+        if self._sparse_mel is None:
+            self._sparse_mel = feature_kernels.sparse_filters(self.mel.cpu().numpy())
         batch, channels, num_frames, n_fft = frames.shape
+        out = whole[:, :, first : first + num_frames]
 
         def buffer(name: str, *size: int, dtype: torch.dtype = torch.float32) -> Tensor:
             if name not in scratch or tuple(scratch[name].shape) != size:
@@ -363,29 +371,25 @@ class FeatureExtractor(nn.Module):
 
         bins = n_fft // 2 + 1
         windowed = torch.mul(frames, self.window, out=buffer("windowed", batch, channels, num_frames, n_fft))
-        spec = torch.fft.rfft(windowed, out=buffer("spec", batch, channels, num_frames, bins, dtype=torch.complex64))
-        spec_np = spec.numpy()
+        spec = torch.fft.rfft(windowed)  # (its out= variant is slower: it transforms into a temporary and copies)
+        spec_np, whole_np = spec.numpy(), whole.numpy()
         if self.kind == "foa_logmel_iv":
-            values = buffer("values", batch, 7, num_frames, bins)
-            feature_kernels.foa_power_intensity(spec_np, values.numpy(), np.float32(IV_EPS))
-            out[:] = self._to_mel(values)
+            feature_kernels.foa_block(spec_np, whole_np, first, *self._sparse_mel, np.float32(IV_EPS))
         elif self.kind == "mic_logmel_gcc":
-            power = buffer("power", batch, channels, num_frames, bins)
             cross = buffer("cross", batch, len(MIC_PAIRS), num_frames, bins, dtype=torch.complex64)
-            feature_kernels.mic_power_phat(spec_np, power.numpy(), cross.numpy(), _PAIR_M, _PAIR_N,
-                                           np.float32(torch.finfo(torch.float32).tiny))
-            out[:, :4] = self._to_mel(power)
+            feature_kernels.mic_block(spec_np, whole_np, first, cross.numpy(), _PAIR_M, _PAIR_N, *self._sparse_mel,
+                                      np.float32(torch.finfo(torch.float32).tiny))
             # GCC-PHAT as the baseline computes it: the whole inverse FFT, then the 64 lags around zero (on the CPU
             # this is cheaper than the 64-lag products of the torch path, whose 33-column matrices vectorise badly).
-            lags = torch.fft.irfft(cross, n=n_fft, out=buffer("lags", batch, len(MIC_PAIRS), num_frames, n_fft))
+            lags = torch.fft.irfft(cross, n=n_fft)
             half = NUM_MEL_BINS // 2
             out[:, 4:, :, :half] = lags[..., -half:]
             out[:, 4:, :, half:] = lags[..., :half]
         else:
             y, x = buffer("y", batch, 3, num_frames, _UPPER), buffer("x", batch, 3, num_frames, _UPPER)
-            feature_kernels.mic_power_phase(spec_np, out.numpy(), y.numpy(), x.numpy(), _LOWER, _CUTOFF, _UPPER)
-            out[:, :4].clamp_(min=AMIN).log_().mul_(_DB_PER_NEPER)
-            out[:, 4:, :, :_UPPER] = torch.atan2(y, x).div_(self.nipd_scale)
+            feature_kernels.salsalite_block(spec_np, whole_np, first, y.numpy(), x.numpy(), _LOWER,
+                                            np.float32(AMIN), np.float32(_DB_PER_NEPER))
+            out[:, 4:, :, :_UPPER] = torch.atan2(y, x, out=y).div_(self.nipd_scale)
 
     @torch.no_grad()
     def forward(self, audio: Tensor) -> Tensor:
@@ -402,19 +406,41 @@ class FeatureExtractor(nn.Module):
         # work is bound by memory traffic, and whole-clip spectra (50 MB per minute of audio) are not.
         step = num_frames if audio.is_cuda else max(1, self.block_rows // (batch * 4))
         hop, half = timing.FEATURE_HOP_SAMPLES, timing.N_FFT // 2
-        fused, scratch = self._fused(audio), {}
-        for first in range(0, num_frames, step):
-            last = min(first + step, num_frames)
-            # Samples of frames first .. last - 1, zero-padded where they run past either end of the clip.
-            lo, hi = first * hop - half, (last - 1) * hop + half
-            segment = audio[..., min(max(lo, 0), num_samples) : min(hi, num_samples)]
-            if segment.shape[-1] < hi - lo:  # a block can start past the end, in the padding to a label frame
-                left = max(0, -lo)
-                segment = torch.nn.functional.pad(segment, (left, hi - lo - left - segment.shape[-1]))
-            if fused:
-                self._block_fused(segment.unfold(-1, timing.N_FFT, hop), out[:, :, first:last], scratch)
-            else:
-                self._block(segment.unfold(-1, timing.N_FFT, hop), out[:, :, first:last])
+        fused = self._fused(audio)
+
+        buffers = threading.local()  # per-thread scratch buffers, reused from block to block
+
+        def run(starts: range) -> None:
+            scratch = buffers.__dict__.setdefault("scratch", {})
+            for first in starts:
+                last = min(first + step, num_frames)
+                # Samples of frames first .. last - 1, zero-padded where they run past either end of the clip.
+                lo, hi = first * hop - half, (last - 1) * hop + half
+                segment = audio[..., min(max(lo, 0), num_samples) : min(hi, num_samples)]
+                if segment.shape[-1] < hi - lo:  # a block can start past the end, in the padding to a label frame
+                    left = max(0, -lo)
+                    segment = torch.nn.functional.pad(segment, (left, hi - lo - left - segment.shape[-1]))
+                if fused:
+                    self._block_fused(segment.unfold(-1, timing.N_FFT, hop), out, first, scratch)
+                else:
+                    self._block(segment.unfold(-1, timing.N_FFT, hop), out[:, :, first:last])
+
+        starts = range(0, num_frames, step)
+        workers = min(torch.get_num_threads(), len(starts) // 4) if fused else 1
+        if workers > 1:
+            # The fused path's loops hold no GIL and the blocks are independent: the threads take runs of 4 blocks
+            # as they come free (a core that is busy with something else then simply takes fewer), and torch runs
+            # single-threaded inside them (intra-op threads on top of these would only fight over the same cores).
+            runs = [starts[i : i + 4] for i in range(0, len(starts), 4)]
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                with ThreadPoolExecutor(workers) as pool:
+                    list(pool.map(run, runs))
+            finally:
+                torch.set_num_threads(threads)
+        else:
+            run(starts)
         if self.kind != "mic_salsalite":  # mel power -> dB in place (whole-clip temporaries cost page faults)
             logmel = out[:, :4]
             logmel.clamp_(min=AMIN).log_().mul_(_DB_PER_NEPER)

@@ -1,14 +1,15 @@
 """Feature extraction speed: minutes of 4-channel audio turned into features per second of wall time.
 
-Compares ``av_seld.features`` (batched torch on the CPU, float32) with the librosa implementation of the same DCASE
+Compares ``av_seld.features`` (torch FFTs and fused numba loops on the CPU, float32) with the librosa implementation of the same DCASE
 baseline definitions (``tests/feature_reference.py``: one file at a time, channel by channel, float64, as the
 baseline's ``cls_feature_class.py`` does), on the same generated wav files: once reading the wav files inside the
 timed loop (scipy for the baseline, ``av_seld.io.audio.read_wav`` for torch), once from audio already in memory.
 Generating the files is not timed; each side keeps its fastest of ``--repeats`` runs. Both outputs are checked to
-agree before timing. Both sides run on ``--threads`` threads (default 1, one core): torch's intra-op threads, and
-numpy's BLAS (used by the reference's mel projections) through threadpoolctl; numpy's FFT is single-threaded.
+agree before timing. Both sides run on ``--threads`` threads (default 1, one core): torch's threads (the feature
+extractor splits a clip's frames over them), and numpy's BLAS (the reference's mel projections) through
+threadpoolctl; numpy's FFT is single-threaded, which is how the baseline runs on any machine.
 
-    python bench/bench_features.py [--minutes 4] [--clip-s 60] [--batch 4] [--threads 1] [--repeats 3]
+    python bench/bench_features.py [--minutes 4] [--clip-s 60] [--batch 1] [--threads 1] [--repeats 3]
                                    [--kinds foa_logmel_iv mic_logmel_gcc mic_salsalite]
 """
 
@@ -56,13 +57,13 @@ def run_reference(paths: list[Path], kind: str, audio: list[np.ndarray] | None =
 
 
 def run_torch(paths: list[Path], kind: str, batch: int, audio: list[np.ndarray] | None = None) -> float:
-    """Seconds to compute the features of every file, ``batch`` files at a time; ``audio`` given: from memory."""
+    """Seconds to compute the features of every file, ``batch`` files per call; ``audio`` given: from memory."""
     extractor = FeatureExtractor(kind)
     start = time.perf_counter()
     for first in range(0, len(paths), batch):
         chunk = range(first, min(first + batch, len(paths)))
-        stacked = np.stack([read_wav(paths[i]) if audio is None else audio[i] for i in chunk])
-        extractor(torch.from_numpy(stacked))
+        clips = [read_wav(paths[i]) if audio is None else audio[i] for i in chunk]
+        extractor(torch.from_numpy(clips[0] if len(clips) == 1 else np.stack(clips)))
     return time.perf_counter() - start
 
 
@@ -70,9 +71,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=4.0, help="audio per feature kind (default 4 minutes)")
     parser.add_argument("--clip-s", type=float, default=60.0, help="seconds per file (default 60, as STARSS23)")
-    parser.add_argument("--batch", type=int, default=4, help="files per torch batch (default 4)")
+    parser.add_argument("--batch", type=int, default=1,
+                        help="files per torch call (default 1: file by file, as extract-features runs; stacking "
+                             "files into a batch costs a copy of the audio)")
     parser.add_argument("--threads", type=int, default=1,
-                        help="torch intra-op threads (default 1: one core, as the librosa implementation uses)")
+                        help="threads for both sides (default 1: one core each): torch's threads and numpy's BLAS")
     parser.add_argument("--repeats", type=int, default=3,
                         help="time each side this many times and keep the fastest (default 3; the cores are shared)")
     parser.add_argument("--kinds", nargs="+", default=sorted(FEATURE_SPECS), choices=sorted(FEATURE_SPECS))
@@ -81,7 +84,7 @@ def main() -> None:
     threadpool_limits(args.threads)  # numpy's BLAS too, so that both sides use the same cores
     num_files = max(1, int(round(args.minutes * 60 / args.clip_s)))
     minutes = num_files * args.clip_s / 60
-    print(f"{num_files} files of {args.clip_s:g} s ({minutes:g} min) per kind, torch batch {args.batch}, "
+    print(f"{num_files} files of {args.clip_s:g} s ({minutes:g} min) per kind, {args.batch} file(s) per torch call, "
           f"{torch.get_num_threads()} torch threads, {args.threads} BLAS threads")
     with tempfile.TemporaryDirectory() as tmp:
         files = {fmt: make_files(Path(tmp), fmt, num_files, args.clip_s) for fmt in ("foa", "mic")}
@@ -101,7 +104,7 @@ def main() -> None:
                 rates[label] = (minutes / ref_s, minutes / torch_s)
             print(f"{kind}  (spatial channels of the two agree within {worst:.1e})")
             for label, (ref_rate, torch_rate) in rates.items():
-                print(f"  {label:32s} librosa, file by file: {ref_rate:6.2f} min/s   torch, batched: "
+                print(f"  {label:32s} librosa, file by file: {ref_rate:6.2f} min/s   av_seld: "
                       f"{torch_rate:6.2f} min/s   speed-up {torch_rate / ref_rate:5.1f}x")
 
 
