@@ -231,3 +231,20 @@ def test_threads_share_the_blocks_without_changing_the_result(kind, clips):
     finally:
         torch.set_num_threads(threads)
     torch.testing.assert_close(shared, alone, rtol=0, atol=0)
+
+
+def test_the_kernels_float32_log_matches_numpy():
+    from numba import njit
+
+    from av_seld.feature_kernels import log_float32
+
+    @njit
+    def logs(x, out):
+        for i in range(x.shape[0]):
+            out[i] = log_float32(x[i])
+
+    x = np.exp(np.random.default_rng(0).uniform(np.log(1e-10), np.log(1e8), 200_000)).astype(np.float32)
+    x[:6] = [1.0, 2.0, 0.5, 1e-10, 1.4142135, 1.4142137]  # the exponent and the sqrt(2) fold
+    out = np.empty_like(x)
+    logs(x, out)
+    assert np.abs(out - np.log(x.astype(np.float64))).max() < 3e-6
