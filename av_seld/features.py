@@ -26,7 +26,6 @@ the baseline does once per file. ``tests/feature_reference.py`` holds the NumPy/
 from __future__ import annotations
 
 import math
-import mmap
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -238,27 +237,6 @@ def salsalite(re: Tensor, im: Tensor, power: Tensor, sample_rate: int = timing.S
     return torch.cat([log_power, nipd], dim=1)
 
 
-_HUGE_PAGE_MIN_BYTES = 8 << 20
-
-
-def _new_output(shape: tuple[int, ...], like: Tensor) -> Tensor:
-    """An uninitialised tensor of ``shape`` with the dtype and device of ``like``. Large CPU outputs are backed by
-    memory advised to use transparent huge pages where the system allows it: first writes to a fresh 4 KiB-paged
-    buffer fault once per page, which cost more than the features themselves for SALSA-lite (a minute of audio
-    is 32 MB of features)."""
-    numel = math.prod(shape)
-    nbytes = numel * like.element_size()
-    if like.device.type != "cpu" or nbytes < _HUGE_PAGE_MIN_BYTES or not hasattr(mmap, "MADV_HUGEPAGE"):
-        return like.new_empty(shape)
-    buffer = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    try:
-        buffer.madvise(mmap.MADV_HUGEPAGE)
-    except OSError:  # huge pages unsupported here: plain pages, same result
-        pass
-    array = np.frombuffer(buffer, dtype=torch.empty((), dtype=like.dtype).numpy().dtype, count=numel)
-    return torch.from_numpy(array.reshape(shape))
-
-
 class FeatureExtractor(nn.Module):
     """Audio ``(B, 4, N)`` (or ``(4, N)``) -> features ``(B, C, T, F)`` (or ``(C, T, F)``) of one kind.
 
@@ -401,7 +379,7 @@ class FeatureExtractor(nn.Module):
         audio = audio.to(device=self.window.device, dtype=self.window.dtype)  # compute in the buffers' dtype
         batch, _, num_samples = audio.shape
         num_frames = timing.num_feature_frames(num_samples)
-        out = _new_output((batch, self.num_channels, num_frames, self.num_bins), audio)
+        out = audio.new_empty((batch, self.num_channels, num_frames, self.num_bins))
         # On the CPU, a few hundred frames at a time keep the intermediate spectra in cache: the element-wise
         # work is bound by memory traffic, and whole-clip spectra (50 MB per minute of audio) are not.
         step = num_frames if audio.is_cuda else max(1, self.block_rows // (batch * 4))
