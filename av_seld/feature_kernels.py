@@ -22,6 +22,7 @@ from numba.extending import intrinsic
 # fastmath: reassociation and approximate reciprocals (relative error ~1e-7, far inside the 1e-4 the features are
 # held to); error_model="numpy": a division by zero gives inf instead of raising, which is what lets LLVM vectorise.
 _OPTIONS = dict(fastmath=True, nogil=True, boundscheck=False, error_model="numpy", cache=True)
+_EXACT = dict(_OPTIONS, fastmath=False)  # IEEE semantics (signed zeros); loops without reductions still vectorise
 
 
 def sparse_filters(filters: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -126,7 +127,7 @@ def _bits_float(typingctx, x):
     return types.float32(types.int32), codegen
 
 
-@njit(inline="always", **_OPTIONS)
+@njit(inline="always", **_EXACT)
 def log_float32(x):
     """Natural log of a positive, normal float32, to within 2e-6 absolute (9e-6 dB; torch's float32 log: 1e-6), in a
     form LLVM vectorises (a library ``log`` call does not): ``x = 2^e m`` with ``m`` in [sqrt(1/2), sqrt(2)), and
@@ -144,14 +145,34 @@ def log_float32(x):
     return np.float32(exponent) * np.float32(0.6931471805599453) + s * series
 
 
-@njit(**_OPTIONS)
-def salsalite_block(spec, out, start, phase_y, phase_x, lower, amin, db_per_neper):
+@njit(inline="always", **_EXACT)
+def atan2_float32(y, x):
+    """``atan2(y, x)`` of float32s to within 3e-7 rad, signed zeros as numpy and torch treat them (``atan2(+0, -0) =
+    pi``, ``atan2(-0, -0) = -pi``), in a form LLVM vectorises: ``atan`` of ``min(|x|, |y|) / max(|x|, |y|)`` in
+    [0, 1], folded to [-tan(pi/8), tan(pi/8)] around 1 and evaluated by the Cephes ``atanf`` polynomial, then
+    moved to the octant of ``(x, y)``."""
+    ax, ay = abs(x), abs(y)
+    big, small = max(ax, ay), min(ax, ay)
+    a = small / big if big > np.float32(0.0) else np.float32(0.0)
+    folded = a > np.float32(0.41421356)  # tan(pi / 8)
+    t = (a - np.float32(1.0)) / (a + np.float32(1.0)) if folded else a
+    z = t * t
+    r = (((np.float32(8.05374449538e-2) * z - np.float32(1.38776856032e-1)) * z + np.float32(1.99777106478e-1)) * z
+         - np.float32(3.33329491539e-1)) * z * t + t
+    r = r + np.float32(0.7853981633974483) if folded else r
+    r = np.float32(1.5707963267948966) - r if ay > ax else r
+    r = np.float32(3.141592653589793) - r if _float_bits(x) < 0 else r  # x < 0, or x = -0
+    return -r if _float_bits(y) < 0 else r
+
+
+@njit(**_EXACT)
+def salsalite_block(spec, out, start, lower, nipd_scale, amin, db_per_neper):
     """SALSA-lite of one block into ``out`` (B, 7, T, W), frames ``start .. start + t - 1``: ``10 log10(max(|X_m|^2,
-    amin))`` of M1..M4 on bins ``lower:lower + W`` (channels 0-3) and zeros in channels 4-6 from index U on; the
-    phase differences' inputs go to ``phase_y``/``phase_x`` (B, 3, t, U): ``Im``/``Re`` of ``X_m conj(X_1)`` for M2,
-    M3, M4 on bins ``lower:lower + U`` (the caller takes their ``atan2``)."""
+    amin))`` of M1..M4 on bins ``lower:lower + W`` (channels 0-3), then for M2, M3, M4 the phase difference
+    ``angle(X_m conj(X_1))`` divided by ``nipd_scale`` (U,) on bins ``lower:lower + U`` and zero above (4-6).
+    Compiled without fast-math: the signs of zeros decide the angle of a silent bin (0 or pi), as in numpy."""
     batch, channels, frames, _ = spec.shape
-    width, upper = out.shape[3], phase_y.shape[3]
+    width, upper = out.shape[3], nipd_scale.shape[0]
     for b in range(batch):
         for f in range(frames):
             for c in range(channels):
@@ -160,12 +181,10 @@ def salsalite_block(spec, out, start, phase_y, phase_x, lower, amin, db_per_nepe
                     db[k] = db_per_neper * log_float32(max(s[k].real * s[k].real + s[k].imag * s[k].imag, amin))
             ref = spec[b, 0, f, lower : lower + upper]
             for c in range(1, channels):
-                s, y_, x_ = spec[b, c, f, lower : lower + upper], phase_y[b, c - 1, f], phase_x[b, c - 1, f]
+                s, nipd = spec[b, c, f, lower : lower + upper], out[b, 3 + c, start + f]
                 for k in range(upper):
                     rr, ri = ref[k].real, ref[k].imag
                     orr, oi = s[k].real, s[k].imag
-                    y_[k] = oi * rr - orr * ri
-                    x_[k] = orr * rr + oi * ri
-                zero = out[b, 3 + c, start + f]
+                    nipd[k] = atan2_float32(oi * rr - orr * ri, orr * rr + oi * ri) / nipd_scale[k]
                 for k in range(upper, width):
-                    zero[k] = np.float32(0.0)
+                    nipd[k] = np.float32(0.0)

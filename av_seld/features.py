@@ -364,10 +364,8 @@ class FeatureExtractor(nn.Module):
             out[:, 4:, :, :half] = lags[..., -half:]
             out[:, 4:, :, half:] = lags[..., :half]
         else:
-            y, x = buffer("y", batch, 3, num_frames, _UPPER), buffer("x", batch, 3, num_frames, _UPPER)
-            feature_kernels.salsalite_block(spec_np, whole_np, first, y.numpy(), x.numpy(), _LOWER,
+            feature_kernels.salsalite_block(spec_np, whole_np, first, _LOWER, self.nipd_scale.numpy(),
                                             np.float32(AMIN), np.float32(_DB_PER_NEPER))
-            out[:, 4:, :, :_UPPER] = torch.atan2(y, x, out=y).div_(self.nipd_scale)
 
     @torch.no_grad()
     def forward(self, audio: Tensor) -> Tensor:

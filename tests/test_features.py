@@ -248,3 +248,26 @@ def test_the_kernels_float32_log_matches_numpy():
     out = np.empty_like(x)
     logs(x, out)
     assert np.abs(out - np.log(x.astype(np.float64))).max() < 3e-6
+
+
+def test_the_kernels_float32_atan2_matches_numpy_signed_zeros_included():
+    from numba import njit
+
+    from av_seld.feature_kernels import atan2_float32
+
+    @njit
+    def angles(y, x, out):
+        for i in range(y.shape[0]):
+            out[i] = atan2_float32(y[i], x[i])
+
+    rng = np.random.default_rng(0)
+    y = (rng.standard_normal(200_000) * 10.0 ** rng.uniform(-8, 3, 200_000)).astype(np.float32)
+    x = (rng.standard_normal(200_000) * 10.0 ** rng.uniform(-8, 3, 200_000)).astype(np.float32)
+    zeros = np.array([0.0, -0.0, 1.0, -1.0], np.float32)
+    y = np.concatenate([y, np.repeat(zeros, 4), [1.0, -1.0, 2.0]]).astype(np.float32)
+    x = np.concatenate([x, np.tile(zeros, 4), [1.0, 1.0, -2.0]]).astype(np.float32)  # axes and diagonals too
+    out = np.empty_like(y)
+    angles(y, x, out)
+    want = np.arctan2(y.astype(np.float64), x.astype(np.float64))
+    assert np.abs(out - want).max() < 3e-7
+    np.testing.assert_array_equal(np.signbit(out[-19:]), np.signbit(want[-19:].astype(np.float32)))
