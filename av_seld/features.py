@@ -25,6 +25,7 @@ the baseline does once per file. ``tests/feature_reference.py`` holds the NumPy/
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -428,10 +429,16 @@ class FeatureExtractor(nn.Module):
         return out[0] if single else out
 
 
+@functools.lru_cache(maxsize=16)
+def _shared_extractor(kind: str, top_db: float | None, device: str) -> FeatureExtractor:
+    return FeatureExtractor(kind, top_db=top_db).to(device)
+
+
 def compute_features(audio: np.ndarray | Tensor, kind: str, *, top_db: float | None = TOP_DB,
                      device: str | torch.device = "cpu") -> np.ndarray:
     """Features of ``kind`` for audio ``(4, N)`` or ``(B, 4, N)`` as a float32 NumPy array ``(C, T, F)`` / ``(B, ...)``
-    (un-normalised). A convenience around :class:`FeatureExtractor` for NumPy callers."""
-    extractor = FeatureExtractor(kind, top_db=top_db).to(device)
+    (un-normalised). A convenience around :class:`FeatureExtractor` for NumPy callers; the extractor is built once per
+    (kind, top_db, device) and reused (building one costs about a tenth of a minute of features)."""
+    extractor = _shared_extractor(kind, top_db, str(torch.device(device)))
     audio = audio if isinstance(audio, Tensor) else torch.from_numpy(np.asarray(audio, dtype=np.float32))
     return extractor(audio).cpu().numpy()
