@@ -353,11 +353,13 @@ class FeatureExtractor(nn.Module):
         spec = torch.fft.rfft(windowed)  # (its out= variant is slower: it transforms into a temporary and copies)
         spec_np, whole_np = spec.numpy(), whole.numpy()
         if self.kind == "foa_logmel_iv":
-            feature_kernels.foa_block(spec_np, whole_np, first, *self._sparse_mel, np.float32(IV_EPS))
+            feature_kernels.foa_block(spec_np, whole_np, first, *self._sparse_mel, np.float32(IV_EPS),
+                                      np.float32(AMIN), np.float32(_DB_PER_NEPER))
         elif self.kind == "mic_logmel_gcc":
             cross = buffer("cross", batch, len(MIC_PAIRS), num_frames, bins, dtype=torch.complex64)
             feature_kernels.mic_block(spec_np, whole_np, first, cross.numpy(), _PAIR_M, _PAIR_N, *self._sparse_mel,
-                                      np.float32(torch.finfo(torch.float32).tiny))
+                                      np.float32(torch.finfo(torch.float32).tiny), np.float32(AMIN),
+                                      np.float32(_DB_PER_NEPER))
             # GCC-PHAT as the baseline computes it: the whole inverse FFT, then the 64 lags around zero (on the CPU
             # this is cheaper than the 64-lag products of the torch path, whose 33-column matrices vectorise badly).
             lags = torch.fft.irfft(cross, n=n_fft)
@@ -418,9 +420,10 @@ class FeatureExtractor(nn.Module):
                 torch.set_num_threads(threads)
         else:
             run(starts)
-        if self.kind != "mic_salsalite":  # mel power -> dB in place (whole-clip temporaries cost page faults)
+        if self.kind != "mic_salsalite":  # mel power -> dB in place (the fused loops wrote dB already)
             logmel = out[:, :4]
-            logmel.clamp_(min=AMIN).log_().mul_(_DB_PER_NEPER)
+            if not fused:
+                logmel.clamp_(min=AMIN).log_().mul_(_DB_PER_NEPER)
             if self.top_db is not None:
                 floor = logmel.amax(dim=(-2, -1), keepdim=True).sub_(self.top_db)
                 torch.maximum(logmel, floor, out=logmel)
