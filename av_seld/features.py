@@ -21,6 +21,9 @@ Kinds (channel layouts are the shared contract of the dataset, the models and ch
 Log powers follow ``librosa.power_to_db``: ``10 log10(max(P, 1e-10))``; the log-mel channels are also floored at
 80 dB below their maximum over the whole input (per example and channel, ``top_db``; ``None`` turns that off), as
 the baseline does once per file. ``tests/feature_reference.py`` holds the NumPy/librosa definitions these equal.
+
+On the CPU (float32) the work after the FFTs runs in the numba loops of :mod:`av_seld.feature_kernels`; the torch
+functions below are the CUDA path and the reference the loops are tested against.
 """
 
 from __future__ import annotations
@@ -245,11 +248,11 @@ class FeatureExtractor(nn.Module):
     with ``.to(device)``; it computes in their dtype (``dtype``, float32 by default; float64 for reference checks).
     With ``mean`` and ``std`` (C, F) (see :mod:`av_seld.data.feature_cache`) the output is standardised,
     ``(x - mean) / std``. ``block_rows``: on the CPU, frames are processed ``block_rows / (4 B)`` at a time so that
-    the intermediate spectra stay in cache (on CUDA, all at once); on the fused path the blocks are spread over
-    ``torch.get_num_threads()`` threads. ``kernels``: ``"auto"`` runs the element-wise
-    work of float32 CPU input through the fused loops of :mod:`av_seld.feature_kernels` and everything else through
-    torch operations; ``"torch"`` always uses torch operations; ``"numba"`` insists on the fused loops. No gradients
-    flow through it.
+    the intermediate spectra stay in cache (on CUDA, all at once). ``kernels``: ``"auto"`` runs float32 CPU input
+    through the fused loops of :mod:`av_seld.feature_kernels` (everything after the FFTs), anything else through
+    torch operations; ``"torch"`` always uses torch operations (the CUDA path); ``"numba"`` insists on the fused
+    loops. With ``torch.get_num_threads() > 1`` the fused path spreads the blocks over that many threads, with
+    torch's own thread count set to 1 until they finish. No gradients flow through it.
     """
 
     def __init__(self, kind: str, *, mean: np.ndarray | Tensor | None = None, std: np.ndarray | Tensor | None = None,
@@ -333,9 +336,10 @@ class FeatureExtractor(nn.Module):
     def _block_fused(self, frames: Tensor, whole: Tensor, first: int, scratch: dict[str, Tensor]) -> None:
         """:meth:`_block` for frames ``first ..`` of the output ``whole`` (B, C, T, F) (CPU, float32): torch's FFTs,
         and one numba loop per frame for everything between them and the output, the mel projections included
-        (:mod:`av_seld.feature_kernels`). The windowed frames and the kernels' outputs live in ``scratch``, reused
-        from block to block (fresh buffers of this size are mapped and unmapped by the allocator each time, and on a
-        small virtual machine those page faults cost as much as the FFTs)."""
+        (:mod:`av_seld.feature_kernels`), which write into ``whole`` directly. The windowed frames and GCC-PHAT's
+        cross spectra live in ``scratch``, reused from block to block (fresh buffers of this size are mapped and
+        unmapped by the allocator each time, and on a small virtual machine those page faults cost as much as the
+        FFTs)."""
         from av_seld import feature_kernels
 
         if self._sparse_mel is None:
@@ -441,7 +445,7 @@ def compute_features(audio: np.ndarray | Tensor, kind: str, *, top_db: float | N
                      device: str | torch.device = "cpu") -> np.ndarray:
     """Features of ``kind`` for audio ``(4, N)`` or ``(B, 4, N)`` as a float32 NumPy array ``(C, T, F)`` / ``(B, ...)``
     (un-normalised). A convenience around :class:`FeatureExtractor` for NumPy callers; the extractor is built once per
-    (kind, top_db, device) and reused (building one costs about a tenth of a minute of features)."""
+    (kind, top_db, device) and reused (building one takes about 1 ms, against 15 ms for a minute of FOA features)."""
     extractor = _shared_extractor(kind, top_db, str(torch.device(device)))
     audio = audio if isinstance(audio, Tensor) else torch.from_numpy(np.asarray(audio, dtype=np.float32))
     return extractor(audio).cpu().numpy()
