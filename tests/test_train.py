@@ -75,6 +75,17 @@ def test_debug_tiny_trains_resumes_and_infers(tiny_root, tmp_path, capsys):
     assert (tmp_path / "student" / "best.pt").is_file()
 
 
+def test_a_run_started_with_relative_paths_keeps_its_references(tiny_root, tmp_path, monkeypatch):
+    # make demo passes relative folders; the report resolves reference.json from the evaluation folder.
+    from av_seld.viz.report import find_evaluations
+
+    monkeypatch.chdir(tiny_root.parent)
+    out = os.path.relpath(tmp_path, tiny_root.parent)
+    assert main(["train", str(TINY), *overrides(tiny_root.name, out)]) == 0
+    [test_eval] = [e for e in find_evaluations(Path(out) / "debug_tiny") if e.name == "test"]
+    assert sorted(test_eval.references) == sorted(p.name for p in (tiny_root / "metadata_dev" / "dev-val").glob("*.csv"))
+
+
 def test_config_errors_are_reported_with_the_key(tiny_root, tmp_path, capsys):
     assert main(["train", str(TINY), "optim.lrr=1"]) == 2
     assert "optim.lrr" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -387,5 +388,8 @@ def evaluate_split(model, dataset, out_dir: Path, *, thresholds, merge_deg: floa
     result = evaluate_folders(ref_dir, out_dir / "pred", edition=edition, eval_distance=False)
     result.write_json(out_dir / "scores.json")
     write_text_atomic(out_dir / "scores.txt", result.format_table() + "\n")
-    write_text_atomic(out_dir / "reference.json", json.dumps({"reference_dir": str(ref_dir)}) + "\n")
+    # Relative to this folder, as readers resolve it (a path relative to the working directory would only hold
+    # from where the run was started); a run folder that moves together with its data keeps its references.
+    relative = os.path.relpath(Path(ref_dir).resolve(), Path(out_dir).resolve())
+    write_text_atomic(out_dir / "reference.json", json.dumps({"reference_dir": relative}) + "\n")
     return result
