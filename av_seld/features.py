@@ -382,6 +382,15 @@ class FeatureExtractor(nn.Module):
         if audio.dim() != 3 or audio.shape[1] != 4:
             raise ValueError(f"audio must be (B, 4, N) or (4, N), got shape {tuple(audio.shape)}")
         audio = audio.to(device=self.window.device, dtype=self.window.dtype)  # compute in the buffers' dtype
+        # NaN or inf samples would come out as NaN in some channels and, through the fused loops' bit-level log and
+        # atan2, as finite garbage in others: refuse them. A sum is finite exactly when every sample is (barring an
+        # overflow, told apart below) and costs a twentieth of isfinite().all().
+        if not torch.isfinite(audio.sum()):
+            bad = (~torch.isfinite(audio)).nonzero()
+            if len(bad):
+                b, c, n = bad[0].tolist()
+                raise ValueError(f"audio has {len(bad)} NaN or infinite samples, the first at example {b}, "
+                                 f"channel {c}, sample {n}")
         batch, _, num_samples = audio.shape
         num_frames = timing.num_feature_frames(num_samples)
         out = audio.new_empty((batch, self.num_channels, num_frames, self.num_bins))

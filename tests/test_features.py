@@ -211,6 +211,16 @@ def test_fused_kernels_equal_the_torch_operations(kind, clips):
     torch.testing.assert_close(fused, plain, rtol=1e-5, atol=2e-5)
 
 
+@pytest.mark.parametrize("kernels", ["numba", "torch"])
+def test_non_finite_audio_is_refused_with_its_place(kernels):
+    audio = torch.zeros(2, 4, 4800)
+    audio[1, 2, 1234] = float("nan")
+    with pytest.raises(ValueError, match="1 NaN or infinite samples, the first at example 1, channel 2, sample 1234"):
+        FeatureExtractor("mic_salsalite", kernels=kernels)(audio)
+    loud = torch.full((4, 4800), 1e35)  # a sum that overflows is not a bad sample (its powers overflow, though)
+    assert FeatureExtractor("foa_logmel_iv", kernels=kernels)(loud).shape == (7, 10, 64)
+
+
 def test_kernel_choice_is_checked():
     with pytest.raises(ValueError, match="kernels must be"):
         FeatureExtractor("foa_logmel_iv", kernels="fast")
