@@ -56,7 +56,8 @@ def log_float32(x):
     s2 = s * s
     series = np.float32(2.0) + s2 * (np.float32(2.0 / 3.0) + s2 * (np.float32(2.0 / 5.0) + s2 * (
         np.float32(2.0 / 7.0) + s2 * np.float32(2.0 / 9.0))))
-    return np.float32(exponent) * np.float32(0.6931471805599453) + s * series
+    result = np.float32(exponent) * np.float32(0.6931471805599453) + s * series
+    return result if x < np.float32(np.inf) else x  # NaN and inf stay what they are
 
 
 @njit(inline="always", **_EXACT)
@@ -76,7 +77,8 @@ def atan2_float32(y, x):
     r = r + np.float32(0.7853981633974483) if folded else r
     r = np.float32(1.5707963267948966) - r if ay > ax else r
     r = np.float32(3.141592653589793) - r if _float_bits(x) < 0 else r  # x < 0, or x = -0
-    return -r if _float_bits(y) < 0 else r
+    r = -r if _float_bits(y) < 0 else r
+    return r if (x == x) & (y == y) else x + y  # NaN in, NaN out
 
 
 def sparse_filters(filters: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -106,10 +108,16 @@ def _project(row, out, first, offsets, weights):
 
 
 @njit(inline="always", **_EXACT)
+def _floor(x, amin):
+    """``max(x, amin)``, but NaN stays NaN (so that bad audio shows in the output rather than as a floor)."""
+    return amin if x < amin else x
+
+
+@njit(inline="always", **_EXACT)
 def _to_db(row, amin, db_per_neper):
     """``row = 10 log10(max(row, amin))`` in place."""
     for m in range(row.shape[0]):
-        row[m] = db_per_neper * log_float32(max(row[m], amin))
+        row[m] = db_per_neper * log_float32(_floor(row[m], amin))
 
 
 @njit(**_OPTIONS)
@@ -189,7 +197,7 @@ def salsalite_block(spec, out, start, lower, nipd_scale, amin, db_per_neper):
             for c in range(channels):
                 s, db = spec[b, c, f, lower : lower + width], out[b, c, start + f]
                 for k in range(width):
-                    db[k] = db_per_neper * log_float32(max(s[k].real * s[k].real + s[k].imag * s[k].imag, amin))
+                    db[k] = db_per_neper * log_float32(_floor(s[k].real * s[k].real + s[k].imag * s[k].imag, amin))
             ref = spec[b, 0, f, lower : lower + upper]
             for c in range(1, channels):
                 s, nipd = spec[b, c, f, lower : lower + upper], out[b, 3 + c, start + f]

@@ -382,15 +382,6 @@ class FeatureExtractor(nn.Module):
         if audio.dim() != 3 or audio.shape[1] != 4:
             raise ValueError(f"audio must be (B, 4, N) or (4, N), got shape {tuple(audio.shape)}")
         audio = audio.to(device=self.window.device, dtype=self.window.dtype)  # compute in the buffers' dtype
-        # NaN or inf samples would come out as NaN in some channels and, through the fused loops' bit-level log and
-        # atan2, as finite garbage in others: refuse them. A sum is finite exactly when every sample is (barring an
-        # overflow, told apart below) and costs a twentieth of isfinite().all().
-        if not torch.isfinite(audio.sum()):
-            bad = (~torch.isfinite(audio)).nonzero()
-            if len(bad):
-                b, c, n = bad[0].tolist()
-                raise ValueError(f"audio has {len(bad)} NaN or infinite samples, the first at example {b}, "
-                                 f"channel {c}, sample {n}")
         batch, _, num_samples = audio.shape
         num_frames = timing.num_feature_frames(num_samples)
         out = audio.new_empty((batch, self.num_channels, num_frames, self.num_bins))
@@ -440,6 +431,14 @@ class FeatureExtractor(nn.Module):
             if self.top_db is not None:
                 floor = logmel.amax(dim=(-2, -1), keepdim=True).sub_(self.top_db)
                 torch.maximum(logmel, floor, out=logmel)
+        # NaN or inf samples make NaN features (both paths propagate them); refuse the input, naming the sample.
+        # One sum over the smaller of the two tells (the 64-bin outputs are a quarter of the audio's size).
+        if not torch.isfinite((out if out.numel() < audio.numel() else audio).sum()):
+            bad = (~torch.isfinite(audio)).nonzero()
+            if len(bad):  # otherwise absurdly loud audio overflowed float32: its inf features are what it is
+                b, c, n = bad[0].tolist()
+                raise ValueError(f"audio has {len(bad)} NaN or infinite samples, the first at example {b}, "
+                                 f"channel {c}, sample {n}")
         if self.normalize:
             out.sub_(self.mean[:, None, :]).div_(self.std[:, None, :])
         return out[0] if single else out

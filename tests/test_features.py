@@ -212,13 +212,16 @@ def test_fused_kernels_equal_the_torch_operations(kind, clips):
 
 
 @pytest.mark.parametrize("kernels", ["numba", "torch"])
-def test_non_finite_audio_is_refused_with_its_place(kernels):
-    audio = torch.zeros(2, 4, 4800)
-    audio[1, 2, 1234] = float("nan")
-    with pytest.raises(ValueError, match="1 NaN or infinite samples, the first at example 1, channel 2, sample 1234"):
-        FeatureExtractor("mic_salsalite", kernels=kernels)(audio)
-    loud = torch.full((4, 4800), 1e35)  # a sum that overflows is not a bad sample (its powers overflow, though)
-    assert FeatureExtractor("foa_logmel_iv", kernels=kernels)(loud).shape == (7, 10, 64)
+@pytest.mark.parametrize("kind", sorted(FEATURE_SPECS))
+def test_non_finite_audio_is_refused_with_its_place(kind, kernels):
+    for bad, channel in ((float("nan"), 0), (float("inf"), 2), (float("-inf"), 3), (float("nan"), 1)):
+        audio = 0.01 * torch.randn(2, 4, 4800)
+        audio[1, channel, 1234] = bad
+        with pytest.raises(ValueError, match=f"1 NaN or infinite samples, the first at example 1, channel {channel}, "
+                                             "sample 1234"):
+            FeatureExtractor(kind, kernels=kernels)(audio)
+    loud = torch.full((4, 4800), 1e35)  # features that overflow float32 are not a bad sample
+    assert FeatureExtractor(kind, kernels=kernels)(loud).shape[:2] == (feature_spec(kind).num_channels, 10)
 
 
 def test_kernel_choice_is_checked():
@@ -258,6 +261,9 @@ def test_the_kernels_float32_log_matches_numpy():
     out = np.empty_like(x)
     logs(x, out)
     assert np.abs(out - np.log(x.astype(np.float64))).max() < 3e-6
+    special = np.array([np.inf, np.nan], np.float32)
+    logs(special, out[:2])
+    assert out[0] == np.inf and np.isnan(out[1])
 
 
 def test_the_kernels_float32_atan2_matches_numpy_signed_zeros_included():
@@ -281,3 +287,5 @@ def test_the_kernels_float32_atan2_matches_numpy_signed_zeros_included():
     want = np.arctan2(y.astype(np.float64), x.astype(np.float64))
     assert np.abs(out - want).max() < 3e-7
     np.testing.assert_array_equal(np.signbit(out[-19:]), np.signbit(want[-19:].astype(np.float32)))
+    angles(np.array([np.nan, 1.0], np.float32), np.array([1.0, np.nan], np.float32), out[:2])
+    assert np.isnan(out[:2]).all()
