@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import functools
 import math
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -251,8 +249,7 @@ class FeatureExtractor(nn.Module):
     the intermediate spectra stay in cache (on CUDA, all at once). ``kernels``: ``"auto"`` runs float32 CPU input
     through the fused loops of :mod:`av_seld.feature_kernels` (everything after the FFTs), anything else through
     torch operations; ``"torch"`` always uses torch operations (the CUDA path); ``"numba"`` insists on the fused
-    loops. With ``torch.get_num_threads() > 1`` the fused path spreads the blocks over that many threads, with
-    torch's own thread count set to 1 until they finish. No gradients flow through it.
+    loops. No gradients flow through it.
     """
 
     def __init__(self, kind: str, *, mean: np.ndarray | Tensor | None = None, std: np.ndarray | Tensor | None = None,
@@ -390,40 +387,19 @@ class FeatureExtractor(nn.Module):
         step = num_frames if audio.is_cuda else max(1, self.block_rows // (batch * 4))
         hop, half = timing.FEATURE_HOP_SAMPLES, timing.N_FFT // 2
         fused = self._fused(audio)
-
-        buffers = threading.local()  # per-thread scratch buffers, reused from block to block
-
-        def run(starts: range) -> None:
-            scratch = buffers.__dict__.setdefault("scratch", {})
-            for first in starts:
-                last = min(first + step, num_frames)
-                # Samples of frames first .. last - 1, zero-padded where they run past either end of the clip.
-                lo, hi = first * hop - half, (last - 1) * hop + half
-                segment = audio[..., min(max(lo, 0), num_samples) : min(hi, num_samples)]
-                if segment.shape[-1] < hi - lo:  # a block can start past the end, in the padding to a label frame
-                    left = max(0, -lo)
-                    segment = torch.nn.functional.pad(segment, (left, hi - lo - left - segment.shape[-1]))
-                if fused:
-                    self._block_fused(segment.unfold(-1, timing.N_FFT, hop), out, first, scratch)
-                else:
-                    self._block(segment.unfold(-1, timing.N_FFT, hop), out[:, :, first:last])
-
-        starts = range(0, num_frames, step)
-        workers = min(torch.get_num_threads(), len(starts) // 4) if fused else 1
-        if workers > 1:
-            # The fused path's loops hold no GIL and the blocks are independent: the threads take runs of 4 blocks
-            # as they come free (a core that is busy with something else then simply takes fewer), and torch runs
-            # single-threaded inside them (intra-op threads on top of these would only fight over the same cores).
-            runs = [starts[i : i + 4] for i in range(0, len(starts), 4)]
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)
-            try:
-                with ThreadPoolExecutor(workers) as pool:
-                    list(pool.map(run, runs))
-            finally:
-                torch.set_num_threads(threads)
-        else:
-            run(starts)
+        scratch: dict[str, Tensor] = {}  # the fused path's buffers, reused from block to block
+        for first in range(0, num_frames, step):
+            last = min(first + step, num_frames)
+            # Samples of frames first .. last - 1, zero-padded where they run past either end of the clip.
+            lo, hi = first * hop - half, (last - 1) * hop + half
+            segment = audio[..., min(max(lo, 0), num_samples) : min(hi, num_samples)]
+            if segment.shape[-1] < hi - lo:  # a block can start past the end, in the padding to a label frame
+                left = max(0, -lo)
+                segment = torch.nn.functional.pad(segment, (left, hi - lo - left - segment.shape[-1]))
+            if fused:
+                self._block_fused(segment.unfold(-1, timing.N_FFT, hop), out, first, scratch)
+            else:
+                self._block(segment.unfold(-1, timing.N_FFT, hop), out[:, :, first:last])
         if self.kind != "mic_salsalite":  # mel power -> dB in place (the fused loops wrote dB already)
             logmel = out[:, :4]
             if not fused:

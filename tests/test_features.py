@@ -231,21 +231,6 @@ def test_kernel_choice_is_checked():
         FeatureExtractor("foa_logmel_iv", kernels="numba", dtype=torch.float64)(torch.zeros(4, 4800))
 
 
-@pytest.mark.parametrize("kind", sorted(FEATURE_SPECS))
-def test_threads_share_the_blocks_without_changing_the_result(kind, clips):
-    audio = torch.from_numpy(clips[feature_spec(kind).audio_format])
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        alone = FeatureExtractor(kind, block_rows=16)(audio)  # 4 frames per block: 30 blocks
-        torch.set_num_threads(3)
-        shared = FeatureExtractor(kind, block_rows=16)(audio)
-        assert torch.get_num_threads() == 3  # restored after the threaded section
-    finally:
-        torch.set_num_threads(threads)
-    torch.testing.assert_close(shared, alone, rtol=0, atol=0)
-
-
 def test_the_kernels_float32_log_matches_numpy():
     from numba import njit
 
