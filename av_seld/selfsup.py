@@ -52,7 +52,7 @@ import math
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +75,6 @@ DEFAULT_MAP_GRID = (8, 16)
 LOG_UNIFORM = -math.log(4 * math.pi)  # log density of a uniform direction on the unit sphere
 CACHE_DIRNAME = "selfsup_cache"
 EXPORT_NAME = "visual_yolo.pt"
-
 
 
 # ---------------------------------------------------------------- audio side: directions of time-frequency bins
@@ -136,7 +135,8 @@ def foa_spatial_bins(audio: Tensor | np.ndarray, *, num_bins: int = 256, min_hz:
                      max_hz: float = 8000.0) -> SpatialBins:
     """Intensity-vector directions of the bins of FOA audio (4, N) (ACN W, Y, Z, X; SN3D) at 24 kHz."""
     spec = stft(torch.as_tensor(audio, dtype=torch.float32))  # (4, T_feat, 513)
-    band = (_frequencies_hz() >= min_hz) & (_frequencies_hz() <= max_hz)
+    freqs = _frequencies_hz()
+    band = (freqs >= min_hz) & (freqs <= max_hz)
     w, y, z, x = spec[..., band]  # (T_feat, F') each
     intensity = torch.stack([(w.conj() * c).real for c in (x, y, z)], dim=-1)  # (T_feat, F', 3), toward the source
     magnitude = intensity.norm(dim=-1)
@@ -457,7 +457,7 @@ class SelfSupDataset(torch.utils.data.Dataset):
 
 @dataclass
 class PretrainConfig:
-    """Settings of :func:`pretrain_visual` (saved as the run's ``config.yaml``; unknown keys are rejected)."""
+    """Settings of :func:`pretrain_visual` (saved as the run's ``config.yaml`` and in its checkpoints)."""
 
     roots: list[str] = field(default_factory=list)
     splits: list[str] | None = None  # None = every split; a name also covers NAME-*
@@ -483,16 +483,6 @@ class PretrainConfig:
     num_workers: int = 0
     log_every_steps: int = 10
     cache_dir: str | None = None
-
-    @classmethod
-    def from_dict(cls, data: dict, source: str = "config") -> "PretrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise InputError(source, f"unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        config = cls(**data)
-        config.frame_size, config.map_grid = tuple(config.frame_size), tuple(config.map_grid)
-        return config
 
     def to_dict(self) -> dict:
         data = asdict(self)

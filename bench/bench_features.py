@@ -1,13 +1,13 @@
 """Feature extraction speed: minutes of 4-channel audio turned into features per second of wall time.
 
-Compares ``av_seld.features`` (torch FFTs and fused numba loops on the CPU, float32) with the librosa implementation of the same DCASE
-baseline definitions (``tests/feature_reference.py``: one file at a time, channel by channel, float64, as the
-baseline's ``cls_feature_class.py`` does), on the same generated wav files: once reading the wav files inside the
-timed loop (scipy for the baseline, ``av_seld.io.audio.read_wav`` for torch), once from audio already in memory.
-Generating the files is not timed; each side keeps its fastest of ``--repeats`` runs. Both outputs are checked to
-agree before timing. Both sides run on ``--threads`` threads (default 1, one core): torch's threads (the feature
-extractor splits a clip's frames over them), and numpy's BLAS (the reference's mel projections) through
-threadpoolctl; numpy's FFT is single-threaded, which is how the baseline runs on any machine.
+Compares ``av_seld.features`` (on the CPU: torch FFTs and the fused numba loops, float32) with the librosa
+implementation of the same DCASE baseline definitions (``tests/feature_reference.py``: one file at a time, channel by
+channel, float64, as the baseline's ``cls_feature_class.py`` does), on the same generated wav files: once reading the
+wav files inside the timed loop (scipy for the baseline, ``av_seld.io.audio.read_wav`` for av_seld), once from audio
+already in memory. Generating the files is not timed; each side keeps its fastest of ``--repeats`` runs. Both
+outputs are checked to agree before timing. Both sides run on ``--threads`` threads (default 1, one core): torch's
+threads (its FFTs), and numpy's BLAS (the reference's mel projections) through threadpoolctl; numpy's FFT is
+single-threaded, which is how the baseline runs on any machine.
 
     python bench/bench_features.py [--minutes 4] [--clip-s 60] [--batch 1] [--threads 1] [--repeats 3]
                                    [--kinds foa_logmel_iv mic_logmel_gcc mic_salsalite]

@@ -113,7 +113,7 @@ def visual_caches(config: Config) -> list[Path]:
 
 def build_datasets(config: Config, caches: list[Path], kind: str):
     """Training (chunks with hop, augmentation) and validation/test datasets (non-overlapping chunks)."""
-    from av_seld.data.dataset import SeldDataset, SpecAugment, load_cache_stats
+    from av_seld.data.dataset import SeldDataset, load_cache_stats
 
     data = config.data
     stats = load_cache_stats(caches)
@@ -128,7 +128,6 @@ def build_datasets(config: Config, caches: list[Path], kind: str):
         transform = RandomACS(data.format, feature_layout=kind, **options)
     common = dict(audio_format=data.format, kind=kind, chunk_s=data.chunk_s, cache_dirs=caches, stats=stats,
                   video=data.video, video_size=tuple(data.video_size), seed=config.train.seed)
-    spec_augment = SpecAugment(freq_masks=data.freq_masks, time_masks=data.time_masks)
     if data.online_features:
         if visual is not None:
             raise ConfigError("config", "data.online_features cannot be combined with data.visual_features yet")
@@ -140,7 +139,7 @@ def build_datasets(config: Config, caches: list[Path], kind: str):
                             output="audio", **{**common, "stats": None, "cache_dirs": None})
     else:
         train = SeldDataset(data.roots, splits=data.train_splits, hop_s=data.train_hop_s, transform=transform,
-                            spec_augment=spec_augment, **common)
+                            spec_augment=_spec_augment(data), **common)
     if visual is not None:
         from av_seld.data.visual_dataset import VisualFeatureDataset
 
@@ -153,6 +152,14 @@ def build_datasets(config: Config, caches: list[Path], kind: str):
         return dataset if visual is None else VisualFeatureDataset(dataset, visual)
 
     return train, evaluation_set(data.val_splits), evaluation_set(data.test_splits), stats
+
+
+def _spec_augment(data):
+    """The training masks of a :class:`DataConfig`: on cached features in the dataset, or on the device with
+    ``data.online_features``."""
+    from av_seld.data.dataset import SpecAugment
+
+    return SpecAugment(freq_masks=data.freq_masks, time_masks=data.time_masks)
 
 
 class OnlineFeatures:
@@ -273,10 +280,7 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
     loss_fn, extra_params, forward = build_loss_fn(config, device, model)
     online = None
     if config.data.online_features:
-        from av_seld.data.dataset import SpecAugment
-
-        online = OnlineFeatures(kind, stats, SpecAugment(freq_masks=config.data.freq_masks,
-                                                         time_masks=config.data.time_masks), config.train.seed)
+        online = OnlineFeatures(kind, stats, _spec_augment(config.data), config.train.seed)
         model_forward_of_features = forward
 
         def forward(m, batch):  # the batch dict is shared with loss_fn, which then sees the features too
