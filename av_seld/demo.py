@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from av_seld.config import (Config, DataConfig, EvalConfig, LossConfig, ModelConfig, OptimConfig, TrainConfig)
@@ -124,11 +125,12 @@ class DemoResult:
 def run_demo(out_dir: str | Path, *, seed: int = 0, size: DemoSize = FULL, workers: int = 2,
              visual_weights: str | None = None, progress: bool = False) -> DemoResult:
     """Run every stage under ``out_dir`` (``data/``, ``runs/``); prints the metrics table and where things are."""
-    from av_seld.data.visual_dataset import VisualFeatureDataset
+    from av_seld.classes import NUM_CLASSES
     from av_seld.io.labels import read_prediction_csv, read_reference_csv
     from av_seld.models import build_model
-    from av_seld.training.checkpoint import build_model_from_checkpoint, load_checkpoint
-    from av_seld.training.evaluation import collect_outputs, references, score_outputs
+    from av_seld.training.checkpoint import load_checkpoint
+    from av_seld.training.evaluation import evaluate_split, split_clips
+    from av_seld.training.predict import ClipFiles, loaded_from_payload, with_thresholds
     from av_seld.training.hooks import ProgressHook
     from av_seld.training.run import model_params, train
 
@@ -145,23 +147,22 @@ def run_demo(out_dir: str | Path, *, seed: int = 0, size: DemoSize = FULL, worke
                    extra_hooks=[ProgressHook("train")] if progress else [], workers=workers)
 
     print("[3/4] scoring the held-out test clips")
+    # every row goes through the path of `av-seld infer` (sliding windows over features computed from the wav)
     checkpoint = load_checkpoint(result.best_checkpoint)
-    trained = build_model_from_checkpoint(checkpoint)
-    thresholds = checkpoint["thresholds"]
-    test_set = result.test_set
-    refs = references(test_set)
-
-    def score(model, dataset, thresholds) -> dict:
-        outputs = collect_outputs(model, dataset, batch_size=config.data.batch_size)
-        return score_outputs(outputs, refs, thresholds=thresholds, merge_deg=config.eval.merge_deg).summary()
+    trained = loaded_from_payload(result.best_checkpoint, checkpoint, torch.device("cpu"))
+    clips, metadata = split_clips(result.test_set, with_video=True)
+    eval_root = result.run_dir / "eval"
 
     torch.manual_seed(config.train.seed)
-    untrained = build_model(config.model.name, **model_params(config, trained.in_channels)).eval()
-    # the same clips with every frame marked "without video"
-    masked_set = VisualFeatureDataset(test_set.base, [None] * len(test_set.cache_dirs), warn_missing=False)
+    untrained_net = build_model(config.model.name, **model_params(config, trained.model.in_channels))
+    untrained = with_thresholds(loaded_from_payload(result.best_checkpoint, checkpoint, torch.device("cpu"),
+                                                    model=untrained_net), np.full(NUM_CLASSES, config.eval.threshold))
+    no_video = [ClipFiles(c.name, c.audio, None) for c in clips]  # every frame marked "without video"
     rows = {"trained (audio + video)": result.test.scores.summary(),
-            "trained, video masked": score(trained, masked_set, thresholds),
-            "untrained (same network)": score(untrained, test_set, config.eval.threshold)}
+            "trained, video masked": evaluate_split([trained], no_video, metadata, eval_root / "test_video_masked",
+                                                    edition=config.eval.edition).scores.summary(),
+            "untrained (same network)": evaluate_split([untrained], clips, metadata, eval_root / "test_untrained",
+                                                       edition=config.eval.edition).scores.summary()}
     print(result.test.format_table())
     print(f"\n  {'system':<26}{'SELD':>7}{'ER':>8}{'F20°':>9}{'LE':>9}{'LR':>9}")
     for name, row in rows.items():

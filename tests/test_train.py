@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -68,6 +69,16 @@ def test_debug_tiny_trains_resumes_and_infers(tiny_root, tmp_path, capsys):
         events = read_prediction_csv(path)
         assert len(events) == 0 or events.frame.max() < 40
     assert main(["evaluate", str(tiny_root / "metadata_dev" / "dev-val"), str(tmp_path / "pred")]) == 0
+
+    # the test scores train reports are what infer + evaluate give on its best checkpoint
+    assert main(["infer", str(run / "best.pt"), "--audio", str(audio), "--out", str(tmp_path / "pred_best")]) == 0
+    assert main(["evaluate", str(tiny_root / "metadata_dev" / "dev-val"), str(tmp_path / "pred_best"),
+                 "--json", str(tmp_path / "scores.json")]) == 0
+    reported = json.loads((run / "eval" / "test" / "scores.json").read_text())
+    keys = ("SELD", "ER", "F", "LE", "LR", "classwise")
+    assert {k: json.loads((tmp_path / "scores.json").read_text())[k] for k in keys} == {k: reported[k] for k in keys}
+    for path in sorted((tmp_path / "pred_best").glob("*.csv")):
+        assert path.read_text() == (run / "eval" / "test" / "pred" / path.name).read_text()
 
     # distillation from the run's checkpoint as a frozen teacher, with the intermediate-feature loss
     assert main(["train", str(TINY), *overrides(tiny_root, tmp_path)[:-1], "train.max_steps=2", "train.name=student",

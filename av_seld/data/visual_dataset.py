@@ -70,6 +70,10 @@ class VisualFeatureDataset(torch.utils.data.Dataset):
         return self.base.clips
 
     @property
+    def audio_format(self) -> str:
+        return self.base.audio_format
+
+    @property
     def hop_frames(self) -> int:
         return self.base.hop_frames
 

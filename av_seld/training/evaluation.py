@@ -1,8 +1,12 @@
 """Scoring a model on a split during and after training, and per-class threshold calibration.
 
-Outputs are gathered per clip from a :class:`~av_seld.data.dataset.SeldDataset` whose chunks do not overlap
-(``hop_s == chunk_s``), decoded to events with :func:`av_seld.postprocess.multi_accdoa_to_events`, and scored with
-the same counts and formulas as ``av-seld evaluate`` (:mod:`av_seld.metrics`).
+Two sources of outputs, one scorer. During training, the per-epoch validation that picks ``best.pt`` gathers
+outputs from the cached features of a :class:`~av_seld.data.dataset.SeldDataset` whose chunks do not overlap
+(``hop_s == chunk_s``; :func:`collect_outputs`): cheap, and only used to rank checkpoints. Everything a run reports
+(the calibrated validation scores and the test table) comes from :func:`split_outputs` / :func:`evaluate_split`,
+which predict each clip from its files through :func:`av_seld.training.predict.predict_output`, the path of
+``av-seld infer``. Outputs are decoded with :func:`av_seld.postprocess.multi_accdoa_to_events` and scored with the
+same counts and formulas as ``av-seld evaluate`` (:mod:`av_seld.metrics`).
 """
 
 from __future__ import annotations
@@ -11,6 +15,9 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
+
+import json
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -108,3 +115,60 @@ def write_prediction_folder(outputs: dict[str, np.ndarray], folder: str | os.Pat
         write_predictions(path, output, thresholds, merge_deg)
         paths.append(path)
     return paths
+
+
+# ------------------------------------------------------------------------------- scoring through the infer path
+
+
+def split_clips(dataset, *, with_video: bool) -> tuple[list, dict[str, Path]]:
+    """The clips of a dataset as :class:`~av_seld.training.predict.ClipFiles` (audio of the dataset's format, video
+    when ``with_video``) and their reference CSVs keyed by clip name (names must be unique across roots)."""
+    from av_seld.errors import InputError
+    from av_seld.training.predict import ClipFiles
+
+    clips, metadata = [], {}
+    for entry in dataset.clips:
+        clip = entry.clip
+        if clip.name in metadata:
+            raise InputError(clip.metadata, f"clip name {clip.name} is also used by {metadata[clip.name]}; clip "
+                                            "names must be unique across the roots of a split")
+        metadata[clip.name] = Path(clip.metadata)
+        clips.append(ClipFiles(clip.name, Path(getattr(clip, dataset.audio_format)),
+                               Path(clip.video) if with_video and clip.video is not None else None))
+    return clips, metadata
+
+
+def split_outputs(models, clips, *, progress: Callable | None = None) -> dict[str, np.ndarray]:
+    """Outputs of every clip through the infer path, keyed by clip name."""
+    from av_seld.training.predict import predict_outputs
+
+    return {clip.name: output for clip, output in predict_outputs(models, clips, progress=progress)}
+
+
+def evaluate_split(models, clips, metadata: dict[str, Path], out_dir: str | os.PathLike, *, edition: str,
+                   progress: Callable | None = None):
+    """What ``av-seld infer`` + ``av-seld evaluate`` give: write ``OUT_DIR/pred/*.csv`` with the models' thresholds,
+    score them against the references, and write ``scores.json``, ``scores.txt`` and ``reference.json`` (the
+    reference folder, relative to ``OUT_DIR``). Returns the :class:`~av_seld.metrics.evaluate.Evaluation`."""
+    from av_seld.metrics import evaluate_folders
+    from av_seld.training.predict import write_clip_predictions
+    from av_seld.utils.atomic import write_text_atomic
+
+    out_dir = Path(out_dir)
+    write_clip_predictions(models, clips, out_dir / "pred", progress=progress)
+    ref_dirs = {path.parent for path in metadata.values()}
+    if len(ref_dirs) == 1:
+        ref_dir = ref_dirs.pop()
+    else:  # several splits or roots: gather the references next to the predictions
+        ref_dir = out_dir / "ref"
+        ref_dir.mkdir(parents=True, exist_ok=True)
+        for path in metadata.values():
+            write_text_atomic(ref_dir / path.name, path.read_text())
+    result = evaluate_folders(ref_dir, out_dir / "pred", edition=edition, eval_distance=False)
+    result.write_json(out_dir / "scores.json")
+    write_text_atomic(out_dir / "scores.txt", result.format_table() + "\n")
+    # Relative to this folder, as readers resolve it (a path relative to the working directory would only hold
+    # from where the run was started); a run folder that moves together with its data keeps its references.
+    relative = os.path.relpath(Path(ref_dir).resolve(), out_dir.resolve())
+    write_text_atomic(out_dir / "reference.json", json.dumps({"reference_dir": relative}) + "\n")
+    return result

@@ -1,4 +1,8 @@
-"""``av-seld infer``: prediction CSVs for folders of wav (and mp4) files from one or several checkpoints.
+"""``av-seld infer``: the one prediction path from audio (and video) files to events.
+
+Everything that turns a checkpoint and a clip into scores goes through :func:`predict_output`: ``av-seld infer``,
+the validation calibration and test scoring at the end of ``av-seld train``, and the demo's comparison rows. So the
+numbers a run reports are the numbers ``av-seld infer`` + ``av-seld evaluate`` give on the same checkpoint.
 
 Each checkpoint rebuilds its model alone (registry name, constructor arguments, weights, feature kind and
 standardisation, calibrated thresholds). Clips of any length are covered by sliding windows of the training chunk
@@ -10,8 +14,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +31,8 @@ from av_seld.training.inference import ensemble_outputs, predict_clip
 
 log = logging.getLogger(__name__)
 
+HOP_FRACTION = 0.5  # window hop of clip inference, as a fraction of the training chunk
+
 
 @dataclass
 class LoadedModel:
@@ -39,54 +45,100 @@ class LoadedModel:
     merge_deg: float
     frame_size: tuple[int, int] | None  # (H, W) for audio-visual models
 
+    @property
+    def is_audio_visual(self) -> bool:
+        return self.frame_size is not None
 
-def load_for_inference(path: str | os.PathLike, device: torch.device) -> LoadedModel:
-    payload = load_checkpoint(path)
-    model = build_model_from_checkpoint(payload, device=device)
+
+@dataclass(frozen=True)
+class ClipFiles:
+    """One clip to predict: its name (the prediction CSV's stem), its wav and, optionally, its 360° mp4."""
+
+    name: str
+    audio: Path
+    video: Path | None = None
+
+
+def loaded_from_payload(path: str | os.PathLike, payload: dict, device: torch.device,
+                        model: torch.nn.Module | None = None) -> LoadedModel:
+    """A :class:`LoadedModel` of a checkpoint's payload; ``model`` replaces the checkpoint's weights (e.g. the same
+    network untrained, to compare against)."""
     for key in ("features", "format", "feature_mean", "feature_std", "chunk_s", "thresholds", "merge_deg"):
         if key not in payload:
             raise InputError(path, f"checkpoint lacks '{key}', which inference needs (was it written by av-seld train?)")
+    model = (model if model is not None else build_model_from_checkpoint(payload)).to(device).eval()
     extractor = FeatureExtractor(payload["features"], mean=payload["feature_mean"], std=payload["feature_std"]).to(device)
     frame_size = tuple(model.visual.frame_size) if hasattr(model, "visual_tokens") else None
     window = int(round(payload["chunk_s"] * timing.LABEL_FRAMES_PER_SECOND))
     return LoadedModel(Path(path), model, extractor, payload["format"], window,
-                       np.asarray(payload["thresholds"], dtype=np.float64),
-                       float(payload["merge_deg"]), frame_size)
+                       np.asarray(payload["thresholds"], dtype=np.float64), float(payload["merge_deg"]), frame_size)
 
 
-def infer_folder(checkpoints: Sequence[str | os.PathLike], audio_dir: str | os.PathLike, out_dir: str | os.PathLike,
-                 *, video_dir: str | os.PathLike | None = None, device: str | torch.device = "cpu",
-                 hop_fraction: float = 0.5, progress: Callable[[Path], None] | None = None) -> list[Path]:
-    """Write ``OUT_DIR/<clip>.csv`` for every ``AUDIO_DIR/*.wav``; returns the written paths."""
-    device = torch.device(device)
-    models = [load_for_inference(c, device) for c in checkpoints]
+def load_for_inference(path: str | os.PathLike, device: torch.device) -> LoadedModel:
+    return loaded_from_payload(path, load_checkpoint(path), torch.device(device))
+
+
+def with_thresholds(model: LoadedModel, thresholds: np.ndarray) -> LoadedModel:
+    return replace(model, thresholds=np.asarray(thresholds, dtype=np.float64))
+
+
+def _check_formats(models: Sequence[LoadedModel]) -> None:
     if not models:
         raise ValueError("give at least one checkpoint")
     formats = {m.audio_format for m in models}
     if len(formats) > 1:
         raise InputError(models[0].path, f"the checkpoints expect different audio formats: {sorted(formats)}")
-    audio_dir = Path(audio_dir)
-    wavs = sorted(audio_dir.glob("*.wav"))
-    if not wavs:
-        raise InputError(audio_dir, "no .wav files found")
+
+
+def predict_output(models: Sequence[LoadedModel], clip: ClipFiles, *,
+                   hop_fraction: float = HOP_FRACTION) -> np.ndarray:
+    """Multi-ACCDOA output (T, 3, 3, 13) of one clip: features from the wav, the clip's frames at label rate for
+    audio-visual models (none: the "no video" token), sliding windows, and the tracks-matched ensemble mean."""
+    _check_formats(models)
+    audio = torch.from_numpy(read_wav(clip.audio))
+    num_frames = timing.num_label_frames(audio.shape[1])
+    outputs = []
+    video_cache: dict[tuple[int, int], tuple] = {}
+    for m in models:
+        device = next(m.model.parameters()).device
+        features = m.extractor(audio.to(device)).cpu()
+        frames = valid = None
+        if m.is_audio_visual and clip.video is not None:
+            if m.frame_size not in video_cache:
+                video_cache[m.frame_size] = _read_video(clip.video, num_frames, m.frame_size)
+            frames, valid = video_cache[m.frame_size]
+        hop = max(1, int(round(m.window_frames * hop_fraction)))
+        outputs.append(predict_clip(m.model, features, window_frames=m.window_frames, hop_frames=hop,
+                                    num_frames=num_frames, frames=frames, video_valid=valid))
+    return ensemble_outputs(outputs)
+
+
+def ensemble_thresholds(models: Sequence[LoadedModel]) -> np.ndarray:
+    return np.mean([m.thresholds for m in models], axis=0)
+
+
+def predict_outputs(models: Sequence[LoadedModel], clips: Sequence[ClipFiles], *,
+                    hop_fraction: float = HOP_FRACTION,
+                    progress: Callable[[ClipFiles], None] | None = None) -> Iterator[tuple[ClipFiles, np.ndarray]]:
+    """``(clip, output)`` for every clip, in order (see :func:`predict_output`)."""
+    for clip in clips:
+        output = predict_output(models, clip, hop_fraction=hop_fraction)
+        if progress is not None:
+            progress(clip)
+        yield clip, output
+
+
+def write_clip_predictions(models: Sequence[LoadedModel], clips: Sequence[ClipFiles], out_dir: str | os.PathLike, *,
+                           hop_fraction: float = HOP_FRACTION,
+                           progress: Callable[[Path], None] | None = None) -> list[Path]:
+    """Write ``OUT_DIR/<clip name>.csv`` (DCASE prediction CSV) for every clip; returns the written paths."""
+    _check_formats(models)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    thresholds = ensemble_thresholds(models)
     written = []
-    for wav in wavs:
-        audio = torch.from_numpy(read_wav(wav))
-        num_frames = timing.num_label_frames(audio.shape[1])
-        outputs = []
-        for m in models:
-            feats = m.extractor(audio.to(device)).cpu()
-            frames = valid = None
-            if m.frame_size is not None and video_dir is not None:
-                frames, valid = _video_for(Path(video_dir) / f"{wav.stem}.mp4", num_frames, m.frame_size)
-            hop = max(1, int(round(m.window_frames * hop_fraction)))
-            outputs.append(predict_clip(m.model, feats, window_frames=m.window_frames, hop_frames=hop,
-                                        num_frames=num_frames, frames=frames, video_valid=valid))
-        output = ensemble_outputs(outputs)
-        thresholds = np.mean([m.thresholds for m in models], axis=0)
-        path = out_dir / f"{wav.stem}.csv"
+    for clip, output in predict_outputs(models, clips, hop_fraction=hop_fraction):
+        path = out_dir / f"{clip.name}.csv"
         write_predictions(path, output, thresholds, models[0].merge_deg)
         written.append(path)
         if progress is not None:
@@ -94,7 +146,27 @@ def infer_folder(checkpoints: Sequence[str | os.PathLike], audio_dir: str | os.P
     return written
 
 
-def _video_for(path: Path, num_frames: int, frame_size: tuple[int, int]):
+def folder_clips(audio_dir: str | os.PathLike, video_dir: str | os.PathLike | None = None) -> list[ClipFiles]:
+    """The clips of a folder of wavs (``AUDIO_DIR/*.wav``), each with ``VIDEO_DIR/<name>.mp4`` when given."""
+    audio_dir = Path(audio_dir)
+    wavs = sorted(p for p in audio_dir.glob("*.wav") if not p.name.startswith("."))
+    if not wavs:
+        raise InputError(audio_dir, "no .wav files found")
+    return [ClipFiles(w.stem, w, None if video_dir is None else Path(video_dir) / f"{w.stem}.mp4") for w in wavs]
+
+
+def infer_folder(checkpoints: Sequence[str | os.PathLike], audio_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                 *, video_dir: str | os.PathLike | None = None, device: str | torch.device = "cpu",
+                 hop_fraction: float = HOP_FRACTION, progress: Callable[[Path], None] | None = None) -> list[Path]:
+    """Write ``OUT_DIR/<clip>.csv`` for every ``AUDIO_DIR/*.wav``; returns the written paths."""
+    device = torch.device(device)
+    models = [load_for_inference(c, device) for c in checkpoints]
+    _check_formats(models)
+    clips = folder_clips(audio_dir, video_dir)
+    return write_clip_predictions(models, clips, out_dir, hop_fraction=hop_fraction, progress=progress)
+
+
+def _read_video(path: Path, num_frames: int, frame_size: tuple[int, int]):
     """Frames (T, H, W, 3) uint8 at label rate and their validity; a clip without video runs audio-only."""
     if not path.is_file():
         log.warning("%s: no video, predicting from audio only", path)

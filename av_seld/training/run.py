@@ -13,9 +13,7 @@ Run folder (``train.out_dir/train.name``)::
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,13 +28,12 @@ from av_seld.config import Config, ConfigError, config_to_dict, save_config
 from av_seld.errors import InputError
 from av_seld.training import distributed
 from av_seld.training.checkpoint import build_model_from_checkpoint, load_checkpoint, save_checkpoint
-from av_seld.training.evaluation import (calibrate_thresholds, collect_outputs, references, score_outputs,
-                                         write_prediction_folder)
+from av_seld.io.labels import read_reference_csv
+from av_seld.training.evaluation import calibrate_thresholds, collect_outputs, references, score_outputs
 from av_seld.training.hooks import CheckpointHook, Hook, LogHook, ValidationHook
 from av_seld.training.inference import model_forward
 from av_seld.training.schedule import learning_rate
 from av_seld.training.trainer import Trainer, seed_everything
-from av_seld.utils.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -351,49 +348,39 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
 
     best_path = run_dir / ("best.pt" if (run_dir / "best.pt").exists() else "last.pt")
     payload = load_checkpoint(best_path)
-    best = build_model_from_checkpoint(payload, device=device)
+    val_scores, test_eval = score_best_checkpoint(config, payload, best_path, val_set, test_set, run_dir, device)
+    distributed.cleanup()
+    return TrainResult(run_dir, run_dir / "best.pt", val_scores, test_eval, state.step, test_set)
+
+
+def score_best_checkpoint(config: Config, payload: dict, path: Path, val_set, test_set, run_dir: Path, device):
+    """Calibrate the best checkpoint's per-class thresholds on the validation split, save them into ``best.pt``, and
+    score the test split into ``RUN/eval/test``, all through the path of ``av-seld infer`` (so ``av-seld infer`` +
+    ``av-seld evaluate`` on ``best.pt`` give the test scores printed here)."""
+    from av_seld.training.evaluation import evaluate_split, split_clips, split_outputs
+    from av_seld.training.predict import loaded_from_payload, with_thresholds
+
+    with_video = config.model.name == "av_conformer"
+    loaded = loaded_from_payload(path, payload, device)
     thresholds = np.full(NUM_CLASSES, config.eval.threshold)
     val_scores: dict[str, float] = {}
     if val_set is not None:
-        outputs = collect_outputs(best, val_set, batch_size=config.data.batch_size, device=device)
+        clips, metadata = split_clips(val_set, with_video=with_video)
+        log.info("validation: predicting %d clips for threshold calibration", len(clips))
+        outputs = split_outputs([loaded], clips)
+        refs = {name: read_reference_csv(path) for name, path in metadata.items()}
         if config.eval.calibrate:
-            thresholds = calibrate_thresholds(outputs, refs_val, merge_deg=config.eval.merge_deg,
+            thresholds = calibrate_thresholds(outputs, refs, merge_deg=config.eval.merge_deg,
                                               edition=config.eval.edition)
-        val_scores = score_outputs(outputs, refs_val, thresholds=thresholds, merge_deg=config.eval.merge_deg,
+        val_scores = score_outputs(outputs, refs, thresholds=thresholds, merge_deg=config.eval.merge_deg,
                                    edition=config.eval.edition).summary()
     payload["thresholds"] = thresholds
     save_checkpoint(run_dir / "best.pt", payload)
 
     test_eval = None
     if test_set is not None:
-        test_eval = evaluate_split(best, test_set, run_dir / "eval" / "test", thresholds=thresholds,
-                                     merge_deg=config.eval.merge_deg, edition=config.eval.edition,
-                                     batch_size=config.data.batch_size, device=device)
-    distributed.cleanup()
-    return TrainResult(run_dir, run_dir / "best.pt", val_scores, test_eval, state.step, test_set)
-
-
-def evaluate_split(model, dataset, out_dir: Path, *, thresholds, merge_deg: float, edition: str, batch_size: int,
-                   device):
-    """Predict every clip of ``dataset``, write ``pred/*.csv``, score them with the official-equivalent scorer and
-    write ``scores.json`` and ``scores.txt`` (the table ``av-seld evaluate`` prints)."""
-    from av_seld.metrics import evaluate_folders
-
-    outputs = collect_outputs(model, dataset, batch_size=batch_size, device=device)
-    write_prediction_folder(outputs, out_dir / "pred", thresholds=thresholds, merge_deg=merge_deg)
-    ref_dirs = {Path(entry.clip.metadata).parent for entry in dataset.clips}
-    if len(ref_dirs) == 1:
-        ref_dir = ref_dirs.pop()
-    else:  # several splits or roots: gather the references next to the predictions
-        ref_dir = out_dir / "ref"
-        ref_dir.mkdir(parents=True, exist_ok=True)
-        for entry in dataset.clips:
-            write_text_atomic(ref_dir / Path(entry.clip.metadata).name, Path(entry.clip.metadata).read_text())
-    result = evaluate_folders(ref_dir, out_dir / "pred", edition=edition, eval_distance=False)
-    result.write_json(out_dir / "scores.json")
-    write_text_atomic(out_dir / "scores.txt", result.format_table() + "\n")
-    # Relative to this folder, as readers resolve it (a path relative to the working directory would only hold
-    # from where the run was started); a run folder that moves together with its data keeps its references.
-    relative = os.path.relpath(Path(ref_dir).resolve(), Path(out_dir).resolve())
-    write_text_atomic(out_dir / "reference.json", json.dumps({"reference_dir": relative}) + "\n")
-    return result
+        clips, metadata = split_clips(test_set, with_video=with_video)
+        log.info("test: predicting and scoring %d clips", len(clips))
+        test_eval = evaluate_split([with_thresholds(loaded, thresholds)], clips, metadata, run_dir / "eval" / "test",
+                                   edition=config.eval.edition)
+    return val_scores, test_eval
