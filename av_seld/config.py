@@ -112,6 +112,9 @@ class TrainConfig:
     log_every_steps: int = 20
     out_dir: str = "runs"
     name: str | None = None  # run folder name; defaults to the recipe's file name
+    # start from the weights of this av-seld checkpoint (fine-tuning; fresh optimizer and schedule): an audio-only
+    # checkpoint initialises the audio branch of an audio-visual model
+    init_from: str | None = None
 
 
 @dataclass

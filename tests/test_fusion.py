@@ -131,3 +131,28 @@ def test_cross_modal_block_shapes():
     block = CrossModalConformerBlock(16, heads=2, kernel_size=3)
     out = block(torch.randn(2, 5, 16), torch.randn(2, 5, 7, 16))
     assert tuple(out.shape) == (2, 5, 16)
+
+
+def test_initialise_weights_between_audio_and_audio_visual_checkpoints(tmp_path):
+    """train.init_from / model.params.audio_state: an audio-only checkpoint starts the AV model's audio branch, an AV
+    checkpoint's audio branch starts an audio model, and shape mismatches are named."""
+    from av_seld.training.checkpoint import CheckpointError, initialise_weights, save_checkpoint
+
+    torch.manual_seed(3)
+    audio_only = build_model("resnet_conformer", **AUDIO)
+    save_checkpoint(tmp_path / "audio.pt", {"model_name": "resnet_conformer", "model_params": AUDIO,
+                                            "model_state": audio_only.state_dict()})
+    av = _model()
+    missing, unexpected = initialise_weights(av, tmp_path / "audio.pt")
+    assert not unexpected and missing and all(not k.startswith("audio.") for k in missing)
+    for key, value in audio_only.state_dict().items():
+        torch.testing.assert_close(av.state_dict()[f"audio.{key}"], value)
+
+    save_checkpoint(tmp_path / "av.pt", {"model_name": "av_conformer", "model_params": {}, "model_state": av.state_dict()})
+    fresh = build_model("resnet_conformer", **AUDIO)
+    assert initialise_weights(fresh, tmp_path / "av.pt") == ([], [])
+    torch.testing.assert_close(fresh.state_dict(), audio_only.state_dict())
+
+    wider = build_model("resnet_conformer", **{**AUDIO, "dim": 16})
+    with pytest.raises(CheckpointError, match=r"differ in shape.*audio\.pt|audio\.pt.*differ in shape"):
+        initialise_weights(wider, tmp_path / "audio.pt")

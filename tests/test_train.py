@@ -85,6 +85,16 @@ def test_debug_tiny_trains_resumes_and_infers(tiny_root, tmp_path, capsys):
                  f"distill.teacher={run / 'best.pt'}", "distill.feature_weight=0.5", "data.test_splits=[]", "data.acs=true"]) == 0
     assert (tmp_path / "student" / "best.pt").is_file()
 
+    # fine-tuning: a new run starts from the checkpoint's weights with a fresh optimizer and schedule
+    assert main(["train", str(TINY), *overrides(tiny_root, tmp_path)[:-1], "train.max_steps=1", "train.name=tuned",
+                 f"train.init_from={run / 'best.pt'}", "optim.lr=1e-12", "optim.warmup_steps=0",
+                 "data.test_splits=[]"]) == 0
+    tuned = load_checkpoint(tmp_path / "tuned" / "last.pt")
+    assert tuned["train_state"]["step"] == 1
+    for key, value in best["model_state"].items():
+        if key.endswith("weight") and "norm" not in key and "bn" not in key:
+            torch.testing.assert_close(tuned["model_state"][key], value, atol=1e-6, rtol=0)
+
 
 def test_a_run_started_with_relative_paths_keeps_its_references(tiny_root, tmp_path, monkeypatch):
     # make demo passes relative folders; the report resolves reference.json from the evaluation folder.

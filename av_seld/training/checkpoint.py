@@ -59,3 +59,39 @@ def build_model_from_checkpoint(payload: dict[str, Any], *, device: str | torch.
     model = build_model(payload["model_name"], **payload["model_params"])
     model.load_state_dict(payload["model_state"])
     return model.to(device).eval()
+
+
+def initialise_weights(model: torch.nn.Module, path: str | os.PathLike, *, what: str = "train.init_from"
+                       ) -> tuple[list[str], list[str]]:
+    """Start ``model`` from the weights of the av-seld checkpoint at ``path`` (fine-tuning: the optimizer and
+    schedule start afresh). Returns the (missing, unexpected) state keys, which are logged.
+
+    An audio-only checkpoint initialises the audio branch of an audio-visual model, and an audio-visual checkpoint's
+    audio branch initialises an audio-only model. Parameters whose shapes differ are an error that names them.
+    """
+    payload = load_checkpoint(path)
+    state = dict(payload["model_state"])
+    target_av = hasattr(model, "visual_tokens")
+    source_av = payload["model_name"] == "av_conformer"
+    if target_av and not source_av:
+        state = {f"audio.{k}": v for k, v in state.items()}
+    elif source_av and not target_av:
+        state = {k[len("audio."):]: v for k, v in state.items() if k.startswith("audio.")}
+    own = model.state_dict()
+    mismatched = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items()
+                  if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    if mismatched:
+        raise CheckpointError(path, f"{what}: {len(mismatched)} parameter(s) differ in shape from the configured "
+                                    f"{type(model).__name__} (checkpoint vs model): " + "; ".join(mismatched[:5])
+                              + (" ..." if len(mismatched) > 5 else ""))
+    result = model.load_state_dict(state, strict=False)
+    missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
+    loaded = len(state) - len(unexpected)
+    if loaded == 0:
+        raise CheckpointError(path, f"{what}: no parameter of the checkpoint ({payload['model_name']}) fits the "
+                                    f"configured {type(model).__name__}")
+    log.info("%s: %d tensors loaded from %s (%s); %d missing%s, %d unexpected%s", what, loaded, path,
+             payload["model_name"], len(missing), f" ({', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''})"
+             if missing else "", len(unexpected),
+             f" ({', '.join(unexpected[:8])}{' ...' if len(unexpected) > 8 else ''})" if unexpected else "")
+    return missing, unexpected

@@ -27,7 +27,8 @@ from av_seld.classes import NUM_CLASSES
 from av_seld.config import Config, ConfigError, config_to_dict, save_config
 from av_seld.errors import InputError
 from av_seld.training import distributed
-from av_seld.training.checkpoint import build_model_from_checkpoint, load_checkpoint, save_checkpoint
+from av_seld.training.checkpoint import (build_model_from_checkpoint, initialise_weights, load_checkpoint,
+                                         save_checkpoint)
 from av_seld.io.labels import read_reference_csv
 from av_seld.training.evaluation import calibrate_thresholds, collect_outputs, references, score_outputs
 from av_seld.training.hooks import CheckpointHook, Hook, LogHook, ValidationHook
@@ -273,7 +274,16 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
 
     from av_seld.models import build_model
 
+    # a path to an audio-only checkpoint starts the audio branch; the rebuilt model (checkpoint) does not need it
+    audio_init = params.pop("audio_state", None) if config.model.name == "av_conformer" else None
+    if audio_init is not None and not isinstance(audio_init, str):
+        raise ConfigError("config", "model.params.audio_state: give the path of an av-seld audio checkpoint")
     model = build_model(config.model.name, **params)
+    fresh = not (resume and (run_dir / "last.pt").exists())
+    if fresh and audio_init is not None:
+        initialise_weights(model.audio, audio_init, what="model.params.audio_state")
+    if fresh and config.train.init_from is not None:
+        initialise_weights(model, config.train.init_from)
     loss_fn, extra_params, forward = build_loss_fn(config, device, model)
     online = None
     if config.data.online_features:
