@@ -21,7 +21,7 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''
 
-demo: $(STAMP)
+demo: $(STAMP)  # the recipe is configs/demo.yaml
 	$(BIN)/python -m av_seld demo
 
 bench: $(STAMP)

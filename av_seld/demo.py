@@ -4,7 +4,7 @@
    test splits of different seeds and folds) and equirectangular mosaic videos of the built-in sprite crops placed
    at the events' directions.
 2. Cache the frozen YOLO11n visual features of the videos (random weights unless ``--visual-weights`` gives a local
-   ``.pt``), then train the audio-visual Conformer (:data:`DEMO_CONFIG`) on CPU.
+   ``.pt``), then train the audio-visual Conformer of ``configs/demo.yaml`` on CPU.
 3. Score the best checkpoint on the held-out test clips with the DCASE2023 metrics, next to the same network
    untrained and the trained network with its video masked.
 4. Draw the predictions over one test video, plot its tracks, the per-class metrics and the training curves, and
@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from av_seld.config import (Config, DataConfig, EvalConfig, LossConfig, ModelConfig, OptimConfig, TrainConfig)
+from av_seld.config import Config, load_config
+from av_seld.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -47,35 +48,33 @@ QUICK = DemoSize(train_clips=3, val_clips=1, test_clips=1, duration_s=4.0, frame
                  max_steps=2, batch_size=4)  # for tests: every stage runs, nothing is learnt
 
 
+def demo_recipe() -> Path:
+    """``configs/demo.yaml`` of the repository this package runs from."""
+    path = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+    if not path.is_file():
+        raise InputError(path, "the demo recipe is missing (av-seld demo runs from a clone of the repository)")
+    return path
+
+
 def demo_config(root: Path, run_root: Path, size: DemoSize, seed: int,
                 visual_weights: str | None = None) -> Config:
-    """The embedded recipe: a small audio-visual Conformer over cached frozen YOLO11n features."""
-    tiny = size is QUICK
-    audio = ({"widths": [4, 8], "blocks": [1, 1], "pools": [[5, 2], [1, 2]], "dim": 8, "depth": 1, "heads": 2,
-              "kernel_size": 3} if tiny else
-             {"widths": [16, 32, 64], "blocks": [1, 1, 1], "pools": [[5, 2], [1, 2], [1, 2]], "dim": 64, "depth": 2,
-              "heads": 4, "kernel_size": 7, "dropout": 0.1})
-    audio["head"] = "gated"  # activity as a logit, directions partly shared across classes: learns in CPU minutes
-    grid = [size.frame_size[0] // 32, size.frame_size[1] // 32]
-    return Config(
-        data=DataConfig(roots=[str(root)], train_splits=[SPLITS["train"]], val_splits=[SPLITS["val"]],
-                        test_splits=[SPLITS["test"]], format="foa", features="foa_logmel_iv", chunk_s=5.0,
-                        train_hop_s=2.5, visual_features=True, video_size=list(size.frame_size), acs=True,
-                        freq_masks=1, time_masks=1, batch_size=size.batch_size),
-        model=ModelConfig(name="av_conformer", params={
-            "audio_model": "resnet_conformer", "audio_kwargs": audio, "visual_model": "yolo11n",
-            "visual_weights": visual_weights, "frame_size": list(size.frame_size), "token_grid": grid,
-            "freeze_visual": True, "depth": 1, "heads": 2 if tiny else 4, "kernel_size": 3 if tiny else 7,
-            "dropout": 0.1}),
-        # plain BCE on the gated head's activity logits (focal gamma 0); the direction term weighted 0.3, or its
-        # gradient swamps the class activity's in the shared trunk (activity weight alone: held-out frame F1 0.65
-        # after 400 steps; with direction weight 1: 0.11 after 600)
-        loss=LossConfig(name="adpit_activity", params={"focal_gamma": 0.0, "direction_weight": 0.3,
-                                                       "activity_link": "probability"}),
-        optim=OptimConfig(lr=3e-3, weight_decay=0.01, warmup_steps=2 if tiny else 60, grad_clip=5.0),
-        train=TrainConfig(seed=seed, epochs=size.epochs, max_steps=size.max_steps, val_every_epochs=4,
-                          log_every_steps=10, out_dir=str(run_root), name="av_conformer"),
-        eval=EvalConfig(edition="2023", threshold=0.5, calibrate=True))
+    """The demo recipe (``configs/demo.yaml``) on the demo's data and run folder, sized by ``size``."""
+    height, width = size.frame_size
+    overrides = [f"data.video_size=[{height},{width}]", f"data.batch_size={size.batch_size}",
+                 f"model.params.frame_size=[{height},{width}]",
+                 f"model.params.token_grid=[{height // 32},{width // 32}]",
+                 f"train.seed={seed}", f"train.epochs={size.epochs}",
+                 f"train.max_steps={'null' if size.max_steps is None else size.max_steps}"]
+    if size is QUICK:  # every stage runs on a network too small to learn anything
+        overrides += ["model.params.audio_kwargs={widths: [4, 8], blocks: [1, 1], pools: [[5, 2], [1, 2]], dim: 8, "
+                      "depth: 1, heads: 2, kernel_size: 3, head: gated}",
+                      "model.params.heads=2", "model.params.kernel_size=3", "optim.warmup_steps=2"]
+    config = load_config(demo_recipe(), overrides)
+    # paths are set after parsing: the overrides are YAML, which a folder name may not be
+    config.data.roots = [str(root)]
+    config.train.out_dir = str(run_root)
+    config.model.params["visual_weights"] = visual_weights
+    return config
 
 
 def synthesize_data(root: Path, size: DemoSize, seed: int, workers: int, progress: bool = False) -> None:

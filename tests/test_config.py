@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from av_seld.config import Config, ConfigError, apply_overrides, config_from_dict, load_config, save_config
@@ -75,3 +77,18 @@ def test_apply_overrides_does_not_modify_input():
     apply_overrides(data, ["optim.lr=2"])
     assert data == {"optim": {"lr": 1}}
     assert config_from_dict(apply_overrides(data, ["optim.lr=2"])).optim.lr == 2.0
+
+
+@pytest.mark.parametrize("recipe", sorted(p.name for p in (Path(__file__).resolve().parents[1] / "configs").glob("*.yaml")))
+def test_every_shipped_recipe_loads_and_builds_its_model(recipe):
+    from av_seld import features as feats
+    from av_seld.models import build_model
+    from av_seld.training.run import model_params
+
+    config = load_config(Path(__file__).resolve().parents[1] / "configs" / recipe)
+    params = model_params(config, feats.feature_spec(config.data.features).num_channels)
+    params.pop("audio_state", None)
+    model = build_model(config.model.name, **params)
+    assert sum(p.numel() for p in model.parameters()) > 0
+    if config.model.name == "av_conformer":
+        assert tuple(model.visual.frame_size) == tuple(config.data.video_size)
