@@ -136,6 +136,48 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
+@dataclass
+class PretrainConfig:
+    """Recipe of ``av-seld pretrain-visual`` (self-supervised visual pre-training; defaults in
+    ``configs/pretrain_visual.yaml``). Saved as the run's ``config.yaml`` and in its checkpoints."""
+
+    roots: list[str] = field(default_factory=list)  # dataset roots with audio and video; labels are never read
+    splits: list[str] | None = None  # None = every split; a name also covers NAME-*
+    val_splits: list[str] | None = None  # held-out clips for best.pt by the self-supervised loss
+    audio_format: Literal["foa", "mic"] = "foa"
+    model: str = "yolo11n"  # YOLO model (yolo11n, yolov8s, ...)
+    weights: str | None = None  # local ultralytics .pt to start from (random weights otherwise)
+    frame_size: list[int] = field(default_factory=lambda: [128, 256])  # height, width in pixels (multiples of 32)
+    map_grid: list[int] = field(default_factory=lambda: [8, 16])  # rows, cols of the candidate map (22.5° cells)
+    embed_dim: int = 64  # token width: the AV model's audio width, to initialise its token layers too
+    freeze_backbone: bool = False  # train only the token layers and the head
+    num_bins: int = 256  # time-frequency bins kept per 100 ms frame
+    kappa_init: float = 20.0
+    epochs: int = 10
+    max_steps: int | None = None
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 50
+    grad_clip: float | None = 5.0
+    ema_decay: float | None = None
+    seed: int = 0
+    num_workers: int = 0
+    log_every_steps: int = 10
+    cache_dir: str | None = None  # decoded frames and audio directions (default DATASET_ROOT/selfsup_cache)
+    device: str = "cpu"
+    out_dir: str = "runs"
+    name: str | None = None  # run folder name; defaults to the recipe's file name
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def model_params(self) -> dict:
+        return {"model": self.model, "weights": self.weights, "frame_size": list(self.frame_size),
+                "map_grid": list(self.map_grid), "embed_dim": self.embed_dim,
+                "freeze_backbone": self.freeze_backbone, "seed": self.seed, "kappa_init": self.kappa_init}
+
+
 # ------------------------------------------------------------------------------------------- dict <-> dataclass
 
 
@@ -276,23 +318,25 @@ def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
     return data
 
 
-def load_config(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Load a recipe (with its bases) and the command-line overrides into a checked :class:`Config`.
+def load_config(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = (), cls: type = Config) -> Any:
+    """Load a recipe (with its bases) and the command-line overrides into a checked ``cls`` (:class:`Config` for
+    ``train``, :class:`PretrainConfig` for ``pretrain-visual``).
 
     The run name defaults to the recipe's file name.
     """
     data = read_recipe(path)
     try:
-        config = config_from_dict(apply_overrides(data, overrides), f"{path} + overrides" if overrides else path)
+        config = config_from_dict(apply_overrides(data, overrides), f"{path} + overrides" if overrides else path, cls)
     except ConfigError:
         if overrides:
-            config_from_dict(data, path)  # blame the file when the file itself is wrong
+            config_from_dict(data, path, cls)  # blame the file when the file itself is wrong
         raise
-    if config.train.name is None:
-        config.train.name = Path(path).stem
+    named = config.train if isinstance(config, Config) else config
+    if named.name is None:
+        named.name = Path(path).stem
     return config
 
 
-def save_config(config: Config, path: str | os.PathLike) -> None:
+def save_config(config: Any, path: str | os.PathLike) -> None:
     """Write the resolved configuration as YAML (atomically); :func:`load_config` reads it back to an equal object."""
     write_text_atomic(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))

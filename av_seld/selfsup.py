@@ -52,7 +52,7 @@ import math
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from av_seld import timing
+from av_seld.config import PretrainConfig
 from av_seld.errors import InputError
 from av_seld.features import stft
 from av_seld.geometry import pixel_center_directions, sph_to_cart
@@ -456,46 +457,6 @@ class SelfSupDataset(torch.utils.data.Dataset):
 # ---------------------------------------------------------------- training
 
 @dataclass
-class PretrainConfig:
-    """Settings of :func:`pretrain_visual` (saved as the run's ``config.yaml`` and in its checkpoints)."""
-
-    roots: list[str] = field(default_factory=list)
-    splits: list[str] | None = None  # None = every split; a name also covers NAME-*
-    val_splits: list[str] | None = None  # held-out clips for best.pt by the self-supervised loss
-    audio_format: str = "foa"
-    model: str = "yolo11n"
-    weights: str | None = None  # local ultralytics .pt to start from
-    frame_size: tuple[int, int] = DEFAULT_FRAME_SIZE
-    map_grid: tuple[int, int] = DEFAULT_MAP_GRID
-    embed_dim: int = 64
-    freeze_backbone: bool = False
-    num_bins: int = 256
-    kappa_init: float = 20.0
-    epochs: int = 10
-    max_steps: int | None = None
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    warmup_steps: int = 50
-    grad_clip: float | None = 5.0
-    ema_decay: float | None = None
-    seed: int = 0
-    num_workers: int = 0
-    log_every_steps: int = 10
-    cache_dir: str | None = None
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["frame_size"], data["map_grid"] = list(self.frame_size), list(self.map_grid)
-        return data
-
-    def model_params(self) -> dict:
-        return {"model": self.model, "weights": self.weights, "frame_size": list(self.frame_size),
-                "map_grid": list(self.map_grid), "embed_dim": self.embed_dim,
-                "freeze_backbone": self.freeze_backbone, "seed": self.seed, "kappa_init": self.kappa_init}
-
-
-@dataclass
 class PretrainResult:
     run_dir: Path
     best_checkpoint: Path  # lowest validation loss, else the final weights
@@ -530,13 +491,12 @@ def pretrain_visual(config: PretrainConfig, run_dir: str | os.PathLike, *, resum
     ``--visual-init``), ``visual_yolo.pt`` (the YOLO layers as an ultralytics ``.pt``). Turns on
     ``torch.set_flush_denormal`` for the process.
     """
-    import yaml
-
+    from av_seld.config import save_config
     from av_seld.training.checkpoint import load_checkpoint, save_checkpoint
     from av_seld.training.hooks import CheckpointHook, LogHook, ValidationHook
     from av_seld.training.schedule import learning_rate
     from av_seld.training.trainer import Trainer, seed_everything
-    from av_seld.utils.atomic import atomic_path, write_text_atomic
+    from av_seld.utils.atomic import atomic_path
 
     if not config.roots:
         raise InputError("config", "roots is empty: give at least one dataset root")
@@ -546,7 +506,7 @@ def pretrain_visual(config: PretrainConfig, run_dir: str | os.PathLike, *, resum
     if (run_dir / "last.pt").exists() and not resume:
         raise InputError(run_dir, "run folder already holds a run: pass --resume to continue it, or choose another")
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+    save_config(config, run_dir / "config.yaml")
     seed_everything(config.seed)
 
     def entries(splits):

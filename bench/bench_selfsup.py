@@ -108,7 +108,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
 
-    from av_seld.selfsup import (PretrainConfig, SelfSupDataset, SelfSupVisualModel, audio_direction_map,
+    from av_seld.config import PretrainConfig
+    from av_seld.selfsup import (SelfSupDataset, SelfSupVisualModel, audio_direction_map,
                                  load_selfsup_model, prepare_cache, pretrain_visual)
 
     out = Path(args.out)

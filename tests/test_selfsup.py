@@ -102,17 +102,20 @@ def test_cli_pretrains_without_csv_resumes_and_initialises_the_av_model(av_root,
     shutil.copytree(av_root, root)
     shutil.rmtree(root / "metadata_dev")  # labels are never needed
     run = tmp_path / "run"
-    args = ["pretrain-visual", str(root), "--out", str(run), "--frame-size", "64", "128", "--embed-dim", "16",
-            "--batch-size", "4", "--log-every", "1", "--warmup-steps", "1", "--epochs", "1"]
-    assert main(args + ["--max-steps", "2"]) == 0
+    args = ["pretrain-visual", str(REPO / "configs" / "pretrain_visual.yaml"), f"roots=[{root}]",
+            f"out_dir={tmp_path}", "name=run", "frame_size=[64,128]", "embed_dim=16", "batch_size=4",
+            "log_every_steps=1", "warmup_steps=1", "epochs=1"]
+    assert main(args + ["max_steps=2"]) == 0
     for name in ("config.yaml", "train_log.csv", "last.pt", "best.pt", "visual_yolo.pt", "tensorboard"):
         assert (run / name).exists(), name
     assert [int(r["step"]) for r in _rows(run / "train_log.csv")] == [1, 2]
     assert "--visual-init" in capsys.readouterr().out
 
-    assert main(args + ["--max-steps", "2"]) == 2  # the run folder holds a run
+    assert main(args + ["max_steps=2"]) == 2  # the run folder holds a run
     assert "--resume" in capsys.readouterr().err
-    assert main(args[:-4] + ["--epochs", "2", "--max-steps", "4", "--resume"]) == 0
+    assert main(args[:-1] + ["epochs=2", "max_steps=4", "--resume"]) == 0
+    assert main(args + ["max_step=4"]) == 2  # a key that does not exist
+    assert "max_step" in capsys.readouterr().err
     assert [int(r["step"]) for r in _rows(run / "train_log.csv")] == [1, 2, 3, 4]
 
     model = load_selfsup_model(run / "best.pt")
@@ -204,7 +207,8 @@ def test_cached_visual_features_follow_visual_init(tmp_path, monkeypatch):
 
 
 def test_validation_split_picks_best_by_the_self_supervised_loss(av_root, tmp_path):
-    from av_seld.selfsup import PretrainConfig, pretrain_visual
+    from av_seld.config import PretrainConfig
+    from av_seld.selfsup import pretrain_visual
     from av_seld.training.checkpoint import load_checkpoint
 
     root = tmp_path / "data"
