@@ -56,7 +56,7 @@ def bench_fusion(batch: int, live_batch: int, seconds: int, repeats: int) -> Non
     pooled = torch.randn(batch, steps, model.visual.feature_dim, *model.visual.token_grid).half()
     model.eval()
     with torch.inference_mode():
-        live = _best_seconds(lambda: model(live_features, frames), repeats)
+        live = _best_seconds(lambda: model(live_features, frames=frames), repeats)
         cached = _best_seconds(lambda: model(features, visual_features=pooled), repeats)
         masked = _best_seconds(lambda: model(features), repeats)
     per_minute = lambda took, clips: took / (clips * seconds / 60)  # noqa: E731

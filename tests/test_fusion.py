@@ -35,8 +35,8 @@ def test_registered_and_output_shape(model, inputs):
     assert "av_conformer" in available_models()
     features, frames = inputs
     with torch.no_grad():
-        assert tuple(model(features, frames).shape) == (B, T, 3, 3, 13)
-        assert tuple(model.encode(features, frames).shape) == (B, T, model.embed_dim)
+        assert tuple(model(features, frames=frames).shape) == (B, T, 3, 3, 13)
+        assert tuple(model.encode(features, frames=frames).shape) == (B, T, model.embed_dim)
     assert model.num_output_frames(24_000) == 10
 
 
@@ -46,7 +46,7 @@ def test_every_trainable_parameter_gets_a_gradient(freeze_visual, inputs):
     model = _model(freeze_visual=freeze_visual, visual_context=1).train()
     features, frames = inputs
     mask = torch.tensor([[True, True, False], [False, True, True]])  # video and no-video frames in one batch
-    model(features, frames, visual_mask=mask).square().sum().backward()
+    model(features, frames=frames, visual_mask=mask).square().sum().backward()
     trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
     no_gradient = [n for n, p in trainable.items() if p.grad is None or not p.grad.abs().sum() > 0]
     assert no_gradient == []
@@ -59,11 +59,11 @@ def test_fully_masked_video_is_ignored(model, inputs):
     features, frames = inputs
     off = torch.zeros(B, T, dtype=torch.bool)
     with torch.no_grad():
-        a = model(features, frames, visual_mask=off)
-        b = model(features, torch.rand_like(frames), visual_mask=off)
+        a = model(features, frames=frames, visual_mask=off)
+        b = model(features, frames=torch.rand_like(frames), visual_mask=off)
         c = model(features)  # no video at all
         d = model(features, visual_features=torch.randn(B, T, 448, 2, 4), visual_mask=off)
-        e = model(features, frames)
+        e = model(features, frames=frames)
     torch.testing.assert_close(a, b, rtol=0, atol=0)
     torch.testing.assert_close(a, c, rtol=0, atol=0)
     torch.testing.assert_close(a, d, rtol=0, atol=0)
@@ -76,17 +76,17 @@ def test_masked_frames_do_not_matter_and_seen_ones_do(model, inputs):
     other = frames.clone()
     other[~mask] = torch.rand_like(other[~mask])
     with torch.no_grad():
-        reference = model(features, frames, visual_mask=mask)
-        torch.testing.assert_close(model(features, other, visual_mask=mask), reference, rtol=0, atol=0)
+        reference = model(features, frames=frames, visual_mask=mask)
+        torch.testing.assert_close(model(features, frames=other, visual_mask=mask), reference, rtol=0, atol=0)
         other[0, 0] = 1 - other[0, 0]
-        assert (model(features, other, visual_mask=mask)[0] - reference[0]).abs().max() > 1e-5
+        assert (model(features, frames=other, visual_mask=mask)[0] - reference[0]).abs().max() > 1e-5
 
 
 def test_cached_features_give_the_live_output(model, inputs):
     features, frames = inputs
     with torch.no_grad():
         pooled = model.visual.pooled_features(frames.flatten(0, 1)).unflatten(0, (B, T))  # (B, T, C, rows, cols)
-        live = model(features, frames)
+        live = model(features, frames=frames)
         torch.testing.assert_close(model(features, visual_features=pooled), live)
         cached = model(features, visual_features=pooled.half())  # as stored by precompute-visual
     torch.testing.assert_close(cached, live, rtol=0, atol=1e-3)
@@ -107,13 +107,13 @@ def test_audio_branch_initialised_from_an_audio_only_checkpoint(inputs):
 def test_mismatched_or_inconsistent_inputs_are_rejected(model, inputs):
     features, frames = inputs
     with pytest.raises(ValueError, match="one video frame per label frame"):
-        model(features, frames[:, :2])
+        model(features, frames=frames[:, :2])
     with pytest.raises(ValueError, match="visual_mask must be bool"):
-        model(features, frames, visual_mask=torch.ones(B, T))
+        model(features, frames=frames, visual_mask=torch.ones(B, T))
     with pytest.raises(ValueError, match="neither frames nor visual_features"):
         model(features, visual_mask=torch.ones(B, T, dtype=torch.bool))
     with pytest.raises(ValueError, match="not both"):
-        model(features, frames, visual_features=torch.zeros(B, T, 448, 2, 4))
+        model(features, frames=frames, visual_features=torch.zeros(B, T, 448, 2, 4))
 
 
 def test_visual_context_keys_cover_neighbouring_frames_and_pad_the_ends():

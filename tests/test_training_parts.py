@@ -26,11 +26,13 @@ def test_schedule_warms_up_linearly_then_decays_to_the_floor():
 class FramewiseModel(nn.Module):
     """Output of label frame t depends only on the features of that frame: windowing must not change it."""
 
+    uses_video = False  # the model contract (av_seld.models.base.AudioSeldModel)
+
     def __init__(self):
         super().__init__()
         self.scale = nn.Parameter(torch.tensor(1.0))
 
-    def forward(self, x):  # (B, C, T_feat, F) -> (B, T, 3, 3, 13)
+    def forward(self, x, **visual):  # (B, C, T_feat, F) -> (B, T, 3, 3, 13)
         b, _, t_feat, _ = x.shape
         per_frame = x.mean(dim=(1, 3)).reshape(b, t_feat // 5, 5).mean(-1)  # (B, T)
         return (self.scale * per_frame)[:, :, None, None, None].expand(b, t_feat // 5, 3, 3, 13)
@@ -86,7 +88,7 @@ def test_av_sliding_windows_run_each_frame_once_and_match_window_by_window_frame
     summed, weight = np.zeros((padded, 3, 3, 13)), np.zeros(padded)
     with torch.no_grad():
         for s in starts:
-            o = model(feats_p[None, :, s * 5:(s + window) * 5], frames_p[None, s:s + window].permute(0, 1, 4, 2, 3),
+            o = model(feats_p[None, :, s * 5:(s + window) * 5], frames=frames_p[None, s:s + window].permute(0, 1, 4, 2, 3),
                       visual_mask=valid_p[None, s:s + window])[0].numpy()
             summed[s:s + window] += o
             weight[s:s + window] += 1

@@ -66,11 +66,18 @@ class MultiAccdoaHead(nn.Module):
 
 
 class AudioSeldModel(nn.Module):
-    """Base class: subclasses implement :meth:`encode` and set ``self.head`` and ``self.embed_dim``."""
+    """Base class: subclasses implement :meth:`encode` and set ``self.head`` and ``self.embed_dim``.
+
+    The model contract every registered model keeps (audio models here, ``av_conformer`` in
+    :mod:`av_seld.models.fusion`): ``forward(features, *, frames=None, visual_features=None, visual_mask=None)`` returns
+    multi-ACCDOA, ``tokens(...)`` with the same arguments the label-rate tokens its head reads, and ``uses_video``
+    says whether the visual arguments change anything (audio models ignore them).
+    """
 
     in_channels: int
     embed_dim: int
     head: nn.Module
+    uses_video: bool = False
 
     @classmethod
     def tiny_config(cls) -> dict:
@@ -88,8 +95,15 @@ class AudioSeldModel(nn.Module):
         """``(B, C, T_feat, F)`` → tokens ``(B, ceil(T_feat / 5), embed_dim)`` at the label rate."""
         raise NotImplementedError
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """``(B, C, T_feat, F)`` → multi-ACCDOA ``(B, ceil(T_feat / 5), 3, 3, num_classes)``."""
+    def tokens(self, features: torch.Tensor, *, frames: torch.Tensor | None = None,
+               visual_features: torch.Tensor | None = None, visual_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Label-rate tokens (B, T, embed_dim) of :meth:`encode`; the visual arguments are ignored."""
+        return self.encode(features)
+
+    def forward(self, features: torch.Tensor, *, frames: torch.Tensor | None = None,
+                visual_features: torch.Tensor | None = None, visual_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, C, T_feat, F)`` → multi-ACCDOA ``(B, ceil(T_feat / 5), 3, 3, num_classes)`` (visual arguments are
+        ignored: the contract of every registered model)."""
         return self.head(self.encode(features))
 
     def num_output_frames(self, num_samples: int) -> int:

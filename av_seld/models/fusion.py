@@ -158,8 +158,10 @@ class AVConformer(nn.Module):
         padding = outside.repeat_interleave(num, dim=1).expand(batch, steps, (2 * c + 1) * num)
         return keys, padding
 
-    def encode(self, features: torch.Tensor, frames: torch.Tensor | None = None, *,
-               visual_mask: torch.Tensor | None = None, visual_features: torch.Tensor | None = None) -> torch.Tensor:
+    uses_video = True
+
+    def encode(self, features: torch.Tensor, *, frames: torch.Tensor | None = None,
+               visual_features: torch.Tensor | None = None, visual_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Fused tokens (B, T, D) at the label rate; arguments as in :meth:`forward`."""
         x = self.audio.encode(features)  # (B, T, D)
         visual = self.visual_tokens(x.shape[0], x.shape[1], frames=frames, visual_features=visual_features,
@@ -169,8 +171,10 @@ class AVConformer(nn.Module):
             x = block(x, keys, padding)
         return x
 
-    def forward(self, features: torch.Tensor, frames: torch.Tensor | None = None, *,
-                visual_mask: torch.Tensor | None = None, visual_features: torch.Tensor | None = None) -> torch.Tensor:
+    tokens = encode  # the model contract's name (see av_seld.models.base.AudioSeldModel)
+
+    def forward(self, features: torch.Tensor, *, frames: torch.Tensor | None = None,
+                visual_features: torch.Tensor | None = None, visual_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Multi-ACCDOA (B, T, 3, 3, num_classes).
 
         features: audio features (B, C, T_feat, F), T = ceil(T_feat / 5).
@@ -179,7 +183,8 @@ class AVConformer(nn.Module):
             are given, else all False.
         visual_features: cached pooled features (B, T, C, rows, cols) instead of frames.
         """
-        return self.head(self.encode(features, frames, visual_mask=visual_mask, visual_features=visual_features))
+        return self.head(self.encode(features, frames=frames, visual_mask=visual_mask,
+                                     visual_features=visual_features))
 
 
 @register_model("av_conformer")

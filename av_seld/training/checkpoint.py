@@ -71,7 +71,7 @@ def initialise_weights(model: torch.nn.Module, path: str | os.PathLike, *, what:
     """
     payload = load_checkpoint(path)
     state = dict(payload["model_state"])
-    target_av = hasattr(model, "visual_tokens")
+    target_av = model.uses_video
     source_av = payload["model_name"] == "av_conformer"
     if target_av and not source_av:
         state = {f"audio.{k}": v for k, v in state.items()}

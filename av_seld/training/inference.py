@@ -16,18 +16,18 @@ from torch import nn
 from av_seld.timing import FEATURE_FRAMES_PER_LABEL_FRAME
 
 
-def model_forward(model: nn.Module, batch: dict) -> torch.Tensor:
-    """Call a model on a batch dict. Audio models take ``features`` (B, C, T_feat, F); audio-visual models (those with
-    ``visual_tokens``, e.g. ``av_conformer``) also take ``frames`` (B, T, H, W, 3) uint8 at label rate, or cached
-    ``visual_features`` (B, T, C, rows, cols), with ``video_valid`` (B, T) bool as their visual mask."""
-    module = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-    if not hasattr(module, "visual_tokens"):
-        return model(batch["features"])
+def visual_inputs(batch: dict) -> dict:
+    """The visual keyword arguments of the model contract from a batch dict: ``frames`` (B, T, H, W, 3) uint8 at label
+    rate moved channels-first, or cached ``visual_features`` (B, T, C, rows, cols), with ``video_valid`` (B, T) bool
+    as the visual mask. Audio models ignore them."""
     frames = batch.get("frames")
-    if frames is not None:
-        frames = frames.permute(0, 1, 4, 2, 3)  # (B, T, 3, H, W)
-    return model(batch["features"], frames, visual_mask=batch.get("video_valid"),
-                 visual_features=batch.get("visual_features"))
+    return {"frames": None if frames is None else frames.permute(0, 1, 4, 2, 3),
+            "visual_features": batch.get("visual_features"), "visual_mask": batch.get("video_valid")}
+
+
+def model_forward(model: nn.Module, batch: dict) -> torch.Tensor:
+    """Call any registered model on a batch dict (``features`` plus :func:`visual_inputs`)."""
+    return model(batch["features"], **visual_inputs(batch))
 
 
 def window_starts(num_frames: int, window_frames: int, hop_frames: int) -> list[int]:
@@ -73,7 +73,7 @@ def predict_clip(model: nn.Module, features: torch.Tensor, *, window_frames: int
         valid = pad_to_windows(valid[:total].bool(), padded_frames)
         video = pad_to_windows(video[:padded_frames], padded_frames)
     module = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-    if frames is not None and hasattr(getattr(module, "visual", None), "pooled_features"):
+    if frames is not None and module.uses_video:
         visual = module.visual
         pooled = torch.zeros((padded_frames, visual.feature_dim, *visual.token_grid))
         if bool(valid.any()):

@@ -32,7 +32,7 @@ from av_seld.training.checkpoint import (build_model_from_checkpoint, initialise
 from av_seld.io.labels import read_reference_csv
 from av_seld.training.evaluation import calibrate_thresholds, collect_outputs, references, score_outputs
 from av_seld.training.hooks import CheckpointHook, Hook, LogHook, ValidationHook
-from av_seld.training.inference import model_forward
+from av_seld.training.inference import model_forward, visual_inputs
 from av_seld.training.schedule import learning_rate
 from av_seld.training.trainer import Trainer, seed_everything
 
@@ -229,12 +229,7 @@ def build_loss_fn(config: Config, device: torch.device, model: torch.nn.Module):
         raise ConfigError("config", "distill.feature_weight > 0 is not supported under torchrun yet")
 
     def forward_with_tokens(m, batch):  # the student's tokens feed the intermediate-feature loss
-        if hasattr(m, "visual_tokens"):
-            frames = batch.get("frames")
-            tokens = m.encode(batch["features"], None if frames is None else frames.permute(0, 1, 4, 2, 3),
-                              visual_mask=batch.get("video_valid"), visual_features=batch.get("visual_features"))
-        else:
-            tokens = m.encode(batch["features"])
+        tokens = m.tokens(batch["features"], **visual_inputs(batch))
         return m.head(tokens), tokens
 
     return (lambda out, batch: loss(out[0], batch["target"], batch["features"], student_tokens=out[1])), \
