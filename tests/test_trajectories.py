@@ -126,3 +126,78 @@ def test_same_seed_same_bytes():
     a = render_timeline(events, noise_source, np.random.default_rng(7), config, ("foa", "mic"))
     b = render_timeline(events, noise_source, np.random.default_rng(7), config, ("foa", "mic"))
     assert all(np.array_equal(a.audio[f], b.audio[f]) for f in ("foa", "mic"))
+
+
+# ------------------------------------------------------------------------------------- dataset and command line
+
+
+def _write_timeline(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(",".join(str(v) for v in row) + "\n" for row in rows))
+
+
+def _timeline_rows():
+    """Two overlapping events (one moving, same-class overlap at frames 12-14), a pause, a third event."""
+    rows = []
+    for f in range(5, 25):
+        rows.append((f, 1, 1, -60 + 6 * (f - 5), 10))  # moving male speech
+    for f in range(12, 15):
+        rows.append((f, 1, 2, 120, -20))  # a second male speaker at once
+    for f in range(30, 38):
+        rows.append((f, 12, 3, -170, 0))  # knock
+    rows.sort(key=lambda r: (r[0], r[2]))
+    return rows
+
+
+def test_synth_audio_trajectories_writes_the_input_labels(tmp_path):
+    from av_seld.cli import main
+    from av_seld.io.audio import read_wav
+
+    folder = tmp_path / "timelines"
+    rows = _timeline_rows()
+    _write_timeline(folder / "a" / "fold3_room1_mix001.csv", rows)
+    _write_timeline(folder / "fold3_room1_mix002.csv", [(0, 5, 0, 45, 30), (1, 5, 0, 45, 30, )])
+    (tmp_path / "noise").mkdir()
+    import soundfile as sf
+    sf.write(tmp_path / "noise" / "hum.wav", 0.1 * np.sin(np.arange(SR) / 10), SR)
+    out = tmp_path / "out"
+    args = ["synth-audio", str(out), "--split", "t", "--trajectories", str(folder), "--interferers",
+            str(tmp_path / "noise"), "--interferer-rate", "30", "--format", "both"]
+    assert main(args) == 0
+    first = (out / "metadata_dev" / "t" / "fold1_room0_mix001.csv").read_text()
+    assert first == "".join(",".join(str(v) for v in row) + "\n" for row in rows)  # labels out = labels in
+    audio = read_wav(out / "foa_dev" / "t" / "fold1_room0_mix001.wav")
+    assert audio.shape == (4, 38 * HOP)  # the whole CSV, up to its last labelled frame
+    mic = read_wav(out / "mic_dev" / "t" / "fold1_room0_mix002.wav")
+    assert mic.shape == (4, 2 * HOP)
+    # the moving speaker's direction, found in the audio while it sounds alone
+    est = foa_intensity_doa(audio[:, 16 * HOP:24 * HOP])
+    assert angular_distance_deg(*est, (-60 + 6 * 15.5), 10) < 12
+    assert main(args) == 0  # resumable: nothing left to do
+
+
+def test_trajectory_windows_cut_each_csv(tmp_path):
+    from av_seld.data.synth_timelines import synthesize_timeline_dataset, timeline_windows, window_events
+
+    folder = tmp_path / "timelines"
+    _write_timeline(folder / "x.csv", _timeline_rows())
+    windows = timeline_windows(folder, duration_s=1.5)
+    assert [(w.start_frame, w.num_frames) for w in windows] == [(0, 15), (15, 15)]
+    second = window_events(windows[1])
+    assert second.frame.tolist() == list(range(10)) and set(second.class_index) == {1}  # file frames 15-24: speech
+    results = list(synthesize_timeline_dataset(tmp_path / "out", windows=windows, split="s", num_clips=3, seed=1,
+                                               rooms="configs/synth/rooms_default.yaml"))
+    assert [r.name for r in results] == ["fold1_room1_mix001", "fold1_room2_mix002", "fold1_room3_mix003"]
+    csvs = [(tmp_path / "out" / "metadata_dev" / "s" / f"{r.name}.csv").read_text() for r in results]
+    assert csvs[0] == csvs[2] != csvs[1]  # clip 3 renders window 1 again (new sounds, another room)
+
+
+def test_trajectories_folder_errors_name_the_folder(tmp_path):
+    from av_seld.data.synth_timelines import timeline_windows
+    from av_seld.errors import InputError
+
+    with pytest.raises(InputError, match="no reference CSV"):
+        timeline_windows(tmp_path)
+    _write_timeline(tmp_path / "empty.csv", [])
+    with pytest.raises(InputError, match="empty.csv.*no events"):
+        timeline_windows(tmp_path)
