@@ -261,9 +261,7 @@ def train_and_score(out: Path, recipes: list[str], overrides: list[str], device:
                               f"train.out_dir={out / 'runs' / variant}", f"train.name={name}", *overrides, *resume),
                      logs / "train.log")
                 write_text_atomic(run_dir / "bench_done", "trained by bench/realistic.py\n")
-            scorings = [("video" if reads_video else "audio only", True)]
-            if reads_video:
-                scorings.append(("video masked", False))
+            scorings = [("video", True), ("video masked", False)] if reads_video else [("not read", False)]
             for label, with_video in scorings:
                 tag = label.replace(" ", "_")
                 predictions = out / "predictions" / variant / name / tag
@@ -275,7 +273,7 @@ def train_and_score(out: Path, recipes: list[str], overrides: list[str], device:
                     _run(_av_seld("evaluate", str(root / "metadata_dev" / "dev-test"), str(predictions),
                                   "--jackknife", "--json", str(scores)), logs / "evaluate.log")
                 result = json.loads(scores.read_text())
-                rows.append({"recipe": name, "variant": variant if reads_video else "audio only",
+                rows.append({"recipe": name, "variant": variant if reads_video else "either (same audio)",
                              "video": label, "scores": result})
     return rows
 

@@ -87,9 +87,9 @@ def test_skips_without_the_real_data(tmp_path, capsys):
 
 
 def test_results_table_shows_intervals():
-    row = {"recipe": "seldnet_foa", "variant": "audio only", "video": "audio only",
+    row = {"recipe": "seldnet_foa", "variant": "either (same audio)", "video": "not read",
            "scores": {"SELD": 0.5123, "F": 0.3, "LE": 25.0, "LR": 0.6,
                       "confidence_intervals_95": {"SELD": [0.45, 0.57], "F": [0.2, 0.4], "LE": [20.0, 30.0],
                                                   "LR": [0.5, 0.7]}}}
     table = _bench().format_table([row])
-    assert "| seldnet_foa | audio only | audio only | 0.512 [0.450, 0.570] | 30.0 [20.0, 40.0] |" in table
+    assert "| seldnet_foa | either (same audio) | not read | 0.512 [0.450, 0.570] | 30.0 [20.0, 40.0] |" in table
