@@ -201,3 +201,13 @@ def test_trajectories_folder_errors_name_the_folder(tmp_path):
     _write_timeline(tmp_path / "empty.csv", [])
     with pytest.raises(InputError, match="empty.csv.*no events"):
         timeline_windows(tmp_path)
+
+
+def test_a_distance_column_is_kept(tmp_path):
+    from av_seld.data.synth_timelines import synthesize_timeline_dataset, timeline_windows
+
+    rows = [(f, 0, 2, 30, 5, 250) for f in range(3, 9)]
+    _write_timeline(tmp_path / "in" / "d.csv", rows)
+    results = list(synthesize_timeline_dataset(tmp_path / "out", windows=timeline_windows(tmp_path / "in"), split="s"))
+    written = (tmp_path / "out" / "metadata_dev" / "s" / f"{results[0].name}.csv").read_text()
+    assert written == "".join(",".join(map(str, r)) + "\n" for r in rows)
