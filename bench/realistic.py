@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -151,6 +152,11 @@ def _link_tree(source: Path, target: Path) -> None:
                 shutil.copy2(path, dest)
 
 
+def _rooms_id(rooms: Path) -> str:
+    """The rooms file by name and content, so the same rooms from another checkout are recognised."""
+    return f"{rooms.name} sha1:{hashlib.sha1(rooms.read_bytes()).hexdigest()[:12]}"
+
+
 def _size_bytes(folder: Path) -> int:
     """Bytes on disk, hard-linked files counted once."""
     seen, total = set(), 0
@@ -170,7 +176,7 @@ def build(out: Path, *, spec: BenchmarkSpec, trajectories: Path, backgrounds: Pa
     windows = split_windows(trajectories, spec)
     scene = SceneConfig(**load_rooms_config(rooms).scene)
     clean, realistic = out / "clean", out / "realistic"
-    manifest: dict = {"spec": dataclasses.asdict(spec), "trajectories": str(trajectories), "rooms": str(rooms),
+    manifest: dict = {"spec": dataclasses.asdict(spec), "trajectories": str(trajectories), "rooms": _rooms_id(rooms),
                       "clips": clips or "procedural sound bank", "interferers": interferers,
                       "crops": crops or "builtin", "backgrounds": str(backgrounds), "clips_by_split": {},
                       "seconds": {}}
@@ -205,6 +211,9 @@ def build(out: Path, *, spec: BenchmarkSpec, trajectories: Path, backgrounds: Pa
                          f": {result.num_frames} frames, {result.wall_seconds:.1f} s")
         manifest["seconds"][f"video_{variant}"] = round(time.perf_counter() - t, 1)
     manifest["seconds"]["total"] = round(time.perf_counter() - started, 1)
+    previous = out / "benchmark.json"  # a resumed build keeps the times of the build that made the data
+    first = json.loads(previous.read_text()).get("first_build_seconds") if previous.exists() else None
+    manifest["first_build_seconds"] = first or manifest["seconds"]
     manifest["size_mb"] = {name: round(_size_bytes(path) / 2**20, 1) for name, path in
                            (("all", out), ("clean", clean), ("realistic_video", realistic / "video_dev"))}
     manifest["audio_minutes"] = {split: round(sum(w.duration_s for w in windows[split]) / 60, 2) for split in SPLITS}
@@ -342,7 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     if previous.exists():
         before = json.loads(previous.read_text())
         now = {"spec": json.loads(json.dumps(dataclasses.asdict(spec))), "clips": args.clips or "procedural sound bank",
-               "rooms": str(Path(args.rooms)), "interferers": args.interferers, "crops": args.crops or "builtin"}
+               "rooms": _rooms_id(Path(args.rooms)), "interferers": args.interferers,
+               "crops": args.crops or "builtin"}
         changed = [key for key, value in now.items() if before.get(key) != value]
         if changed:
             raise SystemExit(f"{previous}: built with other {', '.join(changed)}; use another --out or delete it")
@@ -350,8 +360,9 @@ def main(argv: list[str] | None = None) -> int:
                      clips=args.clips, interferers=args.interferers, crops=args.crops, workers=args.workers)
     minutes = manifest["audio_minutes"]
     print(f"benchmark in {out}: {minutes['dev-train']:g} min train, {minutes['dev-val']:g} min val, "
-          f"{minutes['dev-test']:g} min test; built in {manifest['seconds']['total']:.0f} s "
-          f"({manifest['seconds']}); {manifest['size_mb']['all']:.0f} MB")
+          f"{minutes['dev-test']:g} min test; this run {manifest['seconds']['total']:.0f} s, first build "
+          f"{manifest['first_build_seconds']['total']:.0f} s ({manifest['first_build_seconds']}); "
+          f"{manifest['size_mb']['all']:.0f} MB")
     if not args.train:
         return 0
     rows = train_and_score(out, args.recipes or list(DEFAULT_RECIPES), args.override, args.device)
