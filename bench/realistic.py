@@ -1,6 +1,8 @@
 #!/usr/bin/env python
-"""A realistic audio-visual SELD benchmark you can run: build it, deterministically, then train recipes on it and
-score them on its test split with jackknife intervals.
+"""A realistic audio-visual SELD benchmark you can run: deterministic data, recipes trained and scored on it.
+
+Builds the data, deterministically, then (``--train``) trains recipes on it and scores them on its test split with
+jackknife intervals.
 
 The data (``--out``, default ``runs/realistic``):
 - audio: FOA clips that follow **real STARSS22 timelines** (``../shared/data/starss22_labels``; events' onsets,
@@ -21,8 +23,9 @@ the documented commands (``av-seld train RECIPE data.roots=[ROOT] ...``), then `
 audio-visual ones on each variant, and also scored with the video masked. One table (recipe, variant, SELD, F20°,
 LE_CD, LR_CD with 95 % jackknife intervals) is printed and written to ``OUT/results.md`` and ``OUT/results.json``.
 
-Every step is resumable: finished clips, videos, runs and scores are kept. Without ``../shared/data`` it says so and
-exits 0. Examples::
+Every step is resumable: finished clips, videos, runs and scores are kept. The real data is looked for in
+``../shared/data`` next to the checkout, else in ``$AV_SELD_SHARED_DATA`` (or ``--shared-data``); without it the script
+says so and exits 0. Examples::
 
     python bench/realistic.py --build-only --workers 1                      # the data, procedural sounds
     python bench/realistic.py --clips /work/data/realsounds/benchmark --out runs/realistic_real --build-only
@@ -62,7 +65,15 @@ from av_seld.utils.atomic import write_text_atomic  # noqa: E402
 
 log = logging.getLogger("bench.realistic")
 
-SHARED_DATA = REPO.parent / "shared" / "data"
+def _default_shared_data() -> Path:
+    """``../shared/data`` next to the checkout, else ``$AV_SELD_SHARED_DATA`` (as the tests look for it)."""
+    beside = REPO.parent / "shared" / "data"
+    if beside.is_dir() or not os.environ.get("AV_SELD_SHARED_DATA"):
+        return beside
+    return Path(os.environ["AV_SELD_SHARED_DATA"])
+
+
+SHARED_DATA = _default_shared_data()
 SPLITS = ("dev-train", "dev-val", "dev-test")
 FOLDS = {"dev-train": 7, "dev-val": 8, "dev-test": 9}  # clip names fold7_... / fold8_... / fold9_...
 VARIANTS = ("clean", "realistic")
@@ -319,8 +330,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crops", metavar="DIR", help="object images by class for the video; default built-in sprites")
     parser.add_argument("--shared-data", default=str(SHARED_DATA), metavar="DIR",
                         help=f"folder with starss22_labels/ and panoramas/ (default {SHARED_DATA})")
-    parser.add_argument("--rooms", default=str(REPO / "configs" / "synth" / "rooms_benchmark.yaml"))
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--rooms", default=str(REPO / "configs" / "synth" / "rooms_benchmark.yaml"),
+                        metavar="YAML", help="simulated rooms (default configs/synth/rooms_benchmark.yaml)")
+    parser.add_argument("--workers", type=int, default=1, help="processes for rendering (default 1)")
     parser.add_argument("--build-only", action="store_true", help="build the data and stop (the default without "
                         "--train)")
     parser.add_argument("--train", action="store_true", help="also train, infer and score the recipes")
