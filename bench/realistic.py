@@ -164,8 +164,11 @@ def _link_tree(source: Path, target: Path) -> None:
 
 
 def _rooms_id(rooms: Path) -> str:
-    """The rooms file by name and content, so the same rooms from another checkout are recognised."""
-    return f"{rooms.name} sha1:{hashlib.sha1(rooms.read_bytes()).hexdigest()[:12]}"
+    """The rooms file by name and settings (not its comments), so the same rooms from another checkout are
+    recognised."""
+    parsed = load_rooms_config(rooms)
+    settings = json.dumps({"room": dataclasses.asdict(parsed.room), "scene": parsed.scene}, sort_keys=True)
+    return f"{rooms.name} sha1:{hashlib.sha1(settings.encode()).hexdigest()[:12]}"
 
 
 def _size_bytes(folder: Path) -> int:
