@@ -111,12 +111,40 @@ class ClipBank:
              sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         """A random excerpt of up to ``duration_s`` from a random clip of the class (shorter when the clip is)."""
         paths = self.clips[class_index]
-        audio = load_mono(str(paths[int(rng.integers(len(paths)))]), sample_rate)
-        want = max(1, int(round(duration_s * sample_rate)))
-        if len(audio) > want:
-            start = int(rng.integers(0, len(audio) - want + 1))
-            audio = audio[start:start + want]
-        return _normalise(audio)
+        return _excerpt(load_mono(str(paths[int(rng.integers(len(paths)))]), sample_rate), duration_s, rng, sample_rate)
+
+
+class SoundFiles:
+    """Unlabelled mono sounds (e.g. interferers that are none of the classes): every audio file under a folder."""
+
+    def __init__(self, paths: list[Path], origin: str):
+        self.paths = sorted(paths)
+        self.origin = origin
+
+    @classmethod
+    def from_folder(cls, root: str | os.PathLike) -> "SoundFiles":
+        """All ``.wav``/``.flac``/``.ogg`` files under ``root``, at any depth; raises when there are none."""
+        root = Path(root)
+        if not root.is_dir():
+            raise InputError(root, "sound folder not found")
+        paths = [p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in _AUDIO_SUFFIXES]
+        if not paths:
+            raise InputError(root, f"no audio files ({', '.join(sorted(_AUDIO_SUFFIXES))}) in the folder")
+        return cls(paths, str(root))
+
+    def draw(self, duration_s: float, rng: np.random.Generator, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+        """A random excerpt of up to ``duration_s`` from a random file, as :meth:`ClipBank.draw`."""
+        path = self.paths[int(rng.integers(len(self.paths)))]
+        return _excerpt(load_mono(str(path), sample_rate), duration_s, rng, sample_rate)
+
+
+def _excerpt(audio: np.ndarray, duration_s: float, rng: np.random.Generator, sample_rate: int) -> np.ndarray:
+    """A random stretch of up to ``duration_s`` of ``audio`` (all of it when shorter), normalised."""
+    want = max(1, int(round(duration_s * sample_rate)))
+    if len(audio) > want:
+        start = int(rng.integers(0, len(audio) - want + 1))
+        audio = audio[start:start + want]
+    return _normalise(audio)
 
 
 def _normalise(audio: np.ndarray, target_dbfs: float = -20.0) -> np.ndarray:

@@ -24,6 +24,7 @@ from typing import Callable, Iterable, Iterator
 import cv2
 import numpy as np
 
+from augment.trajectories import track_runs
 from av_seld.geometry import cart_to_sph, equirect_to_sph, sph_to_cart, sph_to_equirect
 from av_seld.timing import LABEL_FRAMES_PER_SECOND, seconds_to_label_frame
 
@@ -333,17 +334,14 @@ def plan_segments(frame, class_index, source, azimuth_deg, elevation_deg, *,
     xyz = sph_to_cart(np.asarray(azimuth_deg, dtype=np.float64), np.asarray(elevation_deg, dtype=np.float64))
     polyphony = np.bincount(frame, minlength=1) if len(frame) else np.zeros(1, np.int64)
     segments: list[Segment] = []
-    for c, s in sorted(set(zip(class_index.tolist(), source.tolist()))):
-        rows = np.flatnonzero((class_index == c) & (source == s))
-        rows = rows[np.argsort(frame[rows], kind="stable")]
-        rows = rows[np.r_[True, np.diff(frame[rows]) > 0]]  # a duplicated (frame, class, source) row: keep the first
+    for c, s, runs in track_runs(frame, class_index, source):
         crop = draw_crop(c, rng)
         if rng.random() < config.flip_probability:
             crop = crop[:, ::-1]
         if bgr:
             crop = crop[..., [2, 1, 0, 3]]
         base_fov = rng.uniform(*config.fov_range_deg)
-        for run in np.split(rows, np.flatnonzero(np.diff(frame[rows]) > 1) + 1):
+        for run in runs:
             crowd = int(polyphony[frame[run]].max())
             fov = base_fov / (1 + config.overlap_shrink * (crowd - 1))
             segments.append(Segment(c, s, frame[run], xyz[run], fov,

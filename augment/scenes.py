@@ -152,33 +152,58 @@ def render_scene(events: list[EventSpec], sounds: SoundSource, rng: np.random.Ge
                                                            event.angular_speed_deg_s, len(signal) / SAMPLE_RATE, rng)
             azimuth, elevation = azimuth[: len(signal)], elevation[: len(signal)]
         else:
-            azimuth = np.full(len(signal), event.azimuth_deg)
-            elevation = np.full(len(signal), event.elevation_deg)
-        static = event.angular_speed_deg_s == 0
-        if room is None:
-            for fmt in formats:
-                rendered = _render(fmt, signal, event.azimuth_deg if static else azimuth,
-                                   event.elevation_deg if static else elevation)
-                audio[fmt][:, onset:onset + len(signal)] += rendered
-        else:
-            result = room.render_event(signal, event.azimuth_deg if static else azimuth,
-                                       event.elevation_deg if static else elevation, rng, formats)
-            for fmt in formats:
-                part = result.audio[fmt][:, : n - onset]
-                audio[fmt][:, onset:onset + part.shape[1]] += part
-            # The direct sound starts ``delay`` samples after the onset; what falls past the clip end is not heard.
-            onset += result.delay_samples
-            heard = max(0, n - onset)
-            azimuth, elevation = result.azimuth_deg[:heard], result.elevation_deg[:heard]
-            signal = signal[:heard]
-            if heard == 0:
-                continue
-        active[onset:onset + len(signal)] = True
-        frames, az, el = spatial.direction_at_label_frames(azimuth, elevation, onset)
+            azimuth, elevation = event.azimuth_deg, event.elevation_deg
+        rendered = spatialise(signal, azimuth, elevation, rng, formats, room)
+        for fmt in formats:
+            part = rendered.audio[fmt][:, : n - onset]
+            audio[fmt][:, onset:onset + part.shape[1]] += part
+        # The direct sound starts ``delay`` samples after the onset; what falls past the clip end is not heard.
+        onset += rendered.delay_samples
+        heard = max(0, n - onset)
+        if heard == 0:
+            continue
+        active[onset:onset + min(heard, len(signal))] = True
+        frames, az, el = spatial.direction_at_label_frames(rendered.azimuth_deg[:heard], rendered.elevation_deg[:heard],
+                                                           onset)
         rows += [(int(f), event.class_index, event.source, _int_azimuth(a), int(round(e)))
                  for f, a, e in zip(frames, az, el)]
 
-    # Diffuse ambient noise: independent pink noise from directions spread over the sphere.
+    snr_db = add_ambient_noise(audio, active, rng, config, formats)
+    rows.sort(key=lambda r: (r[0], r[2]))
+    return Scene(events, audio, rows, snr_db)
+
+
+@dataclass
+class Spatialised:
+    """One source rendered: audio per format (4, M) float32, sample 0 at the source's onset; the direct sound starts
+    ``delay_samples`` later (0 anechoic); azimuth_deg / elevation_deg (N,): the direction rendered per signal sample."""
+
+    audio: dict[str, np.ndarray]
+    delay_samples: int
+    azimuth_deg: np.ndarray
+    elevation_deg: np.ndarray
+
+
+def spatialise(signal: np.ndarray, azimuth_deg, elevation_deg, rng: np.random.Generator, formats: tuple[str, ...],
+               room: "RoomAcoustics | None" = None) -> Spatialised:
+    """Render a mono source (N,) from a static (scalars) or moving ((N,) arrays, degrees) direction: anechoic plane
+    waves, or ``room.render_event`` (reverberation, direct-path delay, the room's choice of distance from ``rng``)."""
+    if room is not None:
+        result = room.render_event(signal, azimuth_deg, elevation_deg, rng, formats)
+        return Spatialised(result.audio, result.delay_samples, result.azimuth_deg, result.elevation_deg)
+    n = len(signal)
+    audio = {fmt: _render(fmt, signal, azimuth_deg, elevation_deg) for fmt in formats}
+    return Spatialised(audio, 0, np.broadcast_to(np.asarray(azimuth_deg, dtype=np.float64), (n,)),
+                       np.broadcast_to(np.asarray(elevation_deg, dtype=np.float64), (n,)))
+
+
+def add_ambient_noise(audio: dict[str, np.ndarray], active: np.ndarray, rng: np.random.Generator,
+                      config: SceneConfig, formats: tuple[str, ...]) -> float:
+    """Add diffuse ambient noise to ``audio`` (format → (4, N), in place) at an SNR drawn from ``config.snr_db``
+    relative to the power where ``active`` (N,) bool is set, then scale every format by one gain if a peak exceeds
+    0.99. Returns the SNR in dB."""
+    n = active.shape[0]
+    # Independent pink noise from directions spread over the sphere.
     snr_db = float(rng.uniform(*config.snr_db))
     k = config.ambient_directions
     z = rng.uniform(-1, 1, k)
@@ -195,8 +220,7 @@ def render_scene(events: list[EventSpec], sounds: SoundSource, rng: np.random.Ge
     if peak > 0.99:  # one gain for every format keeps them consistent
         for fmt in formats:
             audio[fmt] *= np.float32(0.99 / peak)
-    rows.sort(key=lambda r: (r[0], r[2]))
-    return Scene(events, audio, rows, snr_db)
+    return snr_db
 
 
 def _int_azimuth(azimuth_deg: float) -> int:

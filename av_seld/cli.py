@@ -51,14 +51,34 @@ def cmd_synth_audio(args: argparse.Namespace) -> int:
         from augment.rooms import load_rooms_config
 
         scene_params = load_rooms_config(args.rooms).scene
-    scene = SceneConfig(duration_s=args.duration, max_polyphony=args.max_polyphony, **scene_params)
-    results = synthesize_audio_dataset(args.out_root, num_clips=args.num_clips, split=args.split, seed=args.seed,
-                                       formats=formats, scene=scene, clips=args.clips,
-                                       missing_class=args.missing_class, fold=args.fold, rooms=args.rooms,
-                                       workers=args.workers)
+    if args.trajectories is None and (args.interferers is not None or args.interferer_rate is not None):
+        raise InputError(None, "--interferers and --interferer-rate need --trajectories")
+    if args.trajectories is not None:
+        from augment.trajectories import InterfererConfig
+        from av_seld.data.synth_timelines import synthesize_timeline_dataset, timeline_windows
+
+        windows = timeline_windows(args.trajectories, args.duration)
+        num_clips = len(windows) if args.num_clips is None else args.num_clips
+        interferer_config = InterfererConfig() if args.interferer_rate is None else InterfererConfig(
+            rate_per_minute=args.interferer_rate)
+        results = synthesize_timeline_dataset(
+            args.out_root, windows=windows, split=args.split, num_clips=num_clips, seed=args.seed, formats=formats,
+            scene=SceneConfig(**scene_params), clips=args.clips, missing_class=args.missing_class, fold=args.fold,
+            rooms=args.rooms, interferers=args.interferers, interferer_config=interferer_config,
+            workers=args.workers)
+    else:
+        if args.num_clips is None:
+            raise InputError(None, "--num-clips is required without --trajectories")
+        num_clips = args.num_clips
+        scene = SceneConfig(duration_s=60.0 if args.duration is None else args.duration,
+                            max_polyphony=args.max_polyphony, **scene_params)
+        results = synthesize_audio_dataset(args.out_root, num_clips=num_clips, split=args.split, seed=args.seed,
+                                           formats=formats, scene=scene, clips=args.clips,
+                                           missing_class=args.missing_class, fold=args.fold, rooms=args.rooms,
+                                           workers=args.workers)
     made = skipped = 0
     audio_s = wall_s = 0.0
-    for result in tqdm(results, total=args.num_clips, unit="clip", desc="synth-audio"):
+    for result in tqdm(results, total=num_clips, unit="clip", desc="synth-audio"):
         skipped += result.skipped
         if not result.skipped:
             made += 1
@@ -105,8 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "diffuse ambient noise) to OUT_ROOT/{foa_dev,mic_dev,metadata_dev}/SPLIT/. "
                                    "Resumable: finished clips are skipped.")
     p.add_argument("out_root", metavar="OUT_ROOT")
-    p.add_argument("--num-clips", type=int, required=True)
-    p.add_argument("--duration", type=float, default=60.0, help="seconds per clip (default 60)")
+    p.add_argument("--num-clips", type=int, help="clips to render (required without --trajectories; with it, "
+                   "default one per timeline window)")
+    p.add_argument("--duration", type=float, help="seconds per clip (default 60; with --trajectories: each CSV is cut "
+                   "into windows of this length, default the whole CSV)")
     p.add_argument("--split", required=True, help="split folder name, e.g. dev-train-synth")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--format", choices=("foa", "mic", "both"), default="foa")
@@ -121,6 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "configs/synth/rooms_default.yaml; its 'scene' section sets scene parameters), a folder of "
                         "measured 4-channel responses (foa.csv/mic.csv: file,azimuth,elevation[,distance]; or "
                         "foa.sofa/mic.sofa) or a .sofa file; default: anechoic")
+    p.add_argument("--trajectories", metavar="DIR",
+                   help="render each clip from a reference CSV of this folder (frame, class, source, azimuth, "
+                        "elevation[, distance]; e.g. real STARSS22 labels) instead of random events: its events' "
+                        "timing, classes, overlaps and moving directions as labelled; the written CSV equals the input")
+    p.add_argument("--interferers", metavar="DIR", help="with --trajectories: a folder of mono sounds of none of the "
+                   "13 classes, mixed unlabelled at random times and directions")
+    p.add_argument("--interferer-rate", type=float, metavar="PER_MINUTE",
+                   help="interferers per minute of clip (Poisson mean; default 4)")
     p.add_argument("--workers", type=int, default=1)
     p.set_defaults(func=cmd_synth_audio)
 

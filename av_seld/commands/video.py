@@ -9,6 +9,7 @@ import argparse
 def cmd_synth_video(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from augment.visibility import VisibilityConfig
     from av_seld.data.synth_video import metadata_files, parse_size, synthesize_video_dataset
 
     from av_seld.errors import InputError
@@ -17,10 +18,14 @@ def cmd_synth_video(args: argparse.Namespace) -> int:
         width, height = parse_size(args.size)
     except ValueError as err:
         raise InputError(None, f"--size: {err}") from None
+    try:
+        visibility = VisibilityConfig(invisible_fraction=args.invisible, silent_per_minute=args.silent_objects)
+    except ValueError as err:
+        raise InputError(None, f"--invisible / --silent-objects: {err}") from None
     total = len(metadata_files(args.dataset_root, args.split))
     results = synthesize_video_dataset(args.dataset_root, split=args.split, crops=args.crops,
                                        background=args.background, width=width, height=height, fps=args.fps,
-                                       seed=args.seed, workers=args.workers)
+                                       seed=args.seed, workers=args.workers, visibility=visibility)
     made = skipped = frames = 0
     wall_s = 0.0
     for result in tqdm(results, total=total, unit="clip", desc="synth-video"):
@@ -68,6 +73,12 @@ def register(subparsers) -> None:
                    "for quick runs)")
     p.add_argument("--fps", type=float, default=30.0, help="frames per second (default 30)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--silent-objects", type=float, default=0.0, metavar="PER_MINUTE",
+                   help="realistic variant: objects of random classes drawn still at random directions for 2-10 s, "
+                        "never labelled (they make no sound); mean number per minute of clip (default 0)")
+    p.add_argument("--invisible", type=float, default=0.0, metavar="FRACTION",
+                   help="realistic variant: share of sounding events not drawn (out of sight; still labelled; "
+                        "default 0)")
     p.add_argument("--workers", type=int, default=1)
     p.set_defaults(func=cmd_synth_video)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+import math
 import os
 import time
 import zlib
@@ -33,6 +34,7 @@ import numpy as np
 
 from augment.crops import IMAGE_SUFFIXES, CropBank, procedural_sprite
 from augment.mosaic import MosaicConfig, plan_segments, procedural_room, render_mosaic_frames
+from augment.visibility import VisibilityConfig, visible_rows
 from av_seld import timing
 from av_seld.classes import CLASS_NAMES
 from av_seld.errors import InputError, VideoFormatError
@@ -163,7 +165,8 @@ def clip_seed(seed: int, name: str) -> list[int]:
 
 def render_clip_video(metadata_path: Path, out_path: Path, *, root: Path, split: str, crops: str | None,
                       background: str | None, width: int, height: int, fps: float, seed: int,
-                      config: MosaicConfig = MosaicConfig()) -> VideoClipResult:
+                      config: MosaicConfig = MosaicConfig(),
+                      visibility: VisibilityConfig = VisibilityConfig()) -> VideoClipResult:
     """Render one clip's video to ``out_path`` (skipped when it exists). See the module docstring."""
     name = metadata_path.stem
     if out_path.exists():
@@ -176,8 +179,11 @@ def render_clip_video(metadata_path: Path, out_path: Path, *, root: Path, split:
         raise InputError(metadata_path, "clip has no duration: no events and no wav to take the length from")
     bank = _crop_bank(crops)
     plan_rng, background_rng = (np.random.default_rng([*clip_seed(seed, name), k]) for k in (0, 1))
-    segments = plan_segments(events.frame, events.class_index, events.source, events.azimuth_deg,
-                             events.elevation_deg, draw_crop=partial(_draw_with_fallback, bank), rng=plan_rng,
+    rows = (events.frame, events.class_index, events.source, events.azimuth_deg, events.elevation_deg)
+    if visibility.changes_anything:  # its own generator: the clean variant's plan stays as it was
+        rows = visible_rows(*rows, num_frames=int(math.ceil(duration / timing.LABEL_HOP_S - 1e-6)),
+                            rng=np.random.default_rng([*clip_seed(seed, name), 2]), config=visibility)
+    segments = plan_segments(*rows, draw_crop=partial(_draw_with_fallback, bank), rng=plan_rng,
                              width=width, config=config, bgr=True)
     frames = render_mosaic_frames(segments, backgrounds_for_clip(background, width, height, background_rng),
                                   num_frames, fps, config)
@@ -210,12 +216,15 @@ def metadata_files(root: str | os.PathLike, split: str) -> list[Path]:
 def synthesize_video_dataset(root: str | os.PathLike, *, split: str, crops: str | os.PathLike | None = None,
                              background: str | os.PathLike | None = None, width: int = 1920, height: int = 960,
                              fps: float = timing.SYNTHETIC_FPS, seed: int = 0, workers: int = 1,
-                             config: MosaicConfig = MosaicConfig()) -> Iterator[VideoClipResult]:
+                             config: MosaicConfig = MosaicConfig(),
+                             visibility: VisibilityConfig = VisibilityConfig()) -> Iterator[VideoClipResult]:
     """Render ``root/video_dev/split/<clip>.mp4`` for every reference CSV of ``split``; yields one result per clip.
 
     ``crops``: None or ``"builtin"`` for procedural sprites, else a folder ``<root>/<class>/*.png|jpg`` (classes it
     lacks use the sprites, with a warning). ``background``: None (procedural room), a panorama image, a 360° video, or
     a folder of either. ``width × height`` in pixels (width = 2 × height), ``fps`` frames per second.
+    ``visibility``: the realistic variant (``augment.visibility``): share of sounding events not drawn, silent
+    objects drawn; chosen per clip from ``[seed, crc32(clip name), 2]``. The default draws every event, nothing else.
     """
     parse_size(f"{width}x{height}")
     if not fps > 0:
@@ -232,7 +241,7 @@ def synthesize_video_dataset(root: str | os.PathLike, *, split: str, crops: str 
     out_dir = root / "video_dev" / split
     render = partial(_render_one, root=root, split=split, out_dir=out_dir, crops=crops,
                      background=None if background is None else str(background), width=width, height=height, fps=fps,
-                     seed=seed, config=config)
+                     seed=seed, config=config, visibility=visibility)
     if workers <= 1:
         yield from map(render, files)
         return
