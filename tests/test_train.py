@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -79,6 +80,20 @@ def test_debug_tiny_trains_resumes_and_infers(tiny_root, tmp_path, capsys):
     assert {k: json.loads((tmp_path / "scores.json").read_text())[k] for k in keys} == {k: reported[k] for k in keys}
     for path in sorted((tmp_path / "pred_best").glob("*.csv")):
         assert path.read_text() == (run / "eval" / "test" / "pred" / path.name).read_text()
+
+    # the Python API gives the same events, from a path or from an array
+    import av_seld
+    from av_seld.io.audio import read_wav
+
+    predictor = av_seld.load(run / "best.pt")
+    assert predictor.audio_format == "foa" and not predictor.uses_video
+    wav = sorted(audio.glob("*.wav"))[0]
+    result = predictor.predict(wav)
+    assert result.output.shape[1:] == (3, 3, 13)
+    assert result.to_csv(tmp_path / "api.csv").read_text() == (tmp_path / "pred_best" / f"{wav.stem}.csv").read_text()
+    np.testing.assert_array_equal(predictor.predict(read_wav(wav)).output, result.output)
+    with pytest.raises(ValueError, match="4 channels"):
+        predictor.predict(np.zeros((2, 24000), np.float32))
 
     # distillation from the run's checkpoint as a frozen teacher, with the intermediate-feature loss
     assert main(["train", str(TINY), *overrides(tiny_root, tmp_path)[:-1], "train.max_steps=2", "train.name=student",

@@ -92,10 +92,19 @@ def _check_formats(models: Sequence[LoadedModel]) -> None:
 
 def predict_output(models: Sequence[LoadedModel], clip: ClipFiles, *,
                    hop_fraction: float = HOP_FRACTION) -> np.ndarray:
-    """Multi-ACCDOA output (T, 3, 3, 13) of one clip: features from the wav, the clip's frames at label rate for
-    audio-visual models (none: the "no video" token), sliding windows, and the tracks-matched ensemble mean."""
+    """Multi-ACCDOA output (T, 3, 3, 13) of one clip's files (see :func:`predict_audio`)."""
     _check_formats(models)
-    audio = torch.from_numpy(read_wav(clip.audio))
+    return predict_audio(models, torch.from_numpy(read_wav(clip.audio)), video=clip.video, hop_fraction=hop_fraction)
+
+
+def predict_audio(models: Sequence[LoadedModel], audio: torch.Tensor, *, video: Path | None = None,
+                  hop_fraction: float = HOP_FRACTION) -> np.ndarray:
+    """Multi-ACCDOA output (T, 3, 3, 13) of one clip: ``audio`` (4, N) float at 24 kHz in the checkpoints' format;
+    features, the clip's frames at label rate for audio-visual models (``video`` None: the "no video" token), sliding
+    windows, and the tracks-matched ensemble mean."""
+    _check_formats(models)
+    if audio.dim() != 2 or audio.shape[0] != 4:
+        raise ValueError(f"audio must be (4 channels, samples), got {tuple(audio.shape)}")
     num_frames = timing.num_label_frames(audio.shape[1])
     outputs = []
     video_cache: dict[tuple[int, int], tuple] = {}
@@ -103,9 +112,9 @@ def predict_output(models: Sequence[LoadedModel], clip: ClipFiles, *,
         device = next(m.model.parameters()).device
         features = m.extractor(audio.to(device)).cpu()
         frames = valid = None
-        if m.is_audio_visual and clip.video is not None:
+        if m.is_audio_visual and video is not None:
             if m.frame_size not in video_cache:
-                video_cache[m.frame_size] = _read_video(clip.video, num_frames, m.frame_size)
+                video_cache[m.frame_size] = _read_video(Path(video), num_frames, m.frame_size)
             frames, valid = video_cache[m.frame_size]
         hop = max(1, int(round(m.window_frames * hop_fraction)))
         outputs.append(predict_clip(m.model, features, window_frames=m.window_frames, hop_frames=hop,
