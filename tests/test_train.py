@@ -81,6 +81,11 @@ def test_debug_tiny_trains_resumes_and_infers(tiny_root, tmp_path, capsys):
     for path in sorted((tmp_path / "pred_best").glob("*.csv")):
         assert path.read_text() == (run / "eval" / "test" / "pred" / path.name).read_text()
 
+    # av-seld test = infer + evaluate in one command
+    assert main(["test", str(run / "best.pt"), str(tiny_root), "--split", "dev-val", "--out", str(tmp_path / "t")]) == 0
+    tested = json.loads((tmp_path / "t" / "scores.json").read_text())
+    assert {k: tested[k] for k in keys} == {k: reported[k] for k in keys}
+
     # the Python API gives the same events, from a path or from an array
     import av_seld
     from av_seld.io.audio import read_wav

@@ -37,6 +37,26 @@ def cmd_infer(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_test(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import torch
+    from tqdm import tqdm
+
+    from av_seld.training.evaluation import evaluate_split, root_clips
+    from av_seld.training.predict import load_for_inference
+
+    models = [load_for_inference(c, torch.device(args.device)) for c in args.checkpoints]
+    clips, metadata = root_clips(args.dataset_root, args.split, models[0].audio_format, with_video=not args.no_video)
+    out = Path(args.out) if args.out else Path(args.checkpoints[0]).parent / "eval" / args.split
+    bar = tqdm(total=len(clips), desc="test", unit="clip")
+    result = evaluate_split(models, clips, metadata, out, edition=args.edition, progress=lambda _: bar.update(1))
+    bar.close()
+    print(result.format_table())
+    print(f"predictions and scores in {out} (pred/, scores.json, scores.txt)")
+    return 0
+
+
 def register(sub) -> None:
     p = sub.add_parser("train", help="train a model from a recipe (configs/*.yaml)",
                        description="Train the model of a recipe; key=value arguments override recipe keys "
@@ -54,5 +74,18 @@ def register(sub) -> None:
     p.add_argument("--audio", required=True, metavar="DIR", help="folder of 4-channel 24 kHz wav files")
     p.add_argument("--video", metavar="DIR", help="folder of 360° mp4 files of the same names (audio-visual models)")
     p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.set_defaults(func=cmd_infer)
+
+    p = sub.add_parser("test", help="predict a labelled split with checkpoints and score it (infer + evaluate)",
+                       description="Predict every clip of a split of a STARSS23-format root exactly as av-seld infer "
+                                   "does (with the clips' videos for audio-visual checkpoints), write the prediction "
+                                   "CSVs and score them with the DCASE metrics as av-seld evaluate does.")
+    p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help="one checkpoint, or several: an ensemble")
+    p.add_argument("dataset_root", metavar="DATASET_ROOT")
+    p.add_argument("--split", required=True, help="split folder name (NAME also covers NAME-*), e.g. dev-test")
+    p.add_argument("--no-video", action="store_true", help="audio-visual checkpoints: predict with the video masked")
+    p.add_argument("--edition", choices=("2023", "2024"), default="2023", help="DCASE metric edition (default 2023)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: CHECKPOINT's folder/eval/SPLIT)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.set_defaults(func=cmd_test)

@@ -120,22 +120,40 @@ def write_prediction_folder(outputs: dict[str, np.ndarray], folder: str | os.Pat
 # ------------------------------------------------------------------------------- scoring through the infer path
 
 
-def split_clips(dataset, *, with_video: bool) -> tuple[list, dict[str, Path]]:
-    """The clips of a dataset as :class:`~av_seld.training.predict.ClipFiles` (audio of the dataset's format, video
-    when ``with_video``) and their reference CSVs keyed by clip name (names must be unique across roots)."""
+def clip_files(clips, audio_format: str, *, with_video: bool) -> tuple[list, dict[str, Path]]:
+    """:class:`~av_seld.io.dataset.Clip` objects as :class:`~av_seld.training.predict.ClipFiles` (audio of
+    ``audio_format``, video when ``with_video``) and their reference CSVs keyed by clip name (names must be unique)."""
     from av_seld.errors import InputError
     from av_seld.training.predict import ClipFiles
 
-    clips, metadata = [], {}
-    for entry in dataset.clips:
-        clip = entry.clip
+    files, metadata = [], {}
+    for clip in clips:
         if clip.name in metadata:
             raise InputError(clip.metadata, f"clip name {clip.name} is also used by {metadata[clip.name]}; clip "
                                             "names must be unique across the roots of a split")
         metadata[clip.name] = Path(clip.metadata)
-        clips.append(ClipFiles(clip.name, Path(getattr(clip, dataset.audio_format)),
+        files.append(ClipFiles(clip.name, Path(getattr(clip, audio_format)),
                                Path(clip.video) if with_video and clip.video is not None else None))
-    return clips, metadata
+    return files, metadata
+
+
+def split_clips(dataset, *, with_video: bool) -> tuple[list, dict[str, Path]]:
+    """The clips of a :class:`~av_seld.data.dataset.SeldDataset` (see :func:`clip_files`)."""
+    return clip_files([entry.clip for entry in dataset.clips], dataset.audio_format, with_video=with_video)
+
+
+def root_clips(root: str | os.PathLike, split: str, audio_format: str, *,
+               with_video: bool) -> tuple[list, dict[str, Path]]:
+    """The labelled clips of one split (``NAME`` also covers ``NAME-*``) of a dataset root (see :func:`clip_files`)."""
+    from av_seld.data.feature_cache import is_train_split
+    from av_seld.errors import InputError
+    from av_seld.io.dataset import index_dataset
+
+    clips = [c for c in index_dataset(root).clips if is_train_split(c.split, [split])
+             and getattr(c, audio_format) is not None and c.metadata is not None]
+    if not clips:
+        raise InputError(root, f"no clips with {audio_format.upper()} audio and labels in split {split}")
+    return clip_files(clips, audio_format, with_video=with_video)
 
 
 def split_outputs(models, clips, *, progress: Callable | None = None) -> dict[str, np.ndarray]:
