@@ -61,6 +61,7 @@ class DataConfig:
     acs: bool = False  # online 360° channel swapping of audio, video and targets
     freq_masks: int = 0  # SpecAugment: frequency masks per example
     time_masks: int = 0  # SpecAugment: time masks per example
+    cutouts: int = 0  # SpecAugment: time-frequency rectangles masked per example
     batch_size: int = 32
     num_workers: int = 0
 

@@ -92,3 +92,12 @@ def test_every_shipped_recipe_loads_and_builds_its_model(recipe):
     assert sum(p.numel() for p in model.parameters()) > 0
     if config.model.name == "av_conformer":
         assert tuple(model.visual.frame_size) == tuple(config.data.video_size)
+
+
+def test_spec_augment_keys_reach_the_masks():
+    from av_seld.training.run import _spec_augment
+
+    config = load_config(Path(__file__).resolve().parents[1] / "configs" / "debug_tiny.yaml",
+                         ["data.cutouts=2", "data.time_masks=3", "data.freq_masks=1"])
+    masks = _spec_augment(config.data)
+    assert (masks.cutouts, masks.time_masks, masks.freq_masks) == (2, 3, 1) and masks.enabled

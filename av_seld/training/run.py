@@ -157,7 +157,7 @@ def _spec_augment(data):
     ``data.online_features``."""
     from av_seld.data.dataset import SpecAugment
 
-    return SpecAugment(freq_masks=data.freq_masks, time_masks=data.time_masks)
+    return SpecAugment(freq_masks=data.freq_masks, time_masks=data.time_masks, cutouts=data.cutouts)
 
 
 class OnlineFeatures:
