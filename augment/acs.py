@@ -2,12 +2,12 @@
 
 Every transform is a map of directions ``φ' = s·φ + 90°·q``, ``θ' = e·θ`` (s, e = ±1, q = quarter turns), i.e. the
 signed-permutation matrix ``M = Rz(90°·q) · diag(1, s, e)`` acting on unit vectors: ``d' = M d``
-(CONVENTIONS.md, "Channel swapping").
+(docs/conventions.md, "Channel swapping").
 
-- FOA, 16 transforms: index ``i = a + 8·b`` with azimuth map ``a`` in the order of CONVENTIONS.md
+- FOA, 16 transforms: index ``i = a + 8·b`` with azimuth map ``a`` in the order of docs/conventions.md
   (φ, −φ, φ+90°, φ−90°, −φ+90°, −φ−90°, φ+180°, −φ+180°) and elevation map ``b`` (0: θ, 1: −θ).
   W is unchanged and (X, Y, Z) become ``M (X, Y, Z)``: a plane wave from d then reads as one from M d.
-- MIC, 8 transforms: the maps that carry the capsule tetrahedron onto itself, in the order of CONVENTIONS.md's MIC
+- MIC, 8 transforms: the maps that carry the capsule tetrahedron onto itself, in the order of docs/conventions.md's MIC
   table. New capsule m plays the old capsule k with ``M u_k = u_m`` (capsule k's view of d is capsule m's view of
   M d). The permutation is derived here from ``augment.spatial.MIC_CAPSULES_DEG``, not copied from a table.
 - ``ChannelSwap.map_index`` numbers the geometric map in the FOA order (0..15) for both formats, so an FOA and a
@@ -55,12 +55,12 @@ from av_seld.geometry import sph_to_cart, wrap_azimuth
 from av_seld.timing import N_FFT, SAMPLE_RATE
 
 FORMATS = ("foa", "mic")
-# (azimuth sign s, quarter turns q): φ' = s φ + 90° q, in CONVENTIONS.md's FOA table order.
+# (azimuth sign s, quarter turns q): φ' = s φ + 90° q, in docs/conventions.md's FOA table order.
 AZIMUTH_MAPS: tuple[tuple[int, int], ...] = ((1, 0), (-1, 0), (1, 1), (1, -1), (-1, 1), (-1, -1), (1, 2), (-1, 2))
 ELEVATION_SIGNS = (1, -1)
 # FOA transform i = a + 8 b: azimuth map a, elevation sign b.
 FOA_MAPS: tuple[tuple[int, int, int], ...] = tuple((s, q, e) for e in ELEVATION_SIGNS for s, q in AZIMUTH_MAPS)
-# The 8 maps that carry the MIC tetrahedron onto itself, in CONVENTIONS.md's MIC table order.
+# The 8 maps that carry the MIC tetrahedron onto itself, in docs/conventions.md's MIC table order.
 MIC_MAPS: tuple[tuple[int, int, int], ...] = (
     (1, 0, 1), (1, -1, -1), (-1, -1, 1), (-1, 0, -1), (1, 1, -1), (-1, 1, 1), (1, 2, 1), (-1, 2, -1),
 )
@@ -238,7 +238,7 @@ class ChannelSwap:
 
     @property
     def name(self) -> str:
-        """The map as CONVENTIONS.md writes it, e.g. 'φ+90°, −θ'."""
+        """The map as docs/conventions.md writes it, e.g. 'φ+90°, −θ'."""
         return _map_name(*self.geometric_map)
 
     @cached_property

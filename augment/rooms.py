@@ -36,7 +36,7 @@ exactly the labelled direction, sample by sample for a moving source.
 
 How close the MIC model is to the real array. It is the free-field model of ``augment.spatial`` applied to every
 image: capsules in free air with an optional frequency-independent cardioid-ish gain, no sphere. Compared with the
-rigid-sphere array of CONVENTIONS.md it misses the scattering of the 4.2 cm sphere (inter-capsule delays 1.5× the
+rigid-sphere array of docs/conventions.md it misses the scattering of the 4.2 cm sphere (inter-capsule delays 1.5× the
 free-field ones at low frequencies, falling towards free-field above about 3 kHz, and level differences between
 capsules growing from < 0.1 dB at 200 Hz to 10–14 dB at 6–8 kHz; see ``augment.spatial``), for the direct sound
 and for every reflection alike. So the inter-capsule delays, level differences and coherence of the reverberant
@@ -59,7 +59,7 @@ Measured responses
 wav paths relative to the CSV) or ``foa.sofa`` / ``mic.sofa``; or a single ``.sofa`` file, which is FOA when its
 ``SOFAConventions`` is ``AmbisonicsDRIR`` and MIC otherwise. SOFA is read with h5py: ``Data.IR`` of shape (M, 4, N)
 (or (M, 4, 1, N)), ``Data.SamplingRate``, and ``SourcePosition`` (M or 1, 3) of ``Type`` ``spherical`` (azimuth,
-elevation in degrees as in CONVENTIONS.md, radius in m) or ``cartesian`` (m; ``ListenerPosition`` is subtracted
+elevation in degrees as in docs/conventions.md, radius in m) or ``cartesian`` (m; ``ListenerPosition`` is subtracted
 when it is cartesian too; ``ListenerView`` is not applied, i.e. the listener must face +x). FOA responses must be
 ACN/SN3D; MIC responses in M1..M4 order. Responses are resampled to 24 kHz, aligned so that the direct sound (first
 sample within 20 dB of the peak) is at sample ``MEASURED_PRE_SAMPLES``, and cut to ``max_response_s``. An event is

@@ -1,6 +1,6 @@
 """Anechoic spatial rendering of point sources to FOA and to the tetrahedral MIC array, static or moving.
 
-Directions follow CONVENTIONS.md ("Directions"): azimuth φ ∈ [-180, 180) deg with 0 = front (+x) and +90 = left
+Directions follow docs/conventions.md ("Directions"): azimuth φ ∈ [-180, 180) deg with 0 = front (+x) and +90 = left
 (+y), elevation θ ∈ [-90, 90] deg with +90 = up. All direction math goes through ``av_seld.geometry``.
 
 - FOA (ACN order W, Y, Z, X; SN3D): a plane wave s from (φ, θ) gives [W, Y, Z, X] = s · [1, y, z, x] of the
@@ -13,7 +13,7 @@ Directions follow CONVENTIONS.md ("Directions"): azimuth φ ∈ [-180, 180) deg 
   sample and −1.2 dB at 11 kHz, 0.1 sample and −5 dB at 11.5 kHz). An integer delay passes the signal unchanged.
   A moving source gets a per-sample delay (y_m[n] = s(n − τ_m[n] fs)), evaluated in chunks.
 
-How the free-field MIC model differs from the real array (CONVENTIONS.md: capsules on a *rigid sphere*)
+How the free-field MIC model differs from the real array (docs/conventions.md: capsules on a *rigid sphere*)
 ------------------------------------------------------------------------------------------------------------
 This renderer ignores the sphere. We checked what that leaves out with a one-off computation (not part of the
 package): the textbook series of a plane wave scattered by a rigid sphere (radius 4.2 cm, c = 343 m/s; surface

@@ -1,4 +1,4 @@
-"""Directions and equirectangular pixels of av-seld: the one home of these conversions (CONVENTIONS.md).
+"""Directions and equirectangular pixels of av-seld: the one home of these conversions (docs/conventions.md).
 
 - Azimuth φ ∈ [-180, 180) deg, 0 = front (+x), +90 = left (+y); elevation θ ∈ [-90, 90] deg, +90 = up (+z).
 - Unit vector: x = cos θ cos φ, y = cos θ sin φ, z = sin θ; angular distances are great-circle, in degrees.
