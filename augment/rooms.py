@@ -84,13 +84,14 @@ import numpy as np
 from scipy.signal import butter, oaconvolve, resample_poly, sosfilt
 
 from augment import spatial
+from av_seld.arrays import MIC_CAPSULES_XYZ, MIC_RADIUS_M, SPEED_OF_SOUND
 from av_seld.errors import InputError
 from av_seld.geometry import cart_to_sph, sph_to_cart, wrap_azimuth
 from av_seld.timing import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
-C = spatial.SPEED_OF_SOUND
+C = SPEED_OF_SOUND
 MEASURED_PRE_SAMPLES = 16  # a measured response keeps this many samples before its direct sound
 _SINC_HALF_TAPS = 8
 _SINC_BETA = 8.0
@@ -410,8 +411,8 @@ def images_response(images: Images, fmt: str, length: int, mic_directivity: floa
     if fmt == "foa":
         response = _place(dist / C * SAMPLE_RATE, amp[:, None] * _foa_gains_xyz(unit), early, length)
         return sosfilt(highpass, response, axis=1).astype(np.float32)
-    capsules = spatial.MIC_RADIUS_M * spatial._CAPSULE_XYZ  # (4, 3) m from the array centre
-    gains = (1 - mic_directivity) + mic_directivity * 0.5 * (1 + unit @ spatial._CAPSULE_XYZ.T)  # (K, 4)
+    capsules = MIC_RADIUS_M * MIC_CAPSULES_XYZ  # (4, 3) m from the array centre
+    gains = (1 - mic_directivity) + mic_directivity * 0.5 * (1 + unit @ MIC_CAPSULES_XYZ.T)  # (K, 4)
     out = np.empty((4, length), dtype=np.float32)
     for m in range(4):
         path = np.linalg.norm(vec - capsules[m], axis=1)
@@ -545,7 +546,7 @@ class SimulatedRoom:
             early_only = part == "early"
             images = self._images_at(position, distance, early_only)
             reach = distance + (C * self.config.early_ms / 1000 if early_only else self.reverb_distance_m)
-            length = int(math.ceil((reach + spatial.MIC_RADIUS_M) / C * SAMPLE_RATE)) + 2 * _SINC_HALF_TAPS
+            length = int(math.ceil((reach + MIC_RADIUS_M) / C * SAMPLE_RATE)) + 2 * _SINC_HALF_TAPS
             self._responses[key] = images_response(images, fmt, length, self.config.mic_directivity, part)
         return self._responses[key]
 

@@ -1,5 +1,5 @@
-"""Import layering: `augment` uses only av_seld's leaf modules (geometry, timing, classes, errors); nothing imports
-`tools/`."""
+"""Import layering: `augment` uses only av_seld's leaf modules (errors, classes, geometry, timing, arrays); leaf
+modules import only earlier leaves; nothing imports `tools/`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-AUGMENT_MAY_IMPORT = {"av_seld.geometry", "av_seld.timing", "av_seld.classes", "av_seld.errors"}
+# In dependency order: each leaf may import only the leaves before it (so they cannot form a cycle).
+LEAF_MODULES = ("errors", "classes", "geometry", "timing", "arrays")
+AUGMENT_MAY_IMPORT = {f"av_seld.{leaf}" for leaf in LEAF_MODULES}
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -35,7 +37,10 @@ def test_nothing_imports_tools():
             assert not any(m == "tools" or m.startswith("tools.") for m in imported_modules(path)), path
 
 
-def test_leaf_modules_import_no_other_av_seld_module():
-    for leaf in ("geometry", "timing", "classes", "errors"):
+def test_leaf_modules_import_only_earlier_leaves():
+    for k, leaf in enumerate(LEAF_MODULES):
+        earlier = {f"av_seld.{m}" for m in LEAF_MODULES[:k]}
         used = {m for m in imported_modules(REPO / "av_seld" / f"{leaf}.py") if m.startswith("av_seld")}
-        assert not used, f"av_seld/{leaf}.py imports {sorted(used)}"
+        # "from av_seld.geometry import sph_to_cart" also yields "av_seld.geometry.sph_to_cart".
+        beyond = {m for m in used if not any(m == e or m.startswith(e + ".") for e in earlier)}
+        assert not beyond, f"av_seld/{leaf}.py imports {sorted(beyond)}"
