@@ -78,12 +78,12 @@ import os
 from dataclasses import dataclass, field
 from math import gcd
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 from scipy.signal import butter, oaconvolve, resample_poly, sosfilt
 
 from augment import spatial
+from augment.scenes import EventRender, RoomAcoustics, SceneConfig
 from av_seld.arrays import MIC_CAPSULES_XYZ, MIC_RADIUS_M, SPEED_OF_SOUND
 from av_seld.errors import InputError
 from av_seld.geometry import cart_to_sph, sph_to_cart, wrap_azimuth
@@ -176,8 +176,6 @@ def load_rooms_config(path: str | os.PathLike) -> RoomsFile:
     """Read a rooms YAML file: a ``room:`` mapping of :class:`RoomConfig` fields and an optional ``scene:`` mapping
     of ``SCENE_KEYS``. Unknown keys, wrong types and invalid ranges raise :class:`InputError` naming the key."""
     import yaml
-
-    from augment.scenes import SceneConfig
 
     path = Path(path)
     try:
@@ -421,27 +419,6 @@ def images_response(images: Images, fmt: str, length: int, mic_directivity: floa
 
 
 # -------------------------------------------------------------------------------------------------- rendering
-
-
-@dataclass
-class EventRender:
-    """One event rendered in a room.
-
-    audio: format → (4, M) float32, sample 0 at the event onset (M ≥ N: the reverberation tail follows).
-    delay_samples: where the direct sound starts. azimuth_deg / elevation_deg: (N,) direction rendered for each
-    signal sample (the direct-path direction; the label).
-    """
-
-    audio: dict[str, np.ndarray]
-    delay_samples: int
-    azimuth_deg: np.ndarray
-    elevation_deg: np.ndarray
-
-
-class RoomAcoustics(Protocol):
-    def render_event(self, signal: np.ndarray, azimuth_deg, elevation_deg, rng: np.random.Generator,
-                     formats: tuple[str, ...]) -> EventRender:
-        """signal (N,); directions scalars (static) or (N,) arrays (moving)."""
 
 
 def _render_direct(fmt: str, signal: np.ndarray, azimuth, elevation, directivity: float) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Import layering: `augment` uses only av_seld's leaf modules (errors, classes, geometry, timing, arrays); leaf
 modules import only earlier leaves; models import neither the pre-training job nor training; viz and selfsup take the
-array geometry from `av_seld.arrays`, not from `augment`; nothing imports `tools/`."""
+array geometry from `av_seld.arrays`, not from `augment`; no two modules import each other, directly or through others;
+nothing imports `tools/`."""
 
 from __future__ import annotations
 
@@ -82,3 +83,43 @@ def test_viz_and_selfsup_take_array_geometry_from_av_seld_arrays():
             elif isinstance(node, ast.Import):
                 spatial = [a.name for a in node.names if a.name in ("augment.spatial", "augment.acs")]
                 assert not spatial, f"{path.relative_to(REPO)} imports {spatial}; use av_seld.arrays"
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """Module name -> the av_seld / augment modules it imports anywhere in its source (inside functions and under
+    TYPE_CHECKING too): ``from P import name`` counts as importing ``P.name`` when that is a module, else ``P``."""
+    paths = {}
+    for package in ("av_seld", "augment"):
+        for path in (REPO / package).rglob("*.py"):
+            parts = path.relative_to(REPO).with_suffix("").parts
+            paths[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {}
+    for name, path in paths.items():
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.ImportFrom):
+                assert node.level == 0, f"{path.relative_to(REPO)}: relative import"
+                for alias in node.names:
+                    targets.add(f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in paths
+                                else node.module)
+            elif isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+        graph[name] = {t for t in targets if t in paths and t != name}
+    return graph
+
+
+def test_no_import_cycles():
+    graph = _module_graph()
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> None:
+        if module in path:
+            raise AssertionError("import cycle: " + " -> ".join(path[path.index(module):] + [module]))
+        if module in done:
+            return
+        for target in sorted(graph[module]):
+            visit(target, path + [module])
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, [])
