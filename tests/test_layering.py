@@ -87,7 +87,9 @@ def test_viz_and_selfsup_take_array_geometry_from_av_seld_arrays():
 
 def _module_graph() -> dict[str, set[str]]:
     """Module name -> the av_seld / augment modules it imports anywhere in its source (inside functions and under
-    TYPE_CHECKING too): ``from P import name`` counts as importing ``P.name`` when that is a module, else ``P``."""
+    TYPE_CHECKING too): ``from P import name`` counts as importing ``P.name`` when that is a module, else ``P``.
+    A module's own parent packages are left out (``from av_seld import __version__``): Python initialises them before
+    the module in any case."""
     paths = {}
     for package in ("av_seld", "augment"):
         for path in (REPO / package).rglob("*.py"):
@@ -104,7 +106,7 @@ def _module_graph() -> dict[str, set[str]]:
                                 else node.module)
             elif isinstance(node, ast.Import):
                 targets.update(alias.name for alias in node.names)
-        graph[name] = {t for t in targets if t in paths and t != name}
+        graph[name] = {t for t in targets if t in paths and t != name and not name.startswith(t + ".")}
     return graph
 
 
