@@ -2,14 +2,14 @@
 
 Every transform is a map of directions ``φ' = s·φ + 90°·q``, ``θ' = e·θ`` (s, e = ±1, q = quarter turns), i.e. the
 signed-permutation matrix ``M = Rz(90°·q) · diag(1, s, e)`` acting on unit vectors: ``d' = M d``
-(CONVENTIONS.md, "Channel swapping").
+(docs/conventions.md, "Channel swapping").
 
-- FOA, 16 transforms: index ``i = a + 8·b`` with azimuth map ``a`` in the order of CONVENTIONS.md
+- FOA, 16 transforms: index ``i = a + 8·b`` with azimuth map ``a`` in the order of docs/conventions.md
   (φ, −φ, φ+90°, φ−90°, −φ+90°, −φ−90°, φ+180°, −φ+180°) and elevation map ``b`` (0: θ, 1: −θ).
   W is unchanged and (X, Y, Z) become ``M (X, Y, Z)``: a plane wave from d then reads as one from M d.
-- MIC, 8 transforms: the maps that carry the capsule tetrahedron onto itself, in the order of CONVENTIONS.md's MIC
+- MIC, 8 transforms: the maps that carry the capsule tetrahedron onto itself, in the order of docs/conventions.md's MIC
   table. New capsule m plays the old capsule k with ``M u_k = u_m`` (capsule k's view of d is capsule m's view of
-  M d). The permutation is derived here from ``augment.spatial.MIC_CAPSULES_DEG``, not copied from a table.
+  M d). The permutation is derived here from ``av_seld.arrays.MIC_CAPSULES_DEG``, not copied from a table.
 - ``ChannelSwap.map_index`` numbers the geometric map in the FOA order (0..15) for both formats, so an FOA and a
   MIC copy with the same ``map_index`` share their labels and video.
 
@@ -50,24 +50,23 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from augment.spatial import MIC_CAPSULES_DEG, MIC_PAIRS
-from av_seld.geometry import sph_to_cart, wrap_azimuth
+from av_seld.arrays import FEATURE_SPECS, FOA_AXIS_CHANNEL, FORMATS, MIC_CAPSULES_XYZ, MIC_PAIRS, SPEED_OF_SOUND
+from av_seld.geometry import wrap_azimuth
 from av_seld.timing import N_FFT, SAMPLE_RATE
 
-FORMATS = ("foa", "mic")
-# (azimuth sign s, quarter turns q): φ' = s φ + 90° q, in CONVENTIONS.md's FOA table order.
+# (azimuth sign s, quarter turns q): φ' = s φ + 90° q, in docs/conventions.md's FOA table order.
 AZIMUTH_MAPS: tuple[tuple[int, int], ...] = ((1, 0), (-1, 0), (1, 1), (1, -1), (-1, 1), (-1, -1), (1, 2), (-1, 2))
 ELEVATION_SIGNS = (1, -1)
 # FOA transform i = a + 8 b: azimuth map a, elevation sign b.
 FOA_MAPS: tuple[tuple[int, int, int], ...] = tuple((s, q, e) for e in ELEVATION_SIGNS for s, q in AZIMUTH_MAPS)
-# The 8 maps that carry the MIC tetrahedron onto itself, in CONVENTIONS.md's MIC table order.
+# The 8 maps that carry the MIC tetrahedron onto itself, in docs/conventions.md's MIC table order.
 MIC_MAPS: tuple[tuple[int, int, int], ...] = (
     (1, 0, 1), (1, -1, -1), (-1, -1, 1), (-1, 0, -1), (1, 1, -1), (-1, 1, 1), (1, 2, 1), (-1, 2, -1),
 )
 NUM_TRANSFORMS = {"foa": len(FOA_MAPS), "mic": len(MIC_MAPS)}
 
-FEATURE_LAYOUTS = {"foa_logmel_iv": ("foa", 7), "mic_logmel_gcc": ("mic", 10), "mic_salsalite": ("mic", 7)}
-_FOA_AXIS_CHANNEL = (3, 1, 2)  # ACN channel of x, y, z in (W, Y, Z, X)
+# Feature kind -> (audio format, channels), from av_seld.arrays.FEATURE_SPECS.
+FEATURE_LAYOUTS = {kind: (spec.audio_format, spec.num_channels) for kind, spec in FEATURE_SPECS.items()}
 
 
 def _is_torch(x) -> bool:
@@ -94,8 +93,7 @@ def _signed_permutation(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _mic_permutation(matrix: np.ndarray) -> np.ndarray:
     """(4,) p: new capsule m plays old capsule p[m], where M u_p[m] = u_m; ValueError if M does not permute them."""
-    az, el = (np.array(v, dtype=np.float64) for v in zip(*MIC_CAPSULES_DEG))
-    capsules = sph_to_cart(az, el)  # (4, 3)
+    capsules = MIC_CAPSULES_XYZ  # (4, 3)
     moved = capsules @ matrix.T  # row k: M u_k
     match = np.linalg.norm(moved[:, None, :] - capsules[None, :, :], axis=-1) < 1e-9  # [k, m]: M u_k = u_m
     if not (match.sum(axis=0) == 1).all():
@@ -183,7 +181,7 @@ def _like(features, value, axis: int):
 
 
 def salsalite_ipd_period(lower_bin: int, num_phase_bins: int, num_bins: int, sample_rate: int = SAMPLE_RATE,
-                         n_fft: int = N_FFT, speed_of_sound: float = 343.0) -> np.ndarray:
+                         n_fft: int = N_FFT, speed_of_sound: float = SPEED_OF_SOUND) -> np.ndarray:
     """(num_bins,) wrap period in metres of SALSA-lite's normalised phase differences: c / f for the FFT bins
     ``lower_bin .. lower_bin + num_phase_bins − 1`` the phase channels hold, inf for the zeroed bins above.
 
@@ -238,7 +236,7 @@ class ChannelSwap:
 
     @property
     def name(self) -> str:
-        """The map as CONVENTIONS.md writes it, e.g. 'φ+90°, −θ'."""
+        """The map as docs/conventions.md writes it, e.g. 'φ+90°, −θ'."""
         return _map_name(*self.geometric_map)
 
     @cached_property
@@ -268,8 +266,8 @@ class ChannelSwap:
         source, sign = np.arange(4), np.ones(4, dtype=np.int64)
         axis_source, axis_sign = self._xyz_map
         for axis in range(3):
-            source[_FOA_AXIS_CHANNEL[axis]] = _FOA_AXIS_CHANNEL[axis_source[axis]]
-            sign[_FOA_AXIS_CHANNEL[axis]] = axis_sign[axis]
+            source[FOA_AXIS_CHANNEL[axis]] = FOA_AXIS_CHANNEL[axis_source[axis]]
+            sign[FOA_AXIS_CHANNEL[axis]] = axis_sign[axis]
         return source, sign
 
     # -------------------------------------------------------------------------------------------------- audio

@@ -1,6 +1,6 @@
 """Perspective crops and equirectangular 360° frames: both projections, and the mosaic video renderer.
 
-A crop is a pinhole camera image tangent to the sphere at a direction (φ, θ) (CONVENTIONS.md directions): its optical
+A crop is a pinhole camera image tangent to the sphere at a direction (φ, θ) (docs/conventions.md): its optical
 axis is the unit vector of (φ, θ), its x axis points to decreasing azimuth (the viewer's right), its y axis to the
 viewer's up (right × forward), and ``fov_deg`` is the angle its width spans. Both projections go through the rays:
 

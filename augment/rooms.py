@@ -36,7 +36,7 @@ exactly the labelled direction, sample by sample for a moving source.
 
 How close the MIC model is to the real array. It is the free-field model of ``augment.spatial`` applied to every
 image: capsules in free air with an optional frequency-independent cardioid-ish gain, no sphere. Compared with the
-rigid-sphere array of CONVENTIONS.md it misses the scattering of the 4.2 cm sphere (inter-capsule delays 1.5× the
+rigid-sphere array of docs/conventions.md it misses the scattering of the 4.2 cm sphere (inter-capsule delays 1.5× the
 free-field ones at low frequencies, falling towards free-field above about 3 kHz, and level differences between
 capsules growing from < 0.1 dB at 200 Hz to 10–14 dB at 6–8 kHz; see ``augment.spatial``), for the direct sound
 and for every reflection alike. So the inter-capsule delays, level differences and coherence of the reverberant
@@ -59,7 +59,7 @@ Measured responses
 wav paths relative to the CSV) or ``foa.sofa`` / ``mic.sofa``; or a single ``.sofa`` file, which is FOA when its
 ``SOFAConventions`` is ``AmbisonicsDRIR`` and MIC otherwise. SOFA is read with h5py: ``Data.IR`` of shape (M, 4, N)
 (or (M, 4, 1, N)), ``Data.SamplingRate``, and ``SourcePosition`` (M or 1, 3) of ``Type`` ``spherical`` (azimuth,
-elevation in degrees as in CONVENTIONS.md, radius in m) or ``cartesian`` (m; ``ListenerPosition`` is subtracted
+elevation in degrees as in docs/conventions.md, radius in m) or ``cartesian`` (m; ``ListenerPosition`` is subtracted
 when it is cartesian too; ``ListenerView`` is not applied, i.e. the listener must face +x). FOA responses must be
 ACN/SN3D; MIC responses in M1..M4 order. Responses are resampled to 24 kHz, aligned so that the direct sound (first
 sample within 20 dB of the peak) is at sample ``MEASURED_PRE_SAMPLES``, and cut to ``max_response_s``. An event is
@@ -78,19 +78,20 @@ import os
 from dataclasses import dataclass, field
 from math import gcd
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 from scipy.signal import butter, oaconvolve, resample_poly, sosfilt
 
 from augment import spatial
+from augment.scenes import EventRender, RoomAcoustics, SceneConfig
+from av_seld.arrays import MIC_CAPSULES_XYZ, MIC_RADIUS_M, SPEED_OF_SOUND
 from av_seld.errors import InputError
 from av_seld.geometry import cart_to_sph, sph_to_cart, wrap_azimuth
 from av_seld.timing import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
-C = spatial.SPEED_OF_SOUND
+C = SPEED_OF_SOUND
 MEASURED_PRE_SAMPLES = 16  # a measured response keeps this many samples before its direct sound
 _SINC_HALF_TAPS = 8
 _SINC_BETA = 8.0
@@ -175,8 +176,6 @@ def load_rooms_config(path: str | os.PathLike) -> RoomsFile:
     """Read a rooms YAML file: a ``room:`` mapping of :class:`RoomConfig` fields and an optional ``scene:`` mapping
     of ``SCENE_KEYS``. Unknown keys, wrong types and invalid ranges raise :class:`InputError` naming the key."""
     import yaml
-
-    from augment.scenes import SceneConfig
 
     path = Path(path)
     try:
@@ -410,8 +409,8 @@ def images_response(images: Images, fmt: str, length: int, mic_directivity: floa
     if fmt == "foa":
         response = _place(dist / C * SAMPLE_RATE, amp[:, None] * _foa_gains_xyz(unit), early, length)
         return sosfilt(highpass, response, axis=1).astype(np.float32)
-    capsules = spatial.MIC_RADIUS_M * spatial._CAPSULE_XYZ  # (4, 3) m from the array centre
-    gains = (1 - mic_directivity) + mic_directivity * 0.5 * (1 + unit @ spatial._CAPSULE_XYZ.T)  # (K, 4)
+    capsules = MIC_RADIUS_M * MIC_CAPSULES_XYZ  # (4, 3) m from the array centre
+    gains = (1 - mic_directivity) + mic_directivity * 0.5 * (1 + unit @ MIC_CAPSULES_XYZ.T)  # (K, 4)
     out = np.empty((4, length), dtype=np.float32)
     for m in range(4):
         path = np.linalg.norm(vec - capsules[m], axis=1)
@@ -420,27 +419,6 @@ def images_response(images: Images, fmt: str, length: int, mic_directivity: floa
 
 
 # -------------------------------------------------------------------------------------------------- rendering
-
-
-@dataclass
-class EventRender:
-    """One event rendered in a room.
-
-    audio: format → (4, M) float32, sample 0 at the event onset (M ≥ N: the reverberation tail follows).
-    delay_samples: where the direct sound starts. azimuth_deg / elevation_deg: (N,) direction rendered for each
-    signal sample (the direct-path direction; the label).
-    """
-
-    audio: dict[str, np.ndarray]
-    delay_samples: int
-    azimuth_deg: np.ndarray
-    elevation_deg: np.ndarray
-
-
-class RoomAcoustics(Protocol):
-    def render_event(self, signal: np.ndarray, azimuth_deg, elevation_deg, rng: np.random.Generator,
-                     formats: tuple[str, ...]) -> EventRender:
-        """signal (N,); directions scalars (static) or (N,) arrays (moving)."""
 
 
 def _render_direct(fmt: str, signal: np.ndarray, azimuth, elevation, directivity: float) -> np.ndarray:
@@ -545,7 +523,7 @@ class SimulatedRoom:
             early_only = part == "early"
             images = self._images_at(position, distance, early_only)
             reach = distance + (C * self.config.early_ms / 1000 if early_only else self.reverb_distance_m)
-            length = int(math.ceil((reach + spatial.MIC_RADIUS_M) / C * SAMPLE_RATE)) + 2 * _SINC_HALF_TAPS
+            length = int(math.ceil((reach + MIC_RADIUS_M) / C * SAMPLE_RATE)) + 2 * _SINC_HALF_TAPS
             self._responses[key] = images_response(images, fmt, length, self.config.mic_directivity, part)
         return self._responses[key]
 

@@ -12,7 +12,7 @@ give the direction the room rendered (the direct-path direction, or the nearest 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -21,11 +21,32 @@ from av_seld.classes import NUM_CLASSES
 from av_seld.geometry import wrap_azimuth
 from av_seld.timing import SAMPLE_RATE
 
-if TYPE_CHECKING:
-    from augment.rooms import RoomAcoustics
-
 SoundSource = Callable[[int, float, np.random.Generator], np.ndarray]  # (class, duration_s, rng) -> mono (N,)
 FORMATS = ("foa", "mic")
+
+
+@dataclass
+class EventRender:
+    """One event rendered in a room.
+
+    audio: format → (4, M) float32, sample 0 at the event onset (M ≥ N: the reverberation tail follows).
+    delay_samples: where the direct sound starts. azimuth_deg / elevation_deg: (N,) direction rendered for each
+    signal sample (the direct-path direction; the label).
+    """
+
+    audio: dict[str, np.ndarray]
+    delay_samples: int
+    azimuth_deg: np.ndarray
+    elevation_deg: np.ndarray
+
+
+class RoomAcoustics(Protocol):
+    """What :func:`render_scene` needs from a room (``augment.rooms`` implements it): the scene owns this interface,
+    so the rooms module depends on the scenes module and not the reverse."""
+
+    def render_event(self, signal: np.ndarray, azimuth_deg, elevation_deg, rng: np.random.Generator,
+                     formats: tuple[str, ...]) -> EventRender:
+        """signal (N,); directions scalars (static) or (N,) arrays (moving)."""
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,9 @@ from collections.abc import Callable
 import numpy as np
 from scipy import linalg, signal
 
+from av_seld.classes import NUM_CLASSES
 from av_seld.timing import SAMPLE_RATE
 
-NUM_CLASSES = 13
 TARGET_RMS_DBFS = -20.0
 FADE_S = 0.005
 # The active part of a sound: its 20 ms frames whose RMS is within 30 dB of its loudest frame.

@@ -1,6 +1,6 @@
 """Anechoic spatial rendering of point sources to FOA and to the tetrahedral MIC array, static or moving.
 
-Directions follow CONVENTIONS.md ("Directions"): azimuth φ ∈ [-180, 180) deg with 0 = front (+x) and +90 = left
+Directions follow docs/conventions.md ("Directions"): azimuth φ ∈ [-180, 180) deg with 0 = front (+x) and +90 = left
 (+y), elevation θ ∈ [-90, 90] deg with +90 = up. All direction math goes through ``av_seld.geometry``.
 
 - FOA (ACN order W, Y, Z, X; SN3D): a plane wave s from (φ, θ) gives [W, Y, Z, X] = s · [1, y, z, x] of the
@@ -13,7 +13,7 @@ Directions follow CONVENTIONS.md ("Directions"): azimuth φ ∈ [-180, 180) deg 
   sample and −1.2 dB at 11 kHz, 0.1 sample and −5 dB at 11.5 kHz). An integer delay passes the signal unchanged.
   A moving source gets a per-sample delay (y_m[n] = s(n − τ_m[n] fs)), evaluated in chunks.
 
-How the free-field MIC model differs from the real array (CONVENTIONS.md: capsules on a *rigid sphere*)
+How the free-field MIC model differs from the real array (docs/conventions.md: capsules on a *rigid sphere*)
 ------------------------------------------------------------------------------------------------------------
 This renderer ignores the sphere. We checked what that leaves out with a one-off computation (not part of the
 package): the textbook series of a plane wave scattered by a rigid sphere (radius 4.2 cm, c = 343 m/s; surface
@@ -41,18 +41,14 @@ import math
 
 import numpy as np
 
+from av_seld.arrays import (FOA_CHANNELS, MIC_CAPSULES_DEG, MIC_CAPSULES_XYZ, MIC_PAIRS, MIC_RADIUS_M,
+                            SPEED_OF_SOUND, mic_delays_s)
 from av_seld.geometry import cart_to_sph, sph_to_cart, wrap_azimuth
 from av_seld.timing import SAMPLE_RATE, label_frame_sample_range, label_hop_samples
 
-FOA_CHANNELS = ("W", "Y", "Z", "X")
-MIC_CAPSULES_DEG = ((45, 35), (-45, -35), (135, -35), (-135, 35))  # (azimuth, elevation) of M1..M4
-MIC_RADIUS_M = 0.042
-SPEED_OF_SOUND = 343.0
-MIC_PAIRS = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))  # capsule index pairs of mic_tdoa, 0-based
 ELEVATION_LIMIT_DEG = 80.0  # smooth_trajectory keeps |elevation| within this
 
-_CAPSULE_XYZ = sph_to_cart(np.array([a for a, _ in MIC_CAPSULES_DEG], dtype=np.float64),
-                           np.array([e for _, e in MIC_CAPSULES_DEG], dtype=np.float64))  # (4, 3)
+_CAPSULE_XYZ = MIC_CAPSULES_XYZ  # (4, 3)
 
 # Fractional-delay kernel: taps at offsets j = -15..16 around floor(position); row q is for fraction q / 4096.
 _HALF_TAPS = 16
@@ -129,15 +125,6 @@ def _stft(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------------- MIC
-
-
-def mic_delays_s(azimuth_deg, elevation_deg) -> np.ndarray:
-    """Free-field plane-wave arrival time of M1..M4 relative to the array centre: (..., 4) seconds, float64.
-
-    τ_m = −r (u_m · d) / c: negative for a capsule facing the source (it hears it earlier).
-    """
-    d = sph_to_cart(np.asarray(azimuth_deg, dtype=np.float64), np.asarray(elevation_deg, dtype=np.float64))
-    return -MIC_RADIUS_M * (d @ _CAPSULE_XYZ.T) / SPEED_OF_SOUND
 
 
 def _capsule_gains(azimuth_deg, elevation_deg, directivity: float) -> np.ndarray:

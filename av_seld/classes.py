@@ -1,4 +1,4 @@
-"""The 13 STARSS23 sound classes (index: name), as in CONVENTIONS.md."""
+"""The 13 STARSS23 sound classes (index: name), as in docs/conventions.md."""
 
 CLASS_NAMES: tuple[str, ...] = (
     "female speech",

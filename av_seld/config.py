@@ -23,6 +23,7 @@ from typing import Any, Literal
 import yaml
 
 from av_seld.errors import InputError
+from av_seld.geometry import DEFAULT_FRAME_SIZE
 from av_seld.utils.atomic import write_text_atomic
 
 BASE_KEY = "base"
@@ -57,7 +58,7 @@ class DataConfig:
     # audio-visual models with a frozen visual encoder: read its features cached per clip by precompute-visual
     # (computed first where missing) instead of frames
     visual_features: bool = False
-    video_size: list[int] = field(default_factory=lambda: [320, 640])  # frame height, width in pixels
+    video_size: list[int] = field(default_factory=lambda: list(DEFAULT_FRAME_SIZE))  # frame height, width in pixels
     acs: bool = False  # online 360° channel swapping of audio, video and targets
     freq_masks: int = 0  # SpecAugment: frequency masks per example
     time_masks: int = 0  # SpecAugment: time masks per example

@@ -5,13 +5,14 @@ timing.num_feature_frames(N)``: the audio is zero-padded to a whole number of 10
 with a 20 ms hop and centred 40 ms Hann windows in a 1024-point FFT (frame ``j`` is centred on sample ``480 j``), so
 feature frame ``j`` belongs to label frame ``j // 5`` for any clip length.
 
-Kinds (channel layouts are the shared contract of the dataset, the models and channel swapping):
+Kinds (channel layouts are the shared contract of the dataset, the models and channel swapping;
+``av_seld.arrays.FEATURE_SPECS`` holds them):
 
 - ``foa_logmel_iv`` (FOA, C=7, F=64): log-mel power in dB of W, Y, Z, X (channels 0-3, the wav's ACN order), then the
   active intensity vector ``Re(W* [X, Y, Z])`` divided by the energy ``|W|^2 + (|X|^2 + |Y|^2 + |Z|^2) / 3``
   and projected on the mel filters, in x, y, z order (channels 4-6).
 - ``mic_logmel_gcc`` (MIC, C=10, F=64): log-mel of M1..M4 (0-3), then GCC-PHAT of the pairs (M1,M2), (M1,M3),
-  (M1,M4), (M2,M3), (M2,M4), (M3,M4) (4-9, ``augment.spatial.MIC_PAIRS``): the inverse FFT of the phase of
+  (M1,M4), (M2,M3), (M2,M4), (M3,M4) (4-9, ``av_seld.arrays.MIC_PAIRS``): the inverse FFT of the phase of
   ``conj(X_m) X_n``, 64 lags from -32 to +31 samples (lag 0 at index 32).
 - ``mic_salsalite`` (MIC, C=7, F=382): SALSA-lite. Log power in dB of M1..M4 on the linear FFT bins 2..383
   (47 Hz to 9 kHz) (0-3), then the normalised inter-channel phase differences ``angle(X_m conj(X_1)) / (2 pi f / c)``
@@ -30,62 +31,29 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from av_seld import timing
+from av_seld.arrays import (  # noqa: F401  (the layouts stay importable from here)
+    DEFAULT_KIND,
+    FEATURE_SPECS,
+    MIC_PAIRS,
+    NUM_MEL_BINS,
+    SPEED_OF_SOUND,
+    FeatureSpec,
+    feature_spec,
+    salsalite_bins,
+)
 
-NUM_MEL_BINS = 64
 AMIN = 1e-10
 TOP_DB = 80.0
 IV_EPS = 1e-8  # keeps the intensity normalisation finite in digital silence (baseline value)
-MIC_PAIRS = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))  # as augment.spatial.MIC_PAIRS
 _PAIR_M = np.array([m for m, _ in MIC_PAIRS], dtype=np.int64)
 _PAIR_N = np.array([n for _, n in MIC_PAIRS], dtype=np.int64)
-# SALSA-lite frequency ranges (Hz) and speed of sound (m/s) of the DCASE2023 baseline's parameters.
-SALSA_FMIN_DOA_HZ = 50.0
-SALSA_FMAX_DOA_HZ = 2000.0
-SALSA_FMAX_SPECTRA_HZ = 9000.0
-SPEED_OF_SOUND = 343.0
-
-
-@dataclass(frozen=True)
-class FeatureSpec:
-    """What a feature kind is made of: the audio format it reads and its (channels, frequency bins)."""
-
-    kind: str
-    audio_format: str  # "foa" or "mic"
-    num_channels: int
-    num_bins: int
-
-
-def salsalite_bins(sample_rate: int = timing.SAMPLE_RATE, n_fft: int = timing.N_FFT) -> tuple[int, int, int]:
-    """``(lower, upper, cutoff)`` FFT bins of SALSA-lite: features keep bins ``lower:cutoff``; NIPD is zeroed from
-    index ``upper`` of that cropped axis. (2, 85, 384) at 24 kHz with a 1024-point FFT."""
-    lower = max(1, int(math.floor(SALSA_FMIN_DOA_HZ * n_fft / sample_rate)))
-    upper = int(math.floor(min(SALSA_FMAX_DOA_HZ, sample_rate // 2) * n_fft / sample_rate))
-    cutoff = int(math.floor(SALSA_FMAX_SPECTRA_HZ * n_fft / sample_rate))
-    return lower, upper, cutoff
-
-
 _LOWER, _UPPER, _CUTOFF = salsalite_bins()
-FEATURE_SPECS: dict[str, FeatureSpec] = {
-    "foa_logmel_iv": FeatureSpec("foa_logmel_iv", "foa", 7, NUM_MEL_BINS),
-    "mic_logmel_gcc": FeatureSpec("mic_logmel_gcc", "mic", 10, NUM_MEL_BINS),
-    "mic_salsalite": FeatureSpec("mic_salsalite", "mic", 7, _CUTOFF - _LOWER),
-}
-DEFAULT_KIND = {"foa": "foa_logmel_iv", "mic": "mic_logmel_gcc"}
-
-
-def feature_spec(kind: str) -> FeatureSpec:
-    """The :class:`FeatureSpec` of ``kind``; ``ValueError`` names the known kinds for an unknown one."""
-    try:
-        return FEATURE_SPECS[kind]
-    except KeyError:
-        raise ValueError(f"unknown feature kind {kind!r}; known: {', '.join(FEATURE_SPECS)}") from None
 
 
 def mel_filterbank(num_mel_bins: int = NUM_MEL_BINS, sample_rate: int = timing.SAMPLE_RATE,

@@ -1,9 +1,10 @@
-"""Directions and equirectangular pixels of av-seld: the one home of these conversions (CONVENTIONS.md).
+"""Directions and equirectangular pixels of av-seld: the one home of these conversions (docs/conventions.md).
 
 - Azimuth φ ∈ [-180, 180) deg, 0 = front (+x), +90 = left (+y); elevation θ ∈ [-90, 90] deg, +90 = up (+z).
 - Unit vector: x = cos θ cos φ, y = cos θ sin φ, z = sin θ; angular distances are great-circle, in degrees.
 - Equirect W × H: u = ((0.5 − φ/360)·W) mod W ∈ [0, W), v = (0.5 − θ/180)·H; pixel (i, j) has its centre at (i + ½, j + ½).
 - φ = 0 is the centre column, φ = +90 the left quarter, φ = ±180 the left/right edge (the seam, which wraps).
+- Frames models read are 320 × 640 (height × width) unless a recipe says otherwise: ``DEFAULT_FRAME_SIZE``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+DEFAULT_FRAME_SIZE = (320, 640)  # (height, width) in pixels of the equirectangular frames models read by default
 
 
 def _backend(*values):

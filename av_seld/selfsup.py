@@ -153,7 +153,7 @@ def mic_spatial_bins(audio: Tensor | np.ndarray, *, num_bins: int = 256, min_hz:
     X_m X_1* of a plane wave from d has phase 2πf·r(u_m − u_1)·d / c; the three phases give d by least squares.
     Above ~2.5 kHz the phases wrap, so ``max_hz`` stays below that.
     """
-    from augment.spatial import MIC_CAPSULES_DEG, MIC_RADIUS_M, SPEED_OF_SOUND
+    from av_seld.arrays import MIC_CAPSULES_DEG, MIC_RADIUS_M, SPEED_OF_SOUND
 
     spec = stft(torch.as_tensor(audio, dtype=torch.float32))  # (4, T_feat, 513)
     freqs = _frequencies_hz()

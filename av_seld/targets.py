@@ -1,6 +1,6 @@
 """Training targets for multi-ACCDOA models: ADPIT dummy tracks and plain multi-ACCDOA track slots.
 
-Layouts (CONVENTIONS.md, "Model output: multi-ACCDOA"):
+Layouts (docs/conventions.md, "Model output: multi-ACCDOA"):
 
 - ADPIT target ``(T, 6, 4, C)``: 6 dummy tracks ``A0, B0, B1, C0, C1, C2`` (as the DCASE2023 baseline's
   ``get_adpit_labels_for_file``), then ``(activity, x, y, z)``, then class. For each frame and class exactly one group

@@ -1,6 +1,6 @@
 """Time axes of av-seld: audio samples, STFT feature frames, 100 ms label frames and video frames.
 
-Every conversion between these axes lives here (CONVENTIONS.md, "Time"):
+Every conversion between these axes lives here (docs/conventions.md, "Time"):
 
 - Audio is 24 kHz. A label frame is 100 ms (2400 samples); label frame ``n`` covers [0.1 n, 0.1 (n + 1)) s.
 - Features hop 20 ms (480 samples) with a 40 ms window and a 1024-point FFT: 5 feature frames per label frame.

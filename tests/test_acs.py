@@ -54,7 +54,7 @@ def _find_marker(frame):
 
 
 def test_tables_of_conventions_agree_with_the_geometry():
-    # CONVENTIONS.md, literally: FOA azimuth maps (X', Y') and MIC (new M1..M4 = old), 1-based capsules.
+    # docs/conventions.md, literally: FOA azimuth maps (X', Y') and MIC (new M1..M4 = old), 1-based capsules.
     foa_table = {(1, 0): ("X", "Y"), (-1, 0): ("X", "-Y"), (1, 1): ("-Y", "X"), (1, -1): ("Y", "-X"),
                  (-1, 1): ("Y", "X"), (-1, -1): ("-Y", "-X"), (1, 2): ("-X", "-Y"), (-1, 2): ("-X", "Y")}
     channel = {"Y": 1, "Z": 2, "X": 3}

@@ -1,4 +1,5 @@
-"""Tests of av_seld.geometry against CONVENTIONS.md ("Directions", "Equirectangular 360° frames") and real 360° images."""
+"""Tests of av_seld.geometry against docs/conventions.md ("Directions", "Equirectangular 360° frames") and real
+360° images."""
 
 from __future__ import annotations
 
@@ -107,7 +108,7 @@ def test_pixel_centres_fall_in_their_own_pixel(width, height):
     assert el[0, 0] == pytest.approx(90 - 90 / height)
 
 
-# ----------------------------------------------------------------------------------- fixed points of CONVENTIONS.md
+# ------------------------------------------------------------------------------ fixed points of docs/conventions.md
 
 
 @pytest.mark.parametrize("width, height", SIZES)
@@ -342,7 +343,7 @@ def _object_direction(mask: np.ndarray, unit_vectors: np.ndarray, weights: np.nd
     "source", ["panoramas/calib_testRoom1_2048x1024.jpg", "video360/calib_testRoom1_1920x960_12s.mp4"]
 )
 def test_calibration_room_axis_objects(shared_data_dir, source):
-    """The googlevr testRoom1 objects sit where CONVENTIONS.md puts the axes (established by looking at the image).
+    """The googlevr testRoom1 objects sit where docs/conventions.md puts the axes (established by looking at the image).
 
     Bright blue disc: image centre → +x, front (φ 0, θ 0).    Dark red square: left quarter → +y, left (φ +90).
     Bright red disc: right quarter → −y, right (φ −90).      Navy square: split by the seam → −x, back (φ ±180).

@@ -11,7 +11,7 @@ from augment import spatial as sp
 from av_seld.geometry import angular_distance_deg, sph_to_cart
 from av_seld.timing import LABEL_HOP_SAMPLES, SAMPLE_RATE
 
-# CONVENTIONS.md examples, the seam (±180), near the poles (±80) and the MIC capsule directions.
+# docs/conventions.md examples, the seam (±180), near the poles (±80) and the MIC capsule directions.
 DIRECTIONS = [(0, 0), (90, 0), (-90, 0), (-180, 0), (179.5, 10), (30, 80), (-150, -80), (45, 35), (-135, 35),
               (135, -35), (-60, -20), (100, 60), (0, 90)]
 
@@ -30,7 +30,7 @@ def _pair_differences(delays: np.ndarray) -> np.ndarray:
 def test_foa_gains_follow_conventions():
     for az, el in DIRECTIONS:
         a, e = math.radians(az), math.radians(el)
-        # CONVENTIONS.md: W = s, Y = s sin φ cos θ, Z = s sin θ, X = s cos φ cos θ.
+        # docs/conventions.md: W = s, Y = s sin φ cos θ, Z = s sin θ, X = s cos φ cos θ.
         expected = [1, math.sin(a) * math.cos(e), math.sin(e), math.cos(a) * math.cos(e)]
         np.testing.assert_allclose(sp.foa_gains(az, el), expected, atol=1e-12)
     np.testing.assert_allclose(sp.foa_gains(0, 0), [1, 0, 0, 1], atol=1e-12)  # front

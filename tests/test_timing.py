@@ -1,4 +1,4 @@
-"""Tests of av_seld.timing against CONVENTIONS.md ("Time") and brute-force versions of its rules."""
+"""Tests of av_seld.timing against docs/conventions.md ("Time") and brute-force versions of its rules."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def _num_video_frames(num_samples: int, fps: float) -> int:
         (2_399, 1),
         (2_400, 1),
         (2_401, 2),
-        (60 * SR, 600),  # CONVENTIONS.md: a 60 s clip has 600 label frames
+        (60 * SR, 600),  # docs/conventions.md: a 60 s clip has 600 label frames
         (int(60.05 * SR), 601),  # a partial last frame counts
         (60 * SR + 1, 601),
         (int(0.25 * SR), 3),

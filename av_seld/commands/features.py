@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-FEATURE_KINDS = ("foa_logmel_iv", "mic_logmel_gcc", "mic_salsalite")  # av_seld.features.FEATURE_SPECS (checked)
+from av_seld.arrays import FEATURE_SPECS
+
+FEATURE_KINDS = tuple(FEATURE_SPECS)
 
 
 def cmd_extract_features(args: argparse.Namespace) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from av_seld.geometry import DEFAULT_FRAME_SIZE
+
 
 def _pair(text: str, *, multiple: int = 1) -> tuple[int, int]:
     """``"320x640"`` -> (320, 640); both positive multiples of ``multiple``."""
@@ -59,8 +61,8 @@ def register(subparsers) -> None:
     p.add_argument("dataset_root", metavar="DATASET_ROOT")
     p.add_argument("--weights", metavar="PATH", help="local ultralytics .pt checkpoint of --model")
     p.add_argument("--model", default="yolo11n", help="yolo11{n,s,m} or yolov8{n,s,m} (default yolo11n)")
-    p.add_argument("--size", type=_frame_size, default=(320, 640), metavar="HxW",
-                   help="frame size in pixels, multiples of 32 (default 320x640)")
+    p.add_argument("--size", type=_frame_size, default=DEFAULT_FRAME_SIZE, metavar="HxW",
+                   help="frame size in pixels, multiples of 32 (default %dx%d)" % DEFAULT_FRAME_SIZE)
     p.add_argument("--grid", type=_pair, default=(5, 10), metavar="ROWSxCOLS",
                    help="token grid each feature map is pooled to (default 5x10)")
     p.add_argument("--split", metavar="NAME", help="only this split (default: all)")

@@ -38,7 +38,7 @@ import soundfile as sf
 import torch
 
 from av_seld import features as feats
-from av_seld import timing
+from av_seld import geometry, timing
 from av_seld.data.feature_cache import FeatureStats, clip_cache_path, is_train_split, read_cache_meta
 from av_seld.errors import AudioFormatError, InputError, VideoFormatError
 from av_seld.io.audio import wav_info
@@ -206,7 +206,7 @@ class SeldDataset(torch.utils.data.Dataset):
                  audio_format: str = "foa", kind: str | None = None, chunk_s: float = 5.0, hop_s: float | None = None,
                  cache_dirs: Sequence[str | os.PathLike | None] | None = None, stats: FeatureStats | None = None,
                  output: str = "features", target: str = "adpit", video: bool = False,
-                 video_size: tuple[int, int] = (320, 640), transform: Transform | None = None,
+                 video_size: tuple[int, int] = geometry.DEFAULT_FRAME_SIZE, transform: Transform | None = None,
                  spec_augment: SpecAugment | None = None, seed: int = 0, video_cache_size: int = 4):
         if isinstance(roots, (str, os.PathLike)):
             roots = [roots]

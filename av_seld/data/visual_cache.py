@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from av_seld.errors import InputError
+from av_seld.geometry import DEFAULT_FRAME_SIZE
 from av_seld.io.dataset import Clip, index_dataset
 from av_seld.timing import num_label_frames
 from av_seld.utils.atomic import atomic_path, write_text_atomic
@@ -42,7 +43,7 @@ class VisualCacheSpec:
 
     model: str = "yolo11n"
     weights: str | None = None
-    frame_size: tuple[int, int] = (320, 640)
+    frame_size: tuple[int, int] = DEFAULT_FRAME_SIZE
     token_grid: tuple[int, int] = (5, 10)
     circular_padding: bool = True
     seed: int = 0

@@ -1,4 +1,4 @@
-"""Index a dataset root in the STARSS23 layout (CONVENTIONS.md, "Files and folders").
+"""Index a dataset root in the STARSS23 layout (docs/conventions.md, "Files and folders").
 
 ``<root>/{foa,mic,metadata,video}_{dev,eval}/<split>/<clip>.{wav,wav,csv,mp4}``: any split names, and any of the
 folders may be missing. Files lying directly in a top-level folder (no split folder) get the set's name as split.

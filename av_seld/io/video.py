@@ -20,7 +20,7 @@ import cv2
 import decord
 import numpy as np
 
-from av_seld import timing
+from av_seld import geometry, timing
 from av_seld.errors import VideoFormatError
 
 logger = logging.getLogger(__name__)
@@ -78,7 +78,8 @@ def video_info(path: str | os.PathLike) -> tuple[int, float, int, int]:
 
 
 def read_video_at_label_rate(
-    path: str | os.PathLike, *, num_label_frames: int | None = None, width: int = 640, height: int = 320
+    path: str | os.PathLike, *, num_label_frames: int | None = None, width: int = geometry.DEFAULT_FRAME_SIZE[1],
+    height: int = geometry.DEFAULT_FRAME_SIZE[0],
 ) -> VideoFrames:
     """Read the frame of each label frame ``n = 0 .. num_label_frames - 1``, resized to ``width × height`` pixels.
 

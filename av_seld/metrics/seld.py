@@ -1,6 +1,6 @@
 """DCASE SELD metrics, giving the numbers the official DCASE scorers give.
 
-Two editions (CONVENTIONS.md, "Metrics"):
+Two editions (docs/conventions.md, "Metrics"):
 
 ``2023`` — segment level, the DCASE2023 Task 3 scorer (polar coordinates).
     Label frames are grouped in 1 s blocks; per block and class the track count is the most same-class DOAs in any

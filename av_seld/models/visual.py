@@ -32,12 +32,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from av_seld.errors import InputError
-from av_seld.geometry import pixel_center_directions
+from av_seld.geometry import DEFAULT_FRAME_SIZE, pixel_center_directions
 
 logger = logging.getLogger(__name__)
 
 STRIDES = (8, 16, 32)  # P3, P4, P5
-DEFAULT_FRAME_SIZE = (320, 640)  # (height, width) in pixels
 DEFAULT_TOKEN_GRID = (5, 10)  # (rows, columns) of visual tokens per frame: 36° × 36° cells
 # Model family -> yaml inside ultralytics/cfg/models. Sizes come from the yaml's "scales".
 _FAMILY_YAML = {"yolov8": "v8/yolov8.yaml", "yolo11": "11/yolo11.yaml"}

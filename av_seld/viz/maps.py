@@ -8,7 +8,7 @@ Acoustic (from the audio of a time window):
   γ the angle between d and u, so the map peaks at u. The power is ``g(d)ᵀ C g(d)`` with C the 4 × 4 channel
   covariance of the window (computed in the frequency domain, optionally band-limited).
 - :func:`mic_srp_phat_map`: SRP-PHAT of the tetrahedral array: Σ over the 6 capsule pairs and frequency bins of
-  the PHAT-weighted cross-spectrum steered by the free-field delays of ``augment.spatial.mic_delays_s`` (capsules
+  the PHAT-weighted cross-spectrum steered by the free-field delays of ``av_seld.arrays.mic_delays_s`` (capsules
   ``MIC_CAPSULES_DEG`` on radius ``MIC_RADIUS_M``, ``SPEED_OF_SOUND``). The free-field model is only approximate
   for the real rigid-sphere array above a few hundred Hz (see ``augment.spatial``).
 
@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from augment.spatial import MIC_PAIRS, mic_delays_s
+from av_seld.arrays import MIC_PAIRS, mic_delays_s
 from av_seld.geometry import equirect_to_sph, pixel_center_directions, sph_to_cart
 from av_seld.timing import SAMPLE_RATE
 
