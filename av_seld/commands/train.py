@@ -57,6 +57,14 @@ def cmd_test(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from av_seld.export import export_checkpoint
+
+    out = export_checkpoint(args.checkpoint, args.out, args.format)
+    print(f"{args.format} export of {args.checkpoint}: {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
 def register(sub) -> None:
     p = sub.add_parser("train", help="train a model from a recipe (configs/*.yaml)",
                        description="Train the model of a recipe; key=value arguments override recipe keys "
@@ -89,3 +97,14 @@ def register(sub) -> None:
     p.add_argument("--out", metavar="DIR", help="output folder (default: CHECKPOINT's folder/eval/SPLIT)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.set_defaults(func=cmd_test)
+
+    p = sub.add_parser("export", help="a checkpoint as a small inference checkpoint or a TorchScript program",
+                       description="inference: the checkpoint without optimizer and resume state (for infer, the "
+                                   "Python API and train.init_from). torchscript: the network traced for one window, "
+                                   "taking standardised features (and cached visual features for AV models); the "
+                                   "statistics, thresholds and input names are stored in its av_seld.json extra file.")
+    p.add_argument("checkpoint", metavar="CHECKPOINT")
+    p.add_argument("--out", required=True, metavar="PATH")
+    p.add_argument("--format", choices=("inference", "torchscript"), default="inference",
+                   help="what to write (default inference)")
+    p.set_defaults(func=cmd_export)

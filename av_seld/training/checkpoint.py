@@ -95,3 +95,18 @@ def initialise_weights(model: torch.nn.Module, path: str | os.PathLike, *, what:
              if missing else "", len(unexpected),
              f" ({', '.join(unexpected[:8])}{' ...' if len(unexpected) > 8 else ''})" if unexpected else "")
     return missing, unexpected
+
+
+# What inference and train.init_from read; the rest (optimizer, counters, trained_state) only serves --resume.
+INFERENCE_KEYS = REQUIRED_KEYS + ("features", "format", "chunk_s", "feature_mean", "feature_std", "thresholds",
+                                  "merge_deg", "config")
+
+
+def slim_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> dict[str, Any]:
+    """Write the inference part of the checkpoint ``src`` to ``dst`` (a third of the size without the optimizer
+    state): what ``av-seld infer``, the Python API and ``train.init_from`` read. Returns the written payload."""
+    payload = load_checkpoint(src)
+    slim = {k: payload[k] for k in INFERENCE_KEYS if k in payload}
+    slim["slimmed_from"] = {"file": Path(src).name, "step": int(payload.get("train_state", {}).get("step", -1))}
+    save_checkpoint(dst, slim)
+    return slim

@@ -1,0 +1,58 @@
+"""av-seld export: the inference checkpoint and the TorchScript program give the PyTorch model's outputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from av_seld.cli import main
+from av_seld.export import example_inputs
+from av_seld.models import build_model
+from av_seld.training.checkpoint import build_model_from_checkpoint, load_checkpoint, save_checkpoint
+
+AUDIO = {"in_channels": 7, "widths": [4, 8], "blocks": [1, 1], "pools": [[5, 2], [1, 2]], "dim": 16, "depth": 1,
+         "heads": 2, "kernel_size": 3}
+AV = {"audio_model": "resnet_conformer", "audio_kwargs": AUDIO, "frame_size": [64, 128], "token_grid": [2, 4],
+      "depth": 1, "heads": 2, "kernel_size": 3}
+
+
+def _checkpoint(path, name, params):
+    torch.manual_seed(0)
+    model = build_model(name, **params)
+    save_checkpoint(path, {"model_name": name, "model_params": params, "model_state": model.state_dict(),
+                           "features": "foa_logmel_iv", "format": "foa", "chunk_s": 2.0,
+                           "feature_mean": np.zeros((7, 64), np.float32), "feature_std": np.ones((7, 64), np.float32),
+                           "thresholds": np.full(13, 0.4), "merge_deg": 15.0, "config": {},
+                           "optimizer": {"state": {}, "param_groups": []}, "train_state": {"step": 7}})
+    return path
+
+
+@pytest.mark.parametrize("name, params", [("resnet_conformer", AUDIO), ("av_conformer", AV)])
+def test_exports_give_the_models_outputs(tmp_path, name, params):
+    src = _checkpoint(tmp_path / "best.pt", name, params)
+    payload = load_checkpoint(src)
+    model = build_model_from_checkpoint(payload)
+    inputs = example_inputs(model, payload, batch=2)
+    with torch.no_grad():
+        reference = (model(inputs[0]) if len(inputs) == 1 else
+                     model(inputs[0], visual_features=inputs[1], visual_mask=inputs[2]))
+
+    assert main(["export", str(src), "--out", str(tmp_path / "slim.pt")]) == 0
+    slim = load_checkpoint(tmp_path / "slim.pt")
+    assert "optimizer" not in slim and slim["slimmed_from"]["step"] == 7
+    with torch.no_grad():
+        again = build_model_from_checkpoint(slim)
+        out = again(inputs[0]) if len(inputs) == 1 else again(inputs[0], visual_features=inputs[1],
+                                                              visual_mask=inputs[2])
+    torch.testing.assert_close(out, reference, rtol=0, atol=0)
+
+    assert main(["export", str(src), "--out", str(tmp_path / "model.ts"), "--format", "torchscript"]) == 0
+    extra = {"av_seld.json": ""}
+    program = torch.jit.load(str(tmp_path / "model.ts"), _extra_files=extra)
+    meta = json.loads(extra["av_seld.json"])
+    assert meta["features"] == "foa_logmel_iv" and len(meta["thresholds"]) == 13
+    with torch.no_grad():
+        torch.testing.assert_close(program(*inputs), reference, atol=1e-5, rtol=1e-5)
