@@ -111,16 +111,25 @@ class ActivityDirectionObjective(nn.Module):
     (tanh outputs reach √3). ``activity_link="probability"`` (for the ``gated`` head, whose lengths are sigmoid
     probabilities): the length itself is the activity probability, so the loss is the plain binary cross-entropy of
     the head's activity logit. Focal weighting ``(1 − p_t)^gamma`` (Lin et al., 2017), with ``alpha`` weighting
-    positives (None: no weighting).
+    positives (None: no weighting). ``class_weights`` (C,) scales each class's activity term (scaled to mean 1;
+    :func:`class_balanced_weights` makes them from label counts).
     """
 
     LINKS = ("scaled", "probability")
 
     def __init__(self, activity_weight: float = 1.0, direction_weight: float = 1.0, focal_gamma: float = 2.0,
-                 focal_alpha: float | None = None, logit_scale: float = 10.0, activity_link: str = "scaled"):
+                 focal_alpha: float | None = None, logit_scale: float = 10.0, activity_link: str = "scaled",
+                 class_weights: list[float] | None = None):
         super().__init__()
         if activity_link not in self.LINKS:
             raise ValueError(f"activity_link must be one of {list(self.LINKS)}, got {activity_link!r}")
+        weights = None
+        if class_weights is not None:
+            weights = torch.as_tensor(class_weights, dtype=torch.float32)
+            if weights.dim() != 1 or not bool((weights > 0).all()):
+                raise ValueError(f"class_weights must be positive numbers, one per class, got {class_weights!r}")
+            weights = weights / weights.mean()
+        self.register_buffer("class_weights", weights)
         self.activity_link = activity_link
         self.activity_weight = activity_weight
         self.direction_weight = direction_weight
@@ -143,6 +152,10 @@ class ActivityDirectionObjective(nn.Module):
         focal = ce * (1 - p_t).pow(self.focal_gamma)
         if self.focal_alpha is not None:
             focal = focal * (self.focal_alpha * active + (1 - self.focal_alpha) * (1 - active))
+        if self.class_weights is not None:
+            if self.class_weights.numel() != focal.shape[-1]:
+                raise ValueError(f"{self.class_weights.numel()} class weights for {focal.shape[-1]} classes")
+            focal = focal * self.class_weights.to(focal.dtype)
         cos = (output * matched).sum(dim=3) / (length * ref_length.clamp_min(1e-6))
         direction = ((1 - cos) * active).sum() / active.sum().clamp_min(1.0)
         return self.activity_weight * focal.mean() + self.direction_weight * direction
@@ -171,6 +184,20 @@ class MultiAccdoaLoss(nn.Module):
         _check_shapes(output, target)
         target = target.to(output.dtype)
         return self.objective(output, self.MATCHERS[self.matcher](output, target))
+
+
+def class_balanced_weights(active_frames, power: float = 0.5) -> list[float]:
+    """Per-class weights from the number of active label frames of each class in the training split:
+    ``(count / mean count) ** -power``, scaled to mean 1; a class with no frame gets the largest weight of the
+    others (nothing to learn from, nothing to over-weight)."""
+    counts = torch.as_tensor(active_frames, dtype=torch.float64)
+    present = counts > 0
+    if not bool(present.any()):
+        return [1.0] * counts.numel()
+    weights = torch.ones_like(counts)
+    weights[present] = (counts[present] / counts[present].mean()).pow(-power)
+    weights[~present] = weights[present].max()
+    return (weights / weights.mean()).tolist()
 
 
 LOSSES = {

@@ -210,3 +210,26 @@ def test_distillation_trains_the_student_and_never_the_teacher(weight_feature):
     # Teacher BatchNorm statistics are untouched (eval mode), so its state is bit-identical.
     for key, value in teacher.state_dict().items():
         torch.testing.assert_close(value, teacher_before[key], rtol=0, atol=0)
+
+
+def test_class_weights_scale_each_class_activity_term():
+    from av_seld.losses import ActivityDirectionObjective, class_balanced_weights
+
+    weights = class_balanced_weights([100, 25, 0] + [100] * 10)
+    assert abs(np.mean(weights) - 1) < 1e-9
+    assert weights[1] > weights[0] and weights[2] == max(weights)  # rarer: heavier; absent: the largest
+    torch.manual_seed(0)
+    output = torch.rand(2, 4, 3, 3, 13) - 0.5
+    matched = torch.zeros(2, 4, 3, 3, 13)
+    matched[:, :, 0, 0, 3] = 1.0
+    plain = ActivityDirectionObjective(direction_weight=0.0)
+    only_three = [1e-6] * 13
+    only_three[3] = 1.0
+    weighted = ActivityDirectionObjective(direction_weight=0.0, class_weights=only_three)
+    # all the weight on class 3: the loss is class 3's activity term, scaled by 13 (weights have mean 1)
+    per_class = ActivityDirectionObjective(direction_weight=0.0, class_weights=[1.0] * 13)
+    torch.testing.assert_close(per_class(output, matched), plain(output, matched))
+    reference = ActivityDirectionObjective(direction_weight=0.0)(output[..., 3:4], matched[..., 3:4])
+    torch.testing.assert_close(weighted(output, matched), reference, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="positive"):
+        ActivityDirectionObjective(class_weights=[0.0] * 13)

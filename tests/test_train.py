@@ -204,3 +204,23 @@ def test_online_features_equal_the_cached_ones_and_train(tiny_root, tmp_path):
     assert main(["train", str(TINY), *overrides(tiny_root, tmp_path / "runs"), "data.online_features=true",
                  "data.acs=true", "data.time_masks=1"]) == 0
     assert (tmp_path / "runs" / "debug_tiny" / "best.pt").is_file()
+
+
+def test_auto_class_weights_come_from_the_training_labels(tiny_root):
+    from av_seld.data.dataset import SeldDataset
+    from av_seld.io.labels import read_reference_csv
+    from av_seld.losses import build_loss
+    from av_seld.training.run import auto_class_weights
+
+    dataset = SeldDataset([tiny_root], splits=["dev-train"], chunk_s=2.0)
+    weights = auto_class_weights(dataset.clips)
+    counts = np.zeros(13)
+    for entry in dataset.clips:
+        events = read_reference_csv(entry.clip.metadata)
+        for c in range(13):
+            counts[c] += len(set(events.frame[events.class_index == c].tolist()))
+    present = counts > 0
+    assert abs(np.mean(weights) - 1) < 1e-9
+    order = np.argsort(counts[present])  # rarer classes weigh more
+    assert np.all(np.diff(np.asarray(weights)[present][order]) <= 1e-12)
+    build_loss("adpit_activity", class_weights=weights)  # what loss.params.class_weights: auto builds

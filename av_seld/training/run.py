@@ -209,12 +209,31 @@ def model_params(config: Config, in_channels: int) -> dict[str, Any]:
     return params
 
 
-def build_loss_fn(config: Config, device: torch.device, model: torch.nn.Module):
+def auto_class_weights(clips) -> list[float]:
+    """``loss.params.class_weights: auto``: class-balanced weights from the active label frames of each class in the
+    training clips (:func:`av_seld.losses.class_balanced_weights`)."""
+    from av_seld.losses import class_balanced_weights
+
+    counts = np.zeros(NUM_CLASSES)
+    for entry in clips:
+        events = read_reference_csv(entry.clip.metadata)
+        pairs = np.unique(np.stack([events.frame, events.class_index]), axis=1) if len(events) else np.zeros((2, 0))
+        counts += np.bincount(pairs[1].astype(int), minlength=NUM_CLASSES)[:NUM_CLASSES]
+    return class_balanced_weights(counts)
+
+
+def build_loss_fn(config: Config, device: torch.device, model: torch.nn.Module, train_clips=()):
     """``(loss_fn(output, batch), extra trainable parameters, forward(model, batch))`` for the configured
-    multi-ACCDOA loss, plus distillation from a frozen teacher when ``distill.teacher`` is set."""
+    multi-ACCDOA loss, plus distillation from a frozen teacher when ``distill.teacher`` is set. ``train_clips``:
+    the training set's clip entries (for ``loss.params.class_weights: auto``)."""
     from av_seld.losses import DistillationLoss, build_loss
 
-    base = build_loss(config.loss.name, **config.loss.params)
+    params = dict(config.loss.params)
+    if params.get("class_weights") == "auto":
+        params["class_weights"] = auto_class_weights(train_clips)
+        log.info("class weights from the training split's label frames: %s",
+                 ", ".join(f"{w:.2f}" for w in params["class_weights"]))
+    base = build_loss(config.loss.name, **params)
     if config.distill.teacher is None:
         return (lambda output, batch: base(output, batch["target"])), [], model_forward
     teacher = build_model_from_checkpoint(load_checkpoint(config.distill.teacher), device=device)
@@ -279,7 +298,7 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
         initialise_weights(model.audio, audio_init, what="model.params.audio_state")
     if fresh and config.train.init_from is not None:
         initialise_weights(model, config.train.init_from)
-    loss_fn, extra_params, forward = build_loss_fn(config, device, model)
+    loss_fn, extra_params, forward = build_loss_fn(config, device, model, train_set.clips)
     online = None
     if config.data.online_features:
         online = OnlineFeatures(kind, stats, _spec_augment(config.data), config.train.seed)
