@@ -224,7 +224,7 @@ def test_writer_muxes_audio_with_ffmpeg(tmp_path, codec):
     with VideoWriter(path, 10, (WIDTH, HEIGHT), audio=wav, codec=codec) as writer:
         for frame in _index_frames(10):
             writer.write(frame)
-    assert writer.codec == ("h264" if codec == "auto" else "mp4v") and writer.audio_muxed
+    assert writer.codec == ("h264" if codec == "auto" else "mp4v") and writer.audio_muxed  # mp4v: ffmpeg encodes it
     assert [_decode_index(f) for f in VideoReader(path).read(np.arange(10))] == list(range(10))
     assert decord.AudioReader(str(path)).shape[1] > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "clip.wav"]
@@ -260,3 +260,13 @@ def test_a_failing_writer_leaves_no_file_and_keeps_the_old_one(tmp_path, monkeyp
                     writer.write(frame)
     assert path.read_bytes() == b"the previous video"
     assert sorted(p.name for p in tmp_path.iterdir()) == (["bad.wav", "clip.mp4"] if ffmpeg else ["clip.mp4"])
+
+
+def test_odd_frame_sizes_fall_back_to_mp4v(tmp_path):
+    path = tmp_path / "odd.mp4"
+    with VideoWriter(path, 10, (65, 33)) as writer:
+        for _ in range(3):
+            writer.write(np.full((33, 65, 3), 128, np.uint8))
+    assert writer.codec == "mp4v"
+    size = (65, 33) if HAS_FFMPEG else (64, 32)  # OpenCV's mp4v drops the odd column and row (with a warning)
+    assert video_info(path) == (3, pytest.approx(10), *size)

@@ -18,9 +18,9 @@ and resizes with OpenCV. ``resize="opencv"``: always decode at the source size a
 
 Writing: :class:`VideoWriter` streams frames to a temporary file beside the target and renames it when the last frame
 is in, so a failed or killed run never leaves a half-written video under the target's name. With the system
-``ffmpeg`` binary on ``PATH`` it encodes H.264 (libx264, yuv420p, CRF 18) and can mux a wav in as AAC; without it,
-OpenCV's MPEG-4 part 2 (``mp4v``, the encoder OpenCV's wheels ship) writes the video, silent, and a warning says so
-when audio was asked for.
+``ffmpeg`` binary on ``PATH`` it encodes H.264 (libx264, yuv420p, CRF 18; MPEG-4 part 2 for odd frame sizes) and
+muxes a wav in as AAC in the same pass; without it, OpenCV's MPEG-4 part 2 (``mp4v``, the encoder OpenCV's wheels
+ship) writes the video, silent, and a warning says so when audio was asked for.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ logger = logging.getLogger(__name__)
 BATCH_FRAMES = 64  # frames decoded per get_batch call: 64 × 640 × 320 × 3 bytes ≈ 39 MB
 H264_CRF = 18  # x264 quality: visually lossless for these panoramas, a few times smaller than mp4v at that quality
 H264_PRESET = "fast"
+MP4V_QUALITY = 3  # ffmpeg's mpeg4 -q:v (1 best .. 31)
 AUDIO_BITRATE = "192k"
 _DECORD_ERRORS = (RuntimeError, decord.DECORDError)
 _RESIZE = ("decoder", "opencv")
@@ -251,8 +252,9 @@ class VideoWriter:
     The frames go to a temporary file beside ``path``, renamed to ``path`` when the block ends without an error and
     the encoder finished; otherwise the temporary file is removed and an existing ``path`` is left untouched.
 
-    codec: ``"auto"`` (H.264 through the system ffmpeg when it is on PATH and both sizes are even, else ``mp4v``
-    through OpenCV), ``"h264"`` (needs ffmpeg) or ``"mp4v"``. channels: order of the frames given, ``"rgb"`` (as
+    codec: ``"auto"`` (H.264 when the system ffmpeg is on PATH and both sizes are even, else ``mp4v``), ``"h264"``
+    (needs ffmpeg) or ``"mp4v"`` (MPEG-4 part 2). The system ffmpeg encodes whenever it is on PATH, OpenCV
+    (``mp4v`` only) otherwise. channels: order of the frames given, ``"rgb"`` (as
     :class:`VideoReader` returns them) or ``"bgr"`` (OpenCV's). audio: a sound file muxed in as AAC; needs ffmpeg,
     without it the video is written silent with a warning. After the block: ``codec`` (the one used),
     ``audio_muxed`` and ``num_frames``.
@@ -277,7 +279,6 @@ class VideoWriter:
         self._process: subprocess.Popen | None = None
         self._stderr = None
         self._cv2: cv2.VideoWriter | None = None
-        self._silent: Path | None = None  # the mp4v file ffmpeg muxes the audio into, when both are used
 
     # ------------------------------------------------------------------------------------------- lifecycle
     def __enter__(self) -> VideoWriter:
@@ -310,17 +311,15 @@ class VideoWriter:
                 raise VideoFormatError(self.path, "H.264 needs the ffmpeg binary on PATH")
             if not even:
                 raise VideoFormatError(self.path, f"H.264 (yuv420p) needs even sizes, got {self.width}x{self.height}")
+        if ffmpeg is not None:
             self._start_ffmpeg(ffmpeg)
             return
-        target = self._tmp
         if self.audio is not None:
-            if ffmpeg is None:
-                logger.warning("no ffmpeg binary on PATH: writing %s without the audio of %s", self.path, self.audio)
-            else:
-                fd, name = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".silent.mp4", dir=self._tmp.parent)
-                os.close(fd)
-                self._silent = target = Path(name)
-        self._cv2 = cv2.VideoWriter(os.fspath(target), cv2.VideoWriter_fourcc(*"mp4v"), self.fps,
+            logger.warning("no ffmpeg binary on PATH: writing %s without the audio of %s", self.path, self.audio)
+        if not even:
+            logger.warning("no ffmpeg binary on PATH: OpenCV's mp4v writes %s at %dx%d, not %dx%d", self.path,
+                           self.width // 2 * 2, self.height // 2 * 2, self.width, self.height)
+        self._cv2 = cv2.VideoWriter(os.fspath(self._tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps,
                                     (self.width, self.height))
         if not self._cv2.isOpened():
             raise VideoFormatError(self.path, "OpenCV cannot open an mp4v video writer for this path")
@@ -331,8 +330,11 @@ class VideoWriter:
         if self.audio is not None:
             cmd += ["-i", os.fspath(self.audio), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac",
                     "-b:a", AUDIO_BITRATE]
-        cmd += ["-c:v", "libx264", "-preset", H264_PRESET, "-crf", str(H264_CRF), "-pix_fmt", "yuv420p",
-                os.fspath(self._tmp)]
+        if self.codec == "h264":
+            cmd += ["-c:v", "libx264", "-preset", H264_PRESET, "-crf", str(H264_CRF)]
+        else:  # ffmpeg's own MPEG-4 part 2 encoder, as OpenCV's
+            cmd += ["-c:v", "mpeg4", "-q:v", str(MP4V_QUALITY)]
+        cmd += ["-pix_fmt", "yuv420p", os.fspath(self._tmp)]
         self._stderr = tempfile.TemporaryFile()  # a file, not a pipe: a chatty ffmpeg cannot block on it
         self._process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr)
 
@@ -346,14 +348,9 @@ class VideoWriter:
                 self._close_ffmpeg(abort)
             elif self._cv2 is not None:
                 self._cv2.release()
-                if not abort:
-                    if self.num_frames == 0:
-                        raise VideoFormatError(self.path, "no frame was written")
-                    if self._silent is not None:
-                        self._mux(self._silent)
+                if not abort and self.num_frames == 0:
+                    raise VideoFormatError(self.path, "no frame was written")
         finally:
-            if self._silent is not None:
-                self._silent.unlink(missing_ok=True)
             if self._stderr is not None:
                 self._stderr.close()
         if not abort:
@@ -369,21 +366,12 @@ class VideoWriter:
         if abort:
             process.wait()
             return
-        if process.wait() != 0:
-            raise VideoFormatError(self.path, f"ffmpeg could not encode the video: {self._ffmpeg_error()}")
+        returncode = process.wait()
         if self.num_frames == 0:
             raise VideoFormatError(self.path, "no frame was written")
+        if returncode != 0:
+            raise VideoFormatError(self.path, f"ffmpeg could not encode the video: {self._ffmpeg_error()}")
         self.audio_muxed = self.audio is not None
-
-    def _mux(self, silent: Path) -> None:
-        cmd = [ffmpeg_binary() or "ffmpeg", "-y", "-loglevel", "error", "-i", os.fspath(silent), "-i",
-               os.fspath(self.audio), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac",
-               "-b:a", AUDIO_BITRATE, os.fspath(self._tmp)]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise VideoFormatError(self.audio, f"ffmpeg could not mux this audio into {self.path}: "
-                                               f"{_last_line(done.stderr)}")
-        self.audio_muxed = True
 
     # ------------------------------------------------------------------------------------------- frames
     def write(self, frame: np.ndarray) -> None:
@@ -402,6 +390,7 @@ class VideoWriter:
                 raise VideoFormatError(self.path, f"ffmpeg stopped encoding after {self.num_frames} frames: "
                                                   f"{self._ffmpeg_error()}") from e
         else:
+            frame = np.ascontiguousarray(frame)
             self._cv2.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR) if self.channels == "rgb" else frame)
         self.num_frames += 1
 
