@@ -270,3 +270,23 @@ def test_odd_frame_sizes_fall_back_to_mp4v(tmp_path):
     assert writer.codec == "mp4v"
     size = (65, 33) if HAS_FFMPEG else (64, 32)  # OpenCV's mp4v drops the odd column and row (with a warning)
     assert video_info(path) == (3, pytest.approx(10), *size)
+
+
+def test_only_the_video_module_decodes_or_encodes_video():
+    import ast
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    owner = repo / "av_seld" / "io" / "video.py"
+    for package in ("av_seld", "augment", "tools", "bench"):
+        for path in (repo / package).rglob("*.py"):
+            if path == owner:
+                continue
+            tree = ast.parse(path.read_text(), filename=str(path))
+            imports = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+            imports |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+            codecs = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+                      and node.attr in ("VideoCapture", "VideoWriter", "VideoWriter_fourcc")
+                      and isinstance(node.value, ast.Name) and node.value.id == "cv2"}
+            assert "decord" not in imports and not codecs, f"{path.relative_to(repo)}: read and write video " \
+                                                            "through av_seld.io.video"

@@ -48,8 +48,8 @@ from av_seld.utils.atomic import atomic_path
 logger = logging.getLogger(__name__)
 
 BATCH_FRAMES = 64  # frames decoded per get_batch call: 64 × 640 × 320 × 3 bytes ≈ 39 MB
-H264_CRF = 18  # x264 quality: visually lossless for these panoramas, a few times smaller than mp4v at that quality
-H264_PRESET = "fast"
+H264_CRF = 18  # x264 quality (lower is better)
+H264_PRESET = "veryfast"  # a synthetic 1920x960 clip: 3x smaller than OpenCV's mp4v, +0.8 dB PSNR, half its speed
 MP4V_QUALITY = 3  # ffmpeg's mpeg4 -q:v (1 best .. 31)
 AUDIO_BITRATE = "192k"
 _DECORD_ERRORS = (RuntimeError, decord.DECORDError)
