@@ -42,6 +42,7 @@ from av_seld.errors import InputError
 from av_seld.io.audio import wav_info
 from av_seld.io.labels import read_reference_csv
 from av_seld.io.video import VideoReader, VideoWriter
+from av_seld.utils import sizes
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +59,8 @@ class VideoClipResult:
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """``"640x320"`` → (640, 320); width must be twice the height (equirectangular) and both even (video codecs)."""
-    try:
-        width, height = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"size must look like 640x320, got {text!r}") from None
-    if width <= 0 or height <= 0 or width != 2 * height or height % 2:
-        raise ValueError(f"size must be W x H with W = 2 H and H even, got {text!r}")
-    return width, height
+    """``"640x320"`` → (640, 320): WxH (:func:`av_seld.utils.sizes.parse_size`), W = 2 H, both even (video codecs)."""
+    return tuple(sizes.parse_size(text, equirectangular=True, even=True))
 
 
 def clip_duration_s(root: Path, split: str, name: str, num_label_frames: int) -> float:

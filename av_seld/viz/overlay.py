@@ -336,17 +336,6 @@ def render_overlay_video(
     return OverlayResult(out_path, num_frames, fps, out_size, writer.audio_muxed, snapshots)
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """'WxH' -> (W, H) positive integers."""
-    try:
-        w, h = (int(x) for x in text.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"size must look like 1280x640, got {text!r}") from None
-    if w <= 0 or h <= 0:
-        raise ValueError(f"size must be positive, got {text!r}")
-    return w, h
-
-
 def parse_times(text: str) -> list[float]:
     """'1.5,3,10' -> [1.5, 3.0, 10.0] seconds."""
     try:
