@@ -171,6 +171,11 @@ def test_reader_batches_by_index_and_resizes_either_way(videos):
         seen += [_decode_index(f) for f in frames]
         assert seen[-len(indices):] == indices.tolist()
     assert seen == list(range(5, num_frames))
+    seen = []
+    for indices, frames in reader.batches(batch_frames=10):  # sequential decoding, with random reads in between
+        np.testing.assert_array_equal(frames, reader.read(indices))
+        seen += [_decode_index(f) for f in frames]
+    assert seen == list(range(num_frames))
     for resize in ("decoder", "opencv"):
         small = VideoReader(path, 48, 24, resize=resize).read([0, 7, 3])  # 48: decord's garbled width
         assert small.shape == (3, 24, 48, 3) and [_decode_index(f) for f in small] == [0, 7, 3]

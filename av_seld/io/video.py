@@ -148,6 +148,7 @@ class VideoReader:
         self.width, self.height = int(width), int(height)
         self.fps = float(self._reader.get_avg_fps())
         self.num_frames = len(self._reader)
+        self._cursor: int | None = None  # the frame the decoder's next() returns, when known
 
     def __len__(self) -> int:
         return self.num_frames
@@ -155,6 +156,7 @@ class VideoReader:
     def read(self, indices) -> np.ndarray:
         """uint8 (len(indices), height, width, 3) RGB: the frames with these indices (each in 0 .. len - 1)."""
         indices = [int(k) for k in np.asarray(indices).reshape(-1)]
+        self._cursor = None  # get_batch moves the decoder: the next sequential batch seeks again
         if not indices:
             return np.zeros((0, self.height, self.width, 3), np.uint8)
         try:
@@ -166,11 +168,25 @@ class VideoReader:
 
     def batches(self, start: int = 0, stop: int | None = None,
                 batch_frames: int = BATCH_FRAMES) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """``(indices, frames)`` for frames ``start .. stop - 1`` (default: to the end), ``batch_frames`` at a time."""
+        """``(indices, frames)`` for frames ``start .. stop - 1`` (default: to the end), ``batch_frames`` at a time.
+
+        Decodes sequentially (one seek, then frame after frame): several times faster than :meth:`read` of the
+        same frames, which seeks for every batch. The frames are the same.
+        """
         stop = self.num_frames if stop is None else min(stop, self.num_frames)
         for first in range(start, stop, batch_frames):
             indices = np.arange(first, min(first + batch_frames, stop))
-            yield indices, self.read(indices)
+            try:
+                if self._cursor != first:  # first batch, or someone read elsewhere in between
+                    self._reader.seek_accurate(first)
+                frames = [_to_numpy(self._reader.next()) for _ in indices]
+            except (*_DECORD_ERRORS, StopIteration) as e:
+                self._cursor = None
+                raise VideoFormatError(self.path, f"cannot decode frames {first}..{indices[-1]}: {_reason(e)}") \
+                    from e
+            self._cursor = indices[-1] + 1
+            batch = np.stack(frames)
+            yield indices, resize_frames(batch, self.width, self.height) if self._resize else batch
 
     def read_label_frames(self, label_frames, wanted=None) -> tuple[np.ndarray, np.ndarray]:
         """``(frames uint8 (N, height, width, 3) RGB, valid bool (N,))`` for label frames ``label_frames`` (N,).
