@@ -295,3 +295,16 @@ def test_only_the_video_module_decodes_or_encodes_video():
                       and isinstance(node.value, ast.Name) and node.value.id == "cv2"}
             assert "decord" not in imports and not codecs, f"{path.relative_to(repo)}: read and write video " \
                                                             "through av_seld.io.video"
+
+
+@needs_ffmpeg
+def test_an_ffmpeg_without_libx264_writes_mp4v(tmp_path, monkeypatch):
+    monkeypatch.setattr("av_seld.io.video._has_libx264", lambda ffmpeg: False)
+    with VideoWriter(tmp_path / "clip.mp4", 10, (WIDTH, HEIGHT)) as writer:
+        for frame in _index_frames(3):
+            writer.write(frame)
+    assert writer.codec == "mp4v" and video_info(tmp_path / "clip.mp4")[0] == 3
+    with pytest.raises(VideoFormatError, match="libx264"):
+        with VideoWriter(tmp_path / "h264.mp4", 10, (WIDTH, HEIGHT), codec="h264"):
+            pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]

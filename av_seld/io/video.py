@@ -26,6 +26,7 @@ ship) writes the video, silent, and a warning says so when audio was asked for.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import shutil
@@ -248,6 +249,16 @@ def ffmpeg_binary() -> str | None:
     return shutil.which("ffmpeg")
 
 
+@functools.lru_cache(maxsize=4)
+def _has_libx264(ffmpeg: str) -> bool:
+    """Whether this ffmpeg build has the libx264 encoder (Debian's and most builds do; minimal ones may not)."""
+    try:
+        done = subprocess.run([ffmpeg, "-hide_banner", "-encoders"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0 and " libx264 " in done.stdout
+
+
 def _rate(fps: float) -> str:
     """ffmpeg's frame rate argument: 30 -> '30', 29.97 -> '2997/100', 30000/1001 -> '30000/1001'."""
     return str(Fraction(fps).limit_denominator(100_000))
@@ -268,12 +279,11 @@ class VideoWriter:
     The frames go to a temporary file beside ``path``, renamed to ``path`` when the block ends without an error and
     the encoder finished; otherwise the temporary file is removed and an existing ``path`` is left untouched.
 
-    codec: ``"auto"`` (H.264 when the system ffmpeg is on PATH and both sizes are even, else ``mp4v``), ``"h264"``
-    (needs ffmpeg) or ``"mp4v"`` (MPEG-4 part 2). The system ffmpeg encodes whenever it is on PATH, OpenCV
-    (``mp4v`` only) otherwise. channels: order of the frames given, ``"rgb"`` (as
-    :class:`VideoReader` returns them) or ``"bgr"`` (OpenCV's). audio: a sound file muxed in as AAC; needs ffmpeg,
-    without it the video is written silent with a warning. After the block: ``codec`` (the one used),
-    ``audio_muxed`` and ``num_frames``.
+    codec: ``"auto"`` (H.264 when the system ffmpeg is on PATH, has libx264 and both sizes are even, else
+    ``mp4v``), ``"h264"`` (needs ffmpeg) or ``"mp4v"`` (MPEG-4 part 2). The system ffmpeg encodes whenever it is on
+    PATH, OpenCV (``mp4v`` only) otherwise. channels: order of the frames given, ``"rgb"`` (as :class:`VideoReader`
+    returns them) or ``"bgr"`` (OpenCV's). audio: a sound file muxed in as AAC; needs ffmpeg, without it the video
+    is written silent with a warning. After the block: ``codec`` (the one used), ``audio_muxed`` and ``num_frames``.
     """
 
     def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int], *,
@@ -321,10 +331,12 @@ class VideoWriter:
         ffmpeg = ffmpeg_binary()
         even = self.width % 2 == 0 and self.height % 2 == 0
         if self.codec == "auto":
-            self.codec = "h264" if ffmpeg is not None and even else "mp4v"
+            self.codec = "h264" if ffmpeg is not None and even and _has_libx264(ffmpeg) else "mp4v"
         if self.codec == "h264":
             if ffmpeg is None:
                 raise VideoFormatError(self.path, "H.264 needs the ffmpeg binary on PATH")
+            if not _has_libx264(ffmpeg):
+                raise VideoFormatError(self.path, f"H.264 needs an ffmpeg with libx264; {ffmpeg} has none")
             if not even:
                 raise VideoFormatError(self.path, f"H.264 (yuv420p) needs even sizes, got {self.width}x{self.height}")
         if ffmpeg is not None:
