@@ -171,7 +171,7 @@ class VideoReader:
                 batch_frames: int = BATCH_FRAMES) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """``(indices, frames)`` for frames ``start .. stop - 1`` (default: to the end), ``batch_frames`` at a time.
 
-        Decodes sequentially (one seek, then frame after frame): several times faster than :meth:`read` of the
+        Decodes sequentially (one seek, then frame after frame): about twice as fast as :meth:`read` of the
         same frames, which seeks for every batch. The frames are the same.
         """
         stop = self.num_frames if stop is None else min(stop, self.num_frames)
