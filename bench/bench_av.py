@@ -19,7 +19,7 @@ random YOLO weights unless the recipe names a local ``.pt``; inputs are random (
 Each timing is the best of ``--repeats`` runs after ``--warmup`` untimed ones (other jobs on a shared machine only
 add time).
 
-    python bench/bench_av.py [--config configs/av_conformer.yaml] [--device cpu|cuda] [--frame-size 320 640]
+    python bench/bench_av.py [--config configs/av_conformer.yaml] [--device cpu|cuda] [--frame-size 640x320]
                              [--batch 16] [--seconds 5] [--infer-seconds 60] [--threads N] [--repeats 1]
                              [--warmup 1] [--skip-live-train]
 """
@@ -40,6 +40,7 @@ from av_seld.config import load_config
 from av_seld.models import build_model
 from av_seld.training.inference import predict_clip
 from av_seld.training.run import build_loss_fn, model_params
+from av_seld.utils.sizes import SizeAction, SizeHelpFormatter
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -186,11 +187,12 @@ def bench_training(model, config, args, device: torch.device) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=SizeHelpFormatter)
     parser.add_argument("--config", default=str(ROOT / "configs" / "av_conformer.yaml"))
     parser.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
-    parser.add_argument("--frame-size", type=int, nargs=2, metavar=("H", "W"), default=None,
-                        help="video frame size (default: the recipe's data.video_size, 320 640)")
+    parser.add_argument("--frame-size", action=SizeAction, legacy_pair=True, metavar="WxH", default=None,
+                        checks=dict(multiple=32, equirectangular=True),
+                        help="video frame size, width first (default: the recipe's data.video_size, 640x320)")
     parser.add_argument("--batch", type=int, default=16, help="training batch size in clips (default 16)")
     parser.add_argument("--seconds", type=float, default=5.0, help="training clip length in seconds (default 5)")
     parser.add_argument("--infer-seconds", type=float, default=60.0,
@@ -206,13 +208,13 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     config = load_config(args.config)
-    if args.frame_size is None:
-        args.frame_size = tuple(config.data.video_size)
+    # from here on (height, width), as the model takes it
+    args.frame_size = tuple(config.data.video_size) if args.frame_size is None else args.frame_size.hw
     if config.model.name != "av_conformer":
         parser.error(f"{args.config} builds {config.model.name}, not av_conformer")
     extractor = feats.FeatureExtractor(config.data.features).to(device)
     params = model_params(config, feats.feature_spec(config.data.features).num_channels)
-    params["frame_size"] = tuple(args.frame_size)
+    params["frame_size"] = args.frame_size
     torch.manual_seed(0)
     model = build_model(config.model.name, **params).to(device)
     window = int(round(config.data.chunk_s * timing.LABEL_FRAMES_PER_SECOND))
@@ -221,7 +223,7 @@ def main() -> None:
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {os.cpu_count()} cores"
     print(f"av_conformer from {Path(args.config).name}: {params['audio_model']} + {params['visual_model']} "
           f"({'frozen' if params.get('freeze_visual', True) else 'trained'}), {total / 1e6:.2f} M parameters "
-          f"({trainable / 1e6:.2f} M trainable), frames {args.frame_size[0]}x{args.frame_size[1]}, "
+          f"({trainable / 1e6:.2f} M trainable), frames {args.frame_size[1]}x{args.frame_size[0]}, "
           f"features {config.data.features}")
     print(f"torch {torch.__version__} on {device_name}, {torch.get_num_threads()} threads, best of {args.repeats} "
           f"after {args.warmup} warm-up")

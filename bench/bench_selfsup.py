@@ -30,6 +30,7 @@ import torch
 
 from av_seld.config import Config
 from av_seld.demo import SPLITS, DemoSize, demo_config, synthesize_data
+from av_seld.utils.sizes import Size, SizeAction, SizeHelpFormatter
 
 
 def label_directions(root: Path, split: str, entries) -> list[dict[int, np.ndarray]]:
@@ -90,13 +91,17 @@ def av_config(root: Path, run_root: Path, name: str, size: DemoSize, seed: int,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    class Formatter(SizeHelpFormatter, argparse.RawDescriptionHelpFormatter):
+        pass
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=Formatter)
     parser.add_argument("--out", default="runs/bench_selfsup")
     parser.add_argument("--train-clips", type=int, default=16)
     parser.add_argument("--val-clips", type=int, default=2)
     parser.add_argument("--test-clips", type=int, default=4)
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per clip")
-    parser.add_argument("--frame-size", type=int, nargs=2, default=[128, 256])
+    parser.add_argument("--frame-size", action=SizeAction, legacy_pair=True, metavar="WxH", default=Size(256, 128),
+                        checks=dict(multiple=32, equirectangular=True), help="width first (default %(default)s)")
     parser.add_argument("--pretrain-steps", type=int, default=300)
     parser.add_argument("--pretrain-batch", type=int, default=32)
     parser.add_argument("--av-epochs", type=int, default=24)
@@ -114,7 +119,7 @@ def main() -> None:
 
     out = Path(args.out)
     root = out / "data"
-    frame_size = tuple(args.frame_size)
+    frame_size = args.frame_size.hw  # (H, W)
     counts = {"train": args.train_clips, "val": args.val_clips, "test": args.test_clips}
     size = DemoSize(train_clips=args.train_clips, val_clips=args.val_clips, test_clips=args.test_clips,
                     duration_s=args.duration, frame_size=frame_size, epochs=args.av_epochs)

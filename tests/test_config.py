@@ -107,3 +107,17 @@ def test_spec_augment_keys_reach_the_masks():
                          ["data.cutouts=2", "data.time_masks=3", "data.freq_masks=1"])
     masks = _spec_augment(config.data)
     assert (masks.cutouts, masks.time_masks, masks.freq_masks) == (2, 3, 1) and masks.enabled
+
+
+def test_av_frame_size_and_video_size_cannot_disagree():
+    from av_seld.training.run import model_params
+
+    demo = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+    same = load_config(demo, ["data.video_size=[64,128]", "model.params.frame_size=[64,128]"])
+    assert model_params(same, 7)["frame_size"] == (64, 128)
+    unset = load_config(demo, ["data.video_size=[64,128]"])
+    unset.model.params.pop("frame_size")
+    assert model_params(unset, 7)["frame_size"] == (64, 128)  # the model takes the frames the dataset reads
+    differ = load_config(demo, ["data.video_size=[64,128]"])  # demo.yaml's model.params.frame_size is [128, 256]
+    with pytest.raises(ConfigError, match=r"model\.params\.frame_size \[128, 256\].*data\.video_size \[64, 128\]"):
+        model_params(differ, 7)

@@ -275,7 +275,7 @@ def test_precompute_visual_caches_resumes_and_matches_the_encoder(av_dataset, ca
     from av_seld.io.video import read_video_at_label_rate
 
     root, split = av_dataset
-    args = ["precompute-visual", str(root), "--size", f"{H}x{W}", "--grid", "2x4", "--split", split]
+    args = ["precompute-visual", str(root), "--size", f"{W}x{H}", "--grid", "4x2", "--split", split]
     assert main(args) == 0
     assert "1 clips cached, 0 already cached, 1 without video" in capsys.readouterr().out
     folder = cache_dir(VisualCacheSpec(frame_size=(H, W), token_grid=GRID), root)
@@ -304,7 +304,7 @@ def test_precompute_visual_caches_resumes_and_matches_the_encoder(av_dataset, ca
 def test_precompute_visual_rejects_bad_sizes_and_missing_weights(av_dataset, capsys):
     root, _ = av_dataset
     with pytest.raises(SystemExit) as exit_info:
-        main(["precompute-visual", str(root), "--size", "70x140"])
+        main(["precompute-visual", str(root), "--size", "140x70"])
     assert exit_info.value.code == 2
     assert "multiples of 32" in capsys.readouterr().err
     assert main(["precompute-visual", str(root), "--weights", str(root / "missing.pt")]) == 2

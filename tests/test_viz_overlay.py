@@ -169,8 +169,8 @@ def test_audio_without_ffmpeg_warns_and_writes_the_video(tmp_path, monkeypatch, 
     video = write_video(tmp_path / "clip.mp4")
     wav = tmp_path / "clip.wav"
     write_wav(wav, np.zeros((4, 2 * timing.SAMPLE_RATE), np.float32))
-    monkeypatch.setattr("av_seld.viz.overlay.shutil.which", lambda name: None)
-    with caplog.at_level(logging.WARNING, logger="av_seld.viz.overlay"):
+    monkeypatch.setattr("av_seld.io.video.shutil.which", lambda name: None)
+    with caplog.at_level(logging.WARNING, logger="av_seld.io.video"):
         result = render_overlay_video(video, tmp_path / "o.mp4", static_events(0, 0, 0), audio_path=wav)
     assert not result.audio_muxed
     assert "without the audio" in caplog.text and "ffmpeg" in caplog.text

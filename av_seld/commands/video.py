@@ -69,8 +69,8 @@ def register(subparsers) -> None:
     p.add_argument("--background", metavar="PANORAMA_OR_VIDEO_DIR",
                    help="an equirectangular panorama or 360° video without events, or a folder of them (one drawn per "
                         "clip); default: a procedural room")
-    p.add_argument("--size", default="1920x960", metavar="WxH", help="frame size, W = 2 H (default 1920x960; 640x320 "
-                   "for quick runs)")
+    p.add_argument("--size", default="1920x960", metavar="WxH", help="frame size, width first (like ffmpeg), W = 2 H "
+                   "(default 1920x960; 640x320 for quick runs)")
     p.add_argument("--fps", type=float, default=30.0, help="frames per second (default 30)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--silent-objects", type=float, default=0.0, metavar="PER_MINUTE",

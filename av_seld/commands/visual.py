@@ -5,24 +5,7 @@ from __future__ import annotations
 import argparse
 
 from av_seld.geometry import DEFAULT_FRAME_SIZE
-
-
-def _pair(text: str, *, multiple: int = 1) -> tuple[int, int]:
-    """``"320x640"`` -> (320, 640); both positive multiples of ``multiple``."""
-    try:
-        rows, cols = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected ROWSxCOLS such as 320x640, got {text!r}") from None
-    if rows <= 0 or cols <= 0 or rows % multiple or cols % multiple:
-        raise argparse.ArgumentTypeError(f"{text}: both sizes must be positive multiples of {multiple}")
-    return rows, cols
-
-
-def _frame_size(text: str) -> tuple[int, int]:
-    height, width = _pair(text, multiple=32)
-    if width != 2 * height:
-        raise argparse.ArgumentTypeError(f"{text}: an equirectangular frame is twice as wide as it is high")
-    return height, width
+from av_seld.utils.sizes import Size, SizeAction
 
 
 def cmd_precompute_visual(args: argparse.Namespace) -> int:
@@ -31,7 +14,7 @@ def cmd_precompute_visual(args: argparse.Namespace) -> int:
     from av_seld.data.visual_cache import VisualCacheSpec, cache_dir, precompute_visual_features
     from av_seld.io.dataset import index_dataset
 
-    spec = VisualCacheSpec(model=args.model, weights=args.weights, frame_size=args.size, token_grid=args.grid,
+    spec = VisualCacheSpec(model=args.model, weights=args.weights, frame_size=args.size.hw, token_grid=args.grid.hw,
                            circular_padding=not args.no_circular, seed=args.seed)
     folder = cache_dir(spec, args.dataset_root, args.out)
     num_clips = len(index_dataset(args.dataset_root, splits=None if args.split is None else [args.split]).clips)
@@ -61,10 +44,13 @@ def register(subparsers) -> None:
     p.add_argument("dataset_root", metavar="DATASET_ROOT")
     p.add_argument("--weights", metavar="PATH", help="local ultralytics .pt checkpoint of --model")
     p.add_argument("--model", default="yolo11n", help="yolo11{n,s,m} or yolov8{n,s,m} (default yolo11n)")
-    p.add_argument("--size", type=_frame_size, default=DEFAULT_FRAME_SIZE, metavar="HxW",
-                   help="frame size in pixels, multiples of 32 (default %dx%d)" % DEFAULT_FRAME_SIZE)
-    p.add_argument("--grid", type=_pair, default=(5, 10), metavar="ROWSxCOLS",
-                   help="token grid each feature map is pooled to (default 5x10)")
+    p.add_argument("--size", action=SizeAction, default=Size(*DEFAULT_FRAME_SIZE[::-1]), metavar="WxH",
+                   checks=dict(multiple=32, equirectangular=True, legacy_hxw=True),
+                   help="frame size in pixels, width first (like ffmpeg), W = 2 H, multiples of 32 "
+                        "(default %(default)s)")
+    p.add_argument("--grid", action=SizeAction, grid=True, default=Size(10, 5), metavar="COLSxROWS",
+                   checks=dict(legacy_rows_first=True),
+                   help="token grid each feature map is pooled to, columns first (default %(default)s)")
     p.add_argument("--split", metavar="NAME", help="only this split (default: all)")
     p.add_argument("--out", metavar="CACHE", help="cache folder (default DATASET_ROOT/visual_features)")
     p.add_argument("--no-circular", action="store_true", help="zero padding at the seam instead of circular")

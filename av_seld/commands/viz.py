@@ -15,10 +15,11 @@ def cmd_visualize(args: argparse.Namespace) -> int:
 
     from av_seld.io.labels import read_prediction_csv, read_reference_csv
     from av_seld.io.video import video_info
-    from av_seld.viz.overlay import parse_size, parse_times, render_overlay_video
+    from av_seld.utils.sizes import parse_size
+    from av_seld.viz.overlay import parse_times, render_overlay_video
 
     try:
-        size = parse_size(args.size) if args.size else None
+        size = parse_size(args.size, option="--size") if args.size else None
         times = parse_times(args.snapshot_times) if args.snapshot_times else []
     except ValueError as e:
         raise InputError(None, str(e)) from None
@@ -61,7 +62,8 @@ def register(subparsers) -> None:
     p.add_argument("--ref", metavar="REF.csv", help="reference CSV, drawn as rings")
     p.add_argument("--audio", metavar="CLIP.wav", help="audio to mux into the output (needs ffmpeg on PATH)")
     p.add_argument("--out", required=True, metavar="OUT.mp4")
-    p.add_argument("--size", metavar="WxH", help="panorama size in the output (default: the video's)")
+    p.add_argument("--size", metavar="WxH", help="panorama size in the output, width first (like ffmpeg; default: the "
+                   "video's)")
     p.add_argument("--trail", type=float, default=1.0, metavar="SECONDS", help="trail length (default 1 s; 0: none)")
     p.add_argument("--snapshots", type=int, default=0, metavar="N", help="also save N evenly spaced frames as PNG")
     p.add_argument("--snapshot-times", metavar="T1,T2", help="also save the frames at these times (seconds) as PNG")

@@ -9,9 +9,9 @@ both formats can be expanded into one root. ``acs00`` is the identity (a copy of
 - wav: the 16-bit samples are permuted (and for FOA sign-flipped) exactly; only a sample of −32768 negated
   saturates to +32767.
 - csv: azimuth and elevation transformed (integer degrees stay integers), azimuth wrapped to [-180, 180).
-- mp4: decoded frame by frame, moved by exact pixel operations, re-encoded (MPEG-4 part 2 "mp4v", the encoder
-  OpenCV's wheels ship) at the source frame rate and size: streamed, one decode for all of a clip's transforms.
-  The re-encoding is lossy, so the pixels are exact only up to the codec.
+- mp4: decoded in small batches, moved by exact pixel operations, re-encoded at the source frame rate and size
+  through :mod:`av_seld.io.video` (H.264 when the system ffmpeg is installed, else MPEG-4 part 2 "mp4v"): streamed,
+  one decode for all of a clip's transforms. The re-encoding is lossy, so the pixels are exact only up to the codec.
 
 Resumable: every file is written to a temporary name and renamed; a transformed clip whose files all exist is
 skipped. Clips run in parallel over a process pool.
@@ -19,6 +19,7 @@ skipped. Clips run in parallel over a process pool.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -36,9 +37,11 @@ from av_seld.errors import InputError, VideoFormatError
 from av_seld.io.audio import read_wav, wav_info, write_wav
 from av_seld.io.dataset import Clip, index_dataset
 from av_seld.io.labels import read_reference_csv, write_reference_csv
-from av_seld.utils.atomic import atomic_path
+from av_seld.io.video import VideoReader, VideoWriter
 
 log = logging.getLogger(__name__)
+
+DECODE_BATCH = 8  # source frames decoded at a time: 8 × 1920 × 960 × 3 bytes ≈ 44 MB
 
 
 @dataclass(frozen=True)
@@ -105,41 +108,17 @@ def _paths(out_root: Path, clip: Clip, format: str, transform: ChannelSwap, vide
 
 def _transform_video(source: Path, targets: list[tuple[ChannelSwap, Path]]) -> None:
     """Decode ``source`` once and write each transform's video, frame by frame, atomically."""
-    import contextlib
-
-    import cv2
-
-    capture = cv2.VideoCapture(str(source))
-    if not capture.isOpened():
-        raise VideoFormatError(source, "cannot be read as a video")
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
-    if not fps > 0 or width <= 0 or height <= 0:
-        raise VideoFormatError(source, f"cannot be read as a video: {width}x{height} at {fps} fps")
+    reader = VideoReader(source)
+    width, height = reader.width, reader.height
     if width % 4 and any(t.geometric_map[1] % 4 for t, _ in targets):
         raise VideoFormatError(source, f"width {width} is not divisible by 4, as a 90° roll of the frame needs")
-    with contextlib.ExitStack() as stack:
-        writers = []
-        for transform, path in targets:
-            tmp = stack.enter_context(atomic_path(path))  # renamed only if every frame was written
-            writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-            if not writer.isOpened():
-                raise RuntimeError(f"{path}: OpenCV cannot open an mp4v video writer")
-            stack.callback(writer.release)
-            writers.append((transform, writer))
-        num_frames = 0
-        while True:
-            ok, frame = capture.read()  # BGR; the pixel moves do not care about channel order
-            if not ok:
-                break
-            num_frames += 1
-            for transform, writer in writers:
-                writer.write(transform.frames(frame))
-        capture.release()
-        if num_frames == 0:
-            raise VideoFormatError(source, "no frame could be decoded")
-        for _, writer in writers:
-            writer.release()  # finish the files before atomic_path renames them
+    with contextlib.ExitStack() as stack:  # every file is renamed only if every frame of every file was written
+        writers = [(transform, stack.enter_context(VideoWriter(path, reader.fps, (width, height))))
+                   for transform, path in targets]
+        for _, frames in reader.batches(batch_frames=DECODE_BATCH):
+            for frame in frames:  # RGB; the pixel moves do not care about channel order
+                for transform, writer in writers:
+                    writer.write(transform.frames(frame))
 
 
 def expand_clip(clip: Clip, *, out_root: Path, format: str, mode: str, values: tuple[int, ...], seed: int,

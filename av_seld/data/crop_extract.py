@@ -19,16 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import decord
 import numpy as np
 
 from augment.crops import INDEX_COLUMNS, INDEX_NAME, write_crop
 from augment.mosaic import extract_perspective
 from av_seld import timing
-from av_seld.errors import VideoFormatError
 from av_seld.geometry import angular_distance_xyz_deg
 from av_seld.io.dataset import index_dataset
 from av_seld.io.labels import Events, read_reference_csv
+from av_seld.io.video import VideoReader
 from av_seld.utils.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -134,17 +133,12 @@ def extract_crops(dataset_root: str | os.PathLike, out_dir: str | os.PathLike, *
 def _iter_frames(path: Path, label_frames: list[int]) -> Iterator[tuple[int, np.ndarray]]:
     """``(label frame, RGB frame (H, W, 3))`` for the sorted ``label_frames`` whose video frame (the timing module's
     choice) lies inside the video; one decoded frame at a time, so memory does not grow with the number of crops."""
-    try:
-        reader = decord.VideoReader(str(path))
-    except (RuntimeError, decord.DECORDError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise VideoFormatError(path, f"cannot be read as a video: {reason}") from e
-    fps, count = float(reader.get_avg_fps()), len(reader)
+    reader = VideoReader(path)
+    fps, count = reader.fps, len(reader)
     indices = timing.video_frame_for_label_frame(np.asarray(label_frames), fps)
     outside = int((indices >= count).sum())
     if outside:
         log.warning("%s: %d label frames lie past the video's end (%d frames)", path, outside, count)
     for n, k in zip(label_frames, indices.tolist()):
         if k < count:
-            frame = reader[k]
-            yield n, frame.asnumpy() if hasattr(frame, "asnumpy") else np.asarray(frame)
+            yield n, reader.read([k])[0]

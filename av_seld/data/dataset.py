@@ -31,7 +31,7 @@ import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -40,11 +40,14 @@ import torch
 from av_seld import features as feats
 from av_seld import geometry, timing
 from av_seld.data.feature_cache import FeatureStats, clip_cache_path, is_train_split, read_cache_meta
-from av_seld.errors import AudioFormatError, InputError, VideoFormatError
+from av_seld.errors import AudioFormatError, InputError
 from av_seld.io.audio import wav_info
 from av_seld.io.dataset import Clip, index_dataset
 from av_seld.io.labels import Events, read_reference_csv
 from av_seld.targets import events_to_adpit, events_to_multi_accdoa
+
+if TYPE_CHECKING:
+    from av_seld.io.video import VideoReader
 
 log = logging.getLogger(__name__)
 
@@ -121,49 +124,6 @@ class SpecAugment:
         for frames, bins in self.regions(out.shape[1], out.shape[2], rng):
             out[:, frames, bins] = self.value
         return out
-
-
-# ------------------------------------------------------------------------------------------------------- video
-
-
-class _ChunkVideoReader:
-    """Frames of one video at given label frames, resized to (height, width); decord with an OpenCV fallback."""
-
-    def __init__(self, path: Path, height: int, width: int):
-        from av_seld.io.video import _open  # decord reader with the library's error messages
-
-        self.path, self.size = path, (height, width)
-        self.reader = _open(path, width, height)
-        self.resize = False
-        if self.reader[0].shape != (height, width, 3):  # decord's row-padding bug (see av_seld.io.video)
-            self.reader = _open(path)
-            self.resize = True
-        self.fps = float(self.reader.get_avg_fps())
-        self.num_frames = len(self.reader)
-
-    def read(self, label_frames: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(frames uint8 (N, H, W, 3), valid bool (N,))`` for label frames where ``wanted``; black elsewhere."""
-        import cv2
-
-        from av_seld.io.video import _DECORD_ERRORS, _reason, _to_numpy
-
-        height, width = self.size
-        index = timing.video_frame_for_label_frame(label_frames, self.fps)
-        valid = wanted & (index < self.num_frames)
-        frames = np.zeros((len(label_frames), height, width, 3), dtype=np.uint8)
-        if valid.any():
-            unique, inverse = np.unique(index[valid], return_inverse=True)
-            try:
-                batch = _to_numpy(self.reader.get_batch(unique.tolist()))
-            except _DECORD_ERRORS as e:
-                raise VideoFormatError(self.path, f"cannot decode frames {unique[0]}..{unique[-1]}: {_reason(e)}") \
-                    from e
-            if self.resize:
-                shrink = width * height < batch.shape[1] * batch.shape[2]
-                interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-                batch = np.stack([cv2.resize(f, (width, height), interpolation=interpolation) for f in batch])
-            frames[valid] = batch[inverse]
-        return frames, valid
 
 
 # ----------------------------------------------------------------------------------------------------- dataset
@@ -289,7 +249,7 @@ class SeldDataset(torch.utils.data.Dataset):
         self._pid = os.getpid()
         self._events: dict[int, Events] = {}
         self._memmaps: dict[int, np.ndarray] = {}
-        self._videos: OrderedDict[Path, _ChunkVideoReader] = OrderedDict()
+        self._videos: OrderedDict[Path, VideoReader] = OrderedDict()
         self._extractor: feats.FeatureExtractor | None = None
 
     def __getstate__(self) -> dict:
@@ -373,13 +333,15 @@ class SeldDataset(torch.utils.data.Dataset):
         path = entry.clip.video
         reader = self._videos.get(path)
         if reader is None:
-            reader = _ChunkVideoReader(path, height, width)
+            from av_seld.io.video import VideoReader  # decord is imported only by datasets that read video
+
+            reader = VideoReader(path, width, height)
             self._videos[path] = reader
             while len(self._videos) > self.video_cache_size:
                 self._videos.popitem(last=False)
         else:
             self._videos.move_to_end(path)
-        return reader.read(np.arange(start, start + self.chunk_frames), label_mask)
+        return reader.read_label_frames(np.arange(start, start + self.chunk_frames), label_mask)
 
     # ------------------------------------------------------------------------------------------------- sample
 

@@ -9,8 +9,9 @@ room (default), a panorama image (one file, or a folder of them: one drawn per c
 (a video file, or a folder of them: one drawn per clip, starting at a random frame, looped).
 
 Each clip is rendered from generators seeded with ``[seed, crc32(clip name)]``, so its frames depend only on the
-seed and the clip, not on the worker count. Frames stream to ``cv2.VideoWriter`` (mp4v) under a temporary name that
-is renamed at the end: memory does not grow with the clip's length, and a killed run leaves no half-written file.
+seed and the clip, not on the worker count. Frames stream to :class:`av_seld.io.video.VideoWriter` (H.264 through the
+system ffmpeg, else mp4v) under a temporary name that is renamed at the end: memory does not grow with the clip's
+length, and a killed run leaves no half-written file.
 Resumable: clips whose video exists are skipped.
 """
 
@@ -37,15 +38,15 @@ from augment.mosaic import MosaicConfig, plan_segments, procedural_room, render_
 from augment.visibility import VisibilityConfig, visible_rows
 from av_seld import timing
 from av_seld.classes import CLASS_NAMES
-from av_seld.errors import InputError, VideoFormatError
+from av_seld.errors import InputError
 from av_seld.io.audio import wav_info
 from av_seld.io.labels import read_reference_csv
-from av_seld.utils.atomic import atomic_path
+from av_seld.io.video import VideoReader, VideoWriter
+from av_seld.utils import sizes
 
 log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm"}
-FOURCC = "mp4v"
 
 
 @dataclass(frozen=True)
@@ -58,14 +59,8 @@ class VideoClipResult:
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """``"640x320"`` → (640, 320); width must be twice the height (equirectangular) and both even (video codecs)."""
-    try:
-        width, height = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"size must look like 640x320, got {text!r}") from None
-    if width <= 0 or height <= 0 or width != 2 * height or height % 2:
-        raise ValueError(f"size must be W x H with W = 2 H and H even, got {text!r}")
-    return width, height
+    """``"640x320"`` → (640, 320): WxH (:func:`av_seld.utils.sizes.parse_size`), W = 2 H, both even (video codecs)."""
+    return tuple(sizes.parse_size(text, equirectangular=True, even=True))
 
 
 def clip_duration_s(root: Path, split: str, name: str, num_label_frames: int) -> float:
@@ -110,24 +105,12 @@ def _read_panorama(path: Path, width: int, height: int) -> np.ndarray:
 
 def _video_frames(path: Path, width: int, height: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
     """BGR frames of a 360° video from a random start, resized to width × height, looping forever."""
-    capture = cv2.VideoCapture(str(path))
-    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    if not capture.isOpened() or count <= 0:
-        raise VideoFormatError(path, "cannot be read as a video")
-    capture.set(cv2.CAP_PROP_POS_FRAMES, int(rng.integers(count)))
-    try:
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-                ok, frame = capture.read()
-                if not ok:
-                    raise VideoFormatError(path, "no frame could be decoded")
-            if frame.shape[:2] != (height, width):
-                frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
-            yield frame
-    finally:
-        capture.release()
+    reader = VideoReader(path, width, height, resize="opencv")
+    start = int(rng.integers(len(reader)))
+    while True:
+        for _, batch in reader.batches(start, batch_frames=8):
+            yield from (cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) for rgb in batch)
+        start = 0
 
 
 def backgrounds_for_clip(background: str | os.PathLike | None, width: int, height: int,
@@ -187,15 +170,9 @@ def render_clip_video(metadata_path: Path, out_path: Path, *, root: Path, split:
                              width=width, config=config, bgr=True)
     frames = render_mosaic_frames(segments, backgrounds_for_clip(background, width, height, background_rng),
                                   num_frames, fps, config)
-    with atomic_path(out_path) as tmp:
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*FOURCC), fps, (width, height))
-        if not writer.isOpened():
-            raise OSError(f"{out_path}: OpenCV cannot open an {FOURCC} video writer")
-        try:
-            for frame in frames:
-                writer.write(frame)
-        finally:
-            writer.release()
+    with VideoWriter(out_path, fps, (width, height), channels="bgr") as writer:
+        for frame in frames:
+            writer.write(frame)
     return VideoClipResult(name, False, num_frames, len(segments), time.perf_counter() - start)
 
 

@@ -204,6 +204,9 @@ def model_params(config: Config, in_channels: int) -> dict[str, Any]:
     if config.model.name == "av_conformer":
         params["audio_kwargs"] = {"in_channels": in_channels, **dict(params.get("audio_kwargs") or {})}
         params["frame_size"] = tuple(params.get("frame_size", config.data.video_size))
+        if params["frame_size"] != tuple(config.data.video_size):  # the frames read are the frames the model takes
+            raise ConfigError("config", f"model.params.frame_size {list(params['frame_size'])} differs from "
+                                        f"data.video_size {list(config.data.video_size)}: set one, or both alike")
     else:
         params.setdefault("in_channels", in_channels)
     return params

@@ -15,17 +15,15 @@ Video frame ``k`` shows the labels of the label frame it belongs to (:func:`labe
 latest label frame whose selected video frame, by :func:`av_seld.timing.video_frame_for_label_frame`, is ``k`` or
 earlier), so the frame a model reads for label frame ``n`` shows exactly label frame ``n``'s events.
 
-Frames are decoded in small batches with decord and written one by one with OpenCV (``mp4v``) to a temporary file,
-then renamed; the output has as many frames as the input, at the same frame rate. Audio is muxed in with the system
-``ffmpeg`` binary when one is on ``PATH``; without it the video is written silent and a warning says so.
+Frames are read and written through :mod:`av_seld.io.video` (decoded in small batches, written to a temporary file
+then renamed; H.264 with the audio muxed in when the system ``ffmpeg`` is on ``PATH``, else ``mp4v``, silent, with a
+warning); the output has as many frames as the input, at the same frame rate.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
-import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,15 +33,15 @@ import numpy as np
 
 from av_seld import timing
 from av_seld.classes import CLASS_NAMES, NUM_CLASSES
-from av_seld.errors import InputError, VideoFormatError
 from av_seld.geometry import angular_distance_deg, equirect_pixel, horizontal_pixel_offset, sph_to_equirect
 from av_seld.io.labels import Events
+from av_seld.io.video import VideoReader, VideoWriter
 from av_seld.utils.atomic import atomic_path
 from av_seld.viz import class_colour_bgr
 
 logger = logging.getLogger(__name__)
 
-DECODE_BATCH = 16  # video frames per decord get_batch call
+DECODE_BATCH = 16  # video frames decoded per batch (and per progress update)
 TRAIL_BREAK_DEG = 45.0  # a track jumping further than this between label frames starts a new trail
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
@@ -287,24 +285,6 @@ def _parse_snapshot_frames(num_frames: int, fps: float, count: int, times_s: Seq
     return sorted(frames)
 
 
-def mux_audio(video_path: str | os.PathLike, audio_path: str | os.PathLike, out_path: str | os.PathLike) -> bool:
-    """Write ``video_path``'s video stream (copied) with ``audio_path`` as AAC to ``out_path``, atomically.
-
-    Uses the system ``ffmpeg`` binary; returns False (and writes nothing) when there is none on ``PATH``.
-    """
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        return False
-    with atomic_path(out_path) as tmp:
-        cmd = [ffmpeg, "-y", "-loglevel", "error", "-i", os.fspath(video_path), "-i", os.fspath(audio_path),
-               "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac", "-b:a", "192k", os.fspath(tmp)]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode != 0:
-            reason = (done.stderr.strip().splitlines() or ["unknown error"])[-1]
-            raise InputError(audio_path, f"ffmpeg could not mux this audio into {out_path}: {reason}")
-    return True
-
-
 def render_overlay_video(
     video_path: str | os.PathLike, out_path: str | os.PathLike, prediction: Events, reference: Events | None = None, *,
     audio_path: str | os.PathLike | None = None, size: tuple[int, int] | None = None, trail_s: float = 1.0,
@@ -318,17 +298,14 @@ def render_overlay_video(
     spaced / at those times in seconds) as ``<out stem>_frameNNNNNN.png`` beside the video. progress: called with the
     number of frames done after each batch. Returns an :class:`OverlayResult`.
     """
-    from av_seld.io.video import _open as open_video  # the same checks and error messages as the label-rate reader
-
     video_path, out_path = Path(video_path), Path(out_path)
     if audio_path is not None:
         from av_seld.io.audio import wav_info
 
         wav_info(audio_path)  # fail on a bad audio file before spending time on the video
-    reader = open_video(video_path)
-    num_frames, fps = len(reader), float(reader.get_avg_fps())
-    source_h, source_w = reader[0].shape[:2]
-    width, height = size if size is not None else (source_w, source_h)
+    width, height = size if size is not None else (None, None)
+    reader = VideoReader(video_path, width, height, resize="opencv")
+    num_frames, fps, width, height = len(reader), reader.fps, reader.width, reader.height
     if width != 2 * height:
         logger.warning("%s: %dx%d panorama is not 2:1; directions assume an equirectangular frame", video_path,
                        width, height)
@@ -343,63 +320,20 @@ def render_overlay_video(
     out_size = (width, height + renderer.strip_h)
     snapshot_frames = set(_parse_snapshot_frames(num_frames, fps, snapshot_count, snapshot_times_s))
     snapshots: list[Path] = []
-    silent_target = out_path if audio_path is None else out_path.with_name(f".{out_path.stem}.silent.mp4")
-
-    with atomic_path(silent_target) as tmp:
-        writer = cv2.VideoWriter(os.fspath(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, out_size)
-        if not writer.isOpened():
-            raise VideoFormatError(out_path, "OpenCV cannot open an mp4v video writer for this path")
-        try:
-            for start in range(0, num_frames, DECODE_BATCH):
-                indices = list(range(start, min(start + DECODE_BATCH, num_frames)))
-                try:
-                    batch = reader.get_batch(indices)
-                except Exception as e:  # decord raises its own error types
-                    raise VideoFormatError(video_path, f"cannot decode frames {indices[0]}..{indices[-1]}: "
-                                           f"{str(e).strip().splitlines()[0] if str(e).strip() else e}") from e
-                batch = batch.asnumpy() if hasattr(batch, "asnumpy") else np.asarray(batch)
-                for k, rgb in zip(indices, batch):
-                    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-                    if (bgr.shape[1], bgr.shape[0]) != (width, height):
-                        shrink = width * height < bgr.shape[0] * bgr.shape[1]
-                        interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-                        bgr = cv2.resize(bgr, (width, height), interpolation=interpolation)
-                    out = renderer.render(bgr, int(label_of_frame[k]), k / fps)
-                    writer.write(out)
-                    if k in snapshot_frames:
-                        snap = out_path.with_name(f"{out_path.stem}_frame{k:06d}.png")
-                        with atomic_path(snap) as snap_tmp:
-                            if not cv2.imwrite(os.fspath(snap_tmp), out):
-                                raise OSError(f"{snap}: OpenCV could not write the PNG")
-                        snapshots.append(snap)
-                if progress is not None:
-                    progress(len(indices))
-        finally:
-            writer.release()
-
-    audio_muxed = False
-    if audio_path is not None:
-        try:
-            audio_muxed = mux_audio(silent_target, audio_path, out_path)
-            if not audio_muxed:
-                logger.warning("no ffmpeg binary on PATH: wrote %s without the audio of %s", out_path, audio_path)
-                os.replace(silent_target, out_path)
-        finally:
-            silent_target.unlink(missing_ok=True)
-    logger.debug("%s: %d frames at %.3f fps, %dx%d%s", out_path, num_frames, fps, *out_size,
-                ", with audio" if audio_muxed else "")
-    return OverlayResult(out_path, num_frames, fps, out_size, audio_muxed, snapshots)
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'WxH' -> (W, H) positive integers."""
-    try:
-        w, h = (int(x) for x in text.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"size must look like 1280x640, got {text!r}") from None
-    if w <= 0 or h <= 0:
-        raise ValueError(f"size must be positive, got {text!r}")
-    return w, h
+    with VideoWriter(out_path, fps, out_size, audio=audio_path, channels="bgr") as writer:
+        for indices, batch in reader.batches(batch_frames=DECODE_BATCH):
+            for k, rgb in zip(indices.tolist(), batch):
+                out = renderer.render(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), int(label_of_frame[k]), k / fps)
+                writer.write(out)
+                if k in snapshot_frames:
+                    snap = out_path.with_name(f"{out_path.stem}_frame{k:06d}.png")
+                    with atomic_path(snap) as snap_tmp:
+                        if not cv2.imwrite(os.fspath(snap_tmp), out):
+                            raise OSError(f"{snap}: OpenCV could not write the PNG")
+                    snapshots.append(snap)
+            if progress is not None:
+                progress(len(indices))
+    return OverlayResult(out_path, num_frames, fps, out_size, writer.audio_muxed, snapshots)
 
 
 def parse_times(text: str) -> list[float]:
