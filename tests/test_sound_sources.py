@@ -235,3 +235,13 @@ def test_the_shipped_sources_file_loads():
     labels = {s.label for s in config.sources}
     assert set(range(13)) <= labels and None in labels  # every class and some distractors
     assert all(s.licence for s in config.sources)
+
+
+def test_a_file_selected_twice_goes_to_the_first_entry(packages: Path, tmp_path: Path, caplog):
+    sources = ("  - {package: fake-sounds, glob: usr/share/sounds/bell.wav, class: bell, licence: GPL-2+}\n"
+               "  - {package: fake-sounds, glob: \"usr/share/sounds/*.wav\", exclude: \"**/silent.wav\", class: knock,"
+               " licence: GPL-2+}\n")
+    summary = build_sound_bank(load_sound_sources(write_sources(tmp_path / "s.yaml", sources)), packages,
+                               tmp_path / "bank")
+    assert [row["class"] for row in summary.rows] == ["bell"]
+    assert "1 of its 1 files were already taken" in caplog.text

@@ -320,14 +320,17 @@ def _selected(name: str, source: SoundSource) -> bool:
 
 
 def decode(data: Path | bytes, where: str | os.PathLike) -> np.ndarray:
-    """A file (path or bytes) as float32 mono at :data:`SAMPLE_RATE`; an unreadable file raises naming ``where``."""
+    """A file (path or bytes) as float32 mono at :data:`SAMPLE_RATE`; an unreadable file raises naming ``where``.
+
+    A readable file without samples gives an empty array.
+    """
     try:
         audio, rate = sf.read(io.BytesIO(data) if isinstance(data, bytes) else data, dtype="float32",
                               always_2d=True)
     except Exception as err:  # soundfile raises several types for unreadable files
         raise InputError(where, f"cannot be decoded as audio: {err}") from None
     if audio.shape[0] == 0:
-        raise InputError(where, "has no samples")
+        return np.zeros(0, np.float32)  # an empty file is left out like a silent one, with a warning
     return resample(audio.mean(axis=1), int(rate))
 
 
@@ -512,12 +515,13 @@ def build_sound_bank(config: SoundSourcesConfig, packages_dir: str | os.PathLike
     written: set[Path] = set()
     seen: set[str] = set()
     for source in config.sources:
-        count = 0
+        count = claimed = 0
         for item in iter_source_files(source, packages_dir):
+            count += 1
             if item.source_id in seen:  # two entries selecting the same file: the first entry wins
+                claimed += 1
                 continue
             seen.add(item.source_id)
-            count += 1
             audio = trim_silence(item.audio, params.trim_db)
             limit = source.max_segments_per_file or params.max_segments_per_file
             pieces = cut_segments(audio, params, limit) if len(audio) else []
@@ -543,7 +547,10 @@ def build_sound_bank(config: SoundSourcesConfig, packages_dir: str | os.PathLike
             raise InputError(packages_dir / source.package,
                              f"no file matches {list(source.patterns)}"
                              + (f" in archive {source.archive}" if source.archive else ""))
-        log.info("%s %s: %d files", source.package, list(source.patterns), count)
+        if claimed:
+            log.warning("%s %s: %d of its %d files were already taken by an earlier entry", source.package,
+                        list(source.patterns), claimed, count)
+        log.info("%s %s: %d files", source.package, list(source.patterns), count - claimed)
     for pool in POOLS:  # drop segments of an earlier build that this build did not write
         for stale in (out_dir / pool).rglob("*.wav") if (out_dir / pool).is_dir() else ():
             if stale not in written:
