@@ -192,6 +192,7 @@ def test_unknown_class_names_the_file_and_entry(tmp_path: Path):
     ("{package: fake-sounds, glob: a.wav, class: bell}", "missing 'licence'"),
     ("{package: fake-sounds, glob: a.wav, class: bell, licence: x, colour: red}", "unknown keys"),
     ("{package: fake-sounds, glob: a.wav, class: bell, licence: x, kind: mp4}", "kind must be"),
+    ("{package: fake-sounds, glob: \"a[12].wav\", class: bell, licence: x}", "sets are not supported"),
 ])
 def test_bad_entries_are_refused(tmp_path: Path, entry: str, message: str):
     with pytest.raises(InputError, match=message):

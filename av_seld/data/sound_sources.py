@@ -129,6 +129,8 @@ def _strings(value: object, where: str, key: str) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not items or not all(isinstance(s, str) and s for s in items):
         raise InputError(where, f"'{key}' must be a non-empty string or list of strings, got {value!r}")
+    if key in ("glob", "exclude") and any("[" in s for s in items):
+        raise InputError(where, f"'{key}': [...] sets are not supported in globs; list the files instead")
     return tuple(items)
 
 
@@ -271,7 +273,8 @@ _REGEX_CACHE: dict[str, re.Pattern] = {}
 
 
 def _glob_regex(pattern: str) -> re.Pattern:
-    """A path glob where ``*`` stays inside one folder and ``**/`` matches any number of folders."""
+    """A path glob where ``*`` stays inside one folder, ``**/`` matches any number of folders, ``?`` one character
+    (no ``[...]`` sets)."""
     if pattern not in _REGEX_CACHE:
         parts = re.split(r"(\*\*/|\*\*|\*|\?)", pattern)
         out = []
