@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import os
+import shutil
 import struct
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -12,8 +15,8 @@ import pytest
 import soundfile as sf
 
 from augment.clips import ClipBank
-from av_seld.data.sound_sources import (build_sound_bank, class_dir_name, cut_segments, load_sound_sources,
-                                        read_sf2_samples, SegmentParams, split_pool, trim_silence)
+from av_seld.data.sound_sources import (build_sound_bank, class_dir_name, cut_segments, fetch_packages,
+                                        load_sound_sources, read_sf2_samples, SegmentParams, split_pool, trim_silence)
 from av_seld.errors import InputError
 from av_seld.timing import SAMPLE_RATE
 
@@ -246,3 +249,46 @@ def test_a_file_selected_twice_goes_to_the_first_entry(packages: Path, tmp_path:
                                tmp_path / "bank")
     assert [row["class"] for row in summary.rows] == ["bell"]
     assert "1 of its 1 files were already taken" in caplog.text
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
+def test_fetch_unpacks_what_apt_get_downloads_then_build_runs_offline(tmp_path: Path, monkeypatch):
+    # a real tiny .deb, and a stand-in apt-get on PATH that "downloads" it into the current folder
+    tree = tmp_path / "deb" / "usr" / "share" / "sounds"
+    tree.mkdir(parents=True)
+    sf.write(tree / "bell.wav", tone(0.5, 16000)[:, 0], 16000)
+    (tmp_path / "deb" / "DEBIAN").mkdir()
+    (tmp_path / "deb" / "DEBIAN" / "control").write_text(
+        "Package: fake-bells\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@example.org>\nDescription: t\n")
+    subprocess.run(["dpkg-deb", "--build", str(tmp_path / "deb"), str(tmp_path / "fake-bells_1.0_all.deb")],
+                   check=True, capture_output=True)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "apt-get").write_text(f"#!/bin/sh\n[ \"$1\" = download ] && cp {tmp_path}/$2_1.0_all.deb .\n")
+    (bin_dir / "apt-get").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+    sources = write_sources(tmp_path / "s.yaml", "  - {package: fake-bells, glob: \"usr/share/sounds/*.wav\", "
+                                                 "class: bell, licence: CC0-1.0}\n").read_text()
+    (tmp_path / "s.yaml").write_text(sources.replace("[fake-sounds, fake-game]", "[fake-bells]"))
+    config = load_sound_sources(tmp_path / "s.yaml")
+    packages = tmp_path / "packages"
+    assert fetch_packages(config, packages) == ["fake-bells"]
+    assert (packages / "fake-bells" / "usr" / "share" / "sounds" / "bell.wav").is_file()
+    assert fetch_packages(config, packages) == []  # already there
+    assert [p.name for p in packages.iterdir()] == ["fake-bells"]  # no partial or download folders left
+    summary = build_sound_bank(config, packages, tmp_path / "bank")
+    assert [row["class"] for row in summary.rows] == ["bell"]
+
+
+def test_a_failing_download_names_the_command(tmp_path: Path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "apt-get").write_text("#!/bin/sh\necho 'E: Unable to locate package no-such-sounds' >&2\nexit 100\n")
+    (bin_dir / "apt-get").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    path = tmp_path / "s.yaml"
+    path.write_text("packages: {debian: [no-such-sounds]}\nsources:\n"
+                    "  - {package: no-such-sounds, glob: a.wav, class: bell, licence: GPL-2+}\n")
+    with pytest.raises(InputError, match=r"apt-get download no-such-sounds failed: E: Unable to locate"):
+        fetch_packages(load_sound_sources(path), tmp_path / "packages")
