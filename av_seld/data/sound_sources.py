@@ -163,7 +163,10 @@ def load_sound_sources(path: str | os.PathLike) -> SoundSourcesConfig:
         allowed = set(SegmentParams.__dataclass_fields__)
         if unknown := set(data["segments"]) - allowed:
             raise InputError(path, f"segments: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
-        segments = SegmentParams(**{k: type(getattr(segments, k))(v) for k, v in data["segments"].items()})
+        try:
+            segments = SegmentParams(**{k: type(getattr(segments, k))(v) for k, v in data["segments"].items()})
+        except (TypeError, ValueError) as err:
+            raise InputError(path, f"segments: {err}") from None
 
     sources = []
     for number, entry in enumerate(data["sources"] or [], start=1):
@@ -555,7 +558,7 @@ def build_sound_bank(config: SoundSourcesConfig, packages_dir: str | os.PathLike
                         list(source.patterns), claimed, count)
         log.info("%s %s: %d files", source.package, list(source.patterns), count - claimed)
     for pool in POOLS:  # drop segments of an earlier build that this build did not write
-        for stale in (out_dir / pool).rglob("*.wav") if (out_dir / pool).is_dir() else ():
+        for stale in list((out_dir / pool).rglob("*.wav")) if (out_dir / pool).is_dir() else []:
             if stale not in written:
                 stale.unlink()
     _write_manifest(out_dir / "manifest.csv", rows)
