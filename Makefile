@@ -29,3 +29,12 @@ bench: $(STAMP)
 
 clean:
 	rm -rf build *.egg-info .pytest_cache runs/demo
+
+# Real recorded sounds (docs/real_sounds.md): fetch the Debian packages once (needs the package registries and
+# apt-get), then cut the bank offline. Override SOUNDS_PACKAGES / SOUNDS_OUT to put them elsewhere.
+SOUNDS_PACKAGES ?= $(HOME)/.cache/av-seld/sound-packages
+SOUNDS_OUT ?= data/realsounds
+.PHONY: sounds
+sounds: $(STAMP)
+	$(BIN)/python -m av_seld fetch-sounds $(SOUNDS_PACKAGES)
+	$(BIN)/python -m av_seld build-sounds $(SOUNDS_OUT) --packages-dir $(SOUNDS_PACKAGES)

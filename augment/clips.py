@@ -1,8 +1,9 @@
 """Mono source clips by class: a user's folder or CSV manifest, or the built-in procedural sound bank.
 
 A folder holds ``<root>/<class name or index>/*.wav`` (any sample rate; resampled to 24 kHz; multichannel clips
-are downmixed with a warning). A manifest is a CSV of ``path,class`` rows (class as index or name; relative paths
-are relative to the manifest). Clips are read lazily and cached per process.
+are downmixed with a warning); a ``distractors`` folder beside them (sounds of none of the classes) is not read
+here. A manifest is a CSV of ``path,class`` rows (class as index or name; relative paths are relative to the
+manifest). Clips are read lazily and cached per process.
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ class ClipBank:
             raise InputError(root, "clip folder not found")
         clips: dict[int, list[Path]] = {}
         for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+            if sub.name == "distractors":  # sounds of none of the classes, beside the class folders of a bank
+                continue
             c = class_index(sub.name, sub)
             clips.setdefault(c, []).extend(p for p in sub.iterdir() if p.suffix.lower() in _AUDIO_SUFFIXES)
         return cls(clips, str(root))
