@@ -263,9 +263,11 @@ def _recipe_reads_video(recipe: str) -> tuple[bool, str]:
     return bool(config.data.video or config.data.visual_features), config.data.format
 
 
-def train_and_score(out: Path, recipes: list[str], overrides: list[str], device: str) -> list[dict]:
+def train_and_score(out: Path, recipes: list[str], overrides: list[str], device: str,
+                    variants: tuple[str, ...] = VARIANTS) -> list[dict]:
     """Train each recipe on the benchmark (resumable), infer and score the test split; one result row per
-    (recipe, variant)."""
+    (recipe, variant). ``variants``: the video variants audio-visual recipes train on. The wall time of each
+    training (caches included) is kept in its run folder's ``bench_done``."""
     rows = []
     for recipe in recipes:
         if not Path(recipe).is_file() and not (REPO / recipe).is_file():
@@ -273,17 +275,19 @@ def train_and_score(out: Path, recipes: list[str], overrides: list[str], device:
         recipe = str(recipe if Path(recipe).is_file() else REPO / recipe)
         name = Path(recipe).stem
         reads_video, fmt = _recipe_reads_video(recipe)
-        for variant in (VARIANTS if reads_video else ("clean",)):
+        for variant in (variants if reads_video else ("clean",)):
             root = out / variant
             run_dir = out / "runs" / variant / name
             logs = out / "logs" / variant / name
             if not (run_dir / "bench_done").exists():
                 resume = ["--resume"] if (run_dir / "last.pt").exists() else []
+                started = time.perf_counter()
                 _run(_av_seld("train", recipe, f"data.roots=[{root}]", "data.train_splits=[dev-train]",
                               "data.val_splits=[dev-val]", "data.test_splits=[dev-test]",
                               f"train.out_dir={out / 'runs' / variant}", f"train.name={name}", *overrides, *resume),
                      logs / "train.log")
-                write_text_atomic(run_dir / "bench_done", "trained by bench/realistic.py\n")
+                write_text_atomic(run_dir / "bench_done", json.dumps({"train_minutes": round(
+                    (time.perf_counter() - started) / 60, 1), "resumed": bool(resume)}) + "\n")
             scorings = [("video", True), ("video masked", False)] if reads_video else [("not read", False)]
             for label, with_video in scorings:
                 tag = label.replace(" ", "_")
@@ -296,15 +300,19 @@ def train_and_score(out: Path, recipes: list[str], overrides: list[str], device:
                     _run(_av_seld("evaluate", str(root / "metadata_dev" / "dev-test"), str(predictions),
                                   "--jackknife", "--json", str(scores)), logs / "evaluate.log")
                 result = json.loads(scores.read_text())
+                try:
+                    minutes = json.loads((run_dir / "bench_done").read_text()).get("train_minutes")
+                except ValueError:
+                    minutes = None
                 rows.append({"recipe": name, "variant": variant if reads_video else "either (same audio)",
-                             "video": label, "scores": result})
+                             "video": label, "train_minutes": minutes, "scores": result})
     return rows
 
 
 def format_table(rows: list[dict]) -> str:
     """Markdown table: one line per row, each metric with its 95 % jackknife interval."""
-    head = "| recipe | data | video | " + " | ".join(title for _, title, _, _ in METRICS) + " |"
-    lines = [head, "|" + "---|" * (3 + len(METRICS))]
+    head = "| recipe | data | video | train min | " + " | ".join(title for _, title, _, _ in METRICS) + " |"
+    lines = [head, "|" + "---|" * (4 + len(METRICS))]
     for row in rows:
         scores, intervals = row["scores"], row["scores"].get("confidence_intervals_95") or {}
         cells = []
@@ -315,7 +323,9 @@ def format_table(rows: list[dict]) -> str:
                 lo, hi = intervals[key]
                 cell += f" [{fmt.format(lo * scale)}, {fmt.format(hi * scale)}]"
             cells.append(cell)
-        lines.append(f"| {row['recipe']} | {row['variant']} | {row['video']} | " + " | ".join(cells) + " |")
+        minutes = row.get("train_minutes")
+        lines.append(f"| {row['recipe']} | {row['variant']} | {row['video']} | "
+                     f"{'n/a' if minutes is None else minutes} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -343,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"recipe to train (repeatable; default {' and '.join(DEFAULT_RECIPES)})")
     parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
                         help="recipe override passed to every av-seld train (repeatable), e.g. train.epochs=20")
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS),
+                        help="video variants audio-visual recipes train on (default both)")
     parser.add_argument("--device", default="cpu", help="device for av-seld infer (training: the recipe's)")
     for field in dataclasses.fields(BenchmarkSpec):
         if field.name != "formats":
@@ -380,7 +392,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{manifest['size_mb']['all']:.0f} MB")
     if not args.train:
         return 0
-    rows = train_and_score(out, args.recipes or list(DEFAULT_RECIPES), args.override, args.device)
+    rows = train_and_score(out, args.recipes or list(DEFAULT_RECIPES), args.override, args.device,
+                           tuple(args.variants))
     table = format_table(rows)
     print(table)
     write_text_atomic(out / "results.md", f"Realistic benchmark ({out}), DCASE2023 macro scores on "
