@@ -92,4 +92,4 @@ def test_results_table_shows_intervals():
                       "confidence_intervals_95": {"SELD": [0.45, 0.57], "F": [0.2, 0.4], "LE": [20.0, 30.0],
                                                   "LR": [0.5, 0.7]}}}
     table = _bench().format_table([row])
-    assert "| seldnet_foa | either (same audio) | not read | 0.512 [0.450, 0.570] | 30.0 [20.0, 40.0] |" in table
+    assert "| seldnet_foa | either (same audio) | not read | n/a | 0.512 [0.450, 0.570] | 30.0 [20.0, 40.0] |" in table
