@@ -36,6 +36,7 @@ from av_seld.errors import InputError
 from av_seld.io.audio import write_wav
 from av_seld.io.labels import Events, read_reference_csv, write_reference_csv
 from av_seld.timing import LABEL_HOP_S
+from av_seld.utils.atomic import is_listed
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def timeline_files(folder: str | os.PathLike) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(folder, "trajectories folder not found")
-    files = sorted(folder.rglob("*.csv"))
+    files = sorted(p for p in folder.rglob("*.csv") if is_listed(p))  # not the temporary files of a write
     if not files:
         raise InputError(folder, "no reference CSV files (frame, class, source, azimuth, elevation) in the folder")
     return files

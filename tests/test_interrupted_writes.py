@@ -1,0 +1,134 @@
+"""A killed or concurrent writer never poisons a dataset: temporary files are invisible to every listing and removed
+by the next run, and a second writer of the same output is refused while the first runs (stale locks taken over)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from av_seld.cli import main
+from av_seld.io.dataset import data_files, index_dataset
+from av_seld.io.labels import read_reference_csv
+from av_seld.metrics.evaluate import collect_csvs
+from av_seld.utils.atomic import atomic_path, is_temp_name
+from av_seld.utils.lock import LockedError, output_lock
+
+REPO = Path(__file__).resolve().parents[1]
+SPLIT = "s"
+# what a SIGKILL during synth-audio / synth-video leaves: a wav header without samples, an empty mp4
+LEFT_BEHIND = {"foa_dev": (".fold1_room0_mix001.wav.0o2lcp1x.tmp.wav", b"RIFF" + bytes(40)),
+               "metadata_dev": (".fold1_room0_mix002.csv.k_3xz9qa.tmp.csv", b"0,1,"),
+               "video_dev": (".fold1_room0_mix001.mp4.a1b2c3d4.tmp.mp4", b"")}
+
+
+def synth_audio(root, *extra):
+    return ["synth-audio", str(root), "--num-clips", "2", "--duration", "1", "--split", SPLIT, *extra]
+
+
+def plant_left_behind(root):
+    paths = []
+    for folder, (name, data) in LEFT_BEHIND.items():
+        path = root / folder / SPLIT / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        paths.append(path)
+    return paths
+
+
+def test_atomic_temporary_names_are_recognised_and_never_listed(tmp_path):
+    with atomic_path(tmp_path / "fold1_room0_mix001.wav") as tmp:
+        assert is_temp_name(tmp.name) and tmp.suffix == ".wav"
+        assert data_files(tmp_path, ".wav") == []
+        tmp.write_bytes(b"x")
+    assert [p.name for p in data_files(tmp_path, ".wav")] == ["fold1_room0_mix001.wav"]
+    for name in (".notes.wav", "a.wav.tmp.wav", ".a.wav.abc.tmp.wav", ".a.wav.abcdefgh.tmp.mp4"):
+        assert not is_temp_name(name), name
+
+
+def test_files_left_by_a_killed_synthesis_are_ignored_then_removed(tmp_path, capsys):
+    assert main(synth_audio(tmp_path)) == 0
+    left = plant_left_behind(tmp_path)
+    keep = tmp_path / "foa_dev" / SPLIT / ".notes.wav"  # a dot-file of someone else: never listed, never removed
+    keep.write_bytes(b"")
+    index = index_dataset(tmp_path)
+    assert [c.name for c in index.clips] == ["fold1_room0_mix001", "fold1_room0_mix002"]
+    assert all(c.foa.name == f"{c.name}.wav" and c.video is None for c in index.clips)
+    assert sorted(collect_csvs(tmp_path / "metadata_dev", "reference")) == [
+        "fold1_room0_mix001.csv", "fold1_room0_mix002.csv"]
+
+    capsys.readouterr()
+    assert main(synth_audio(tmp_path)) == 0
+    assert "0 clips written, 2 already complete" in capsys.readouterr().out
+    assert [p.exists() for p in left] == [False, False, True]  # synth-audio cleans only the folders it writes
+    assert main(["synth-video", str(tmp_path), "--split", SPLIT, "--size", "64x32"]) == 0
+    assert not left[2].exists() and keep.exists()
+    assert [c.video.name for c in index_dataset(tmp_path).clips] == ["fold1_room0_mix001.mp4", "fold1_room0_mix002.mp4"]
+
+
+def test_a_second_writer_of_the_same_output_is_refused(tmp_path, capsys):
+    lock = tmp_path / f".synth-audio.{SPLIT}.lock"
+    with output_lock(lock, "a test"):
+        assert main(synth_audio(tmp_path)) == 2
+        err = capsys.readouterr().err
+        assert "error:" in err and str(lock) in err and f"pid {os.getpid()}" in err
+        assert not (tmp_path / "foa_dev").exists()
+        with pytest.raises(LockedError):
+            with output_lock(lock, "a test"):
+                pass
+        # another split is another output
+        assert main(synth_audio(tmp_path)[:-1] + ["other"]) == 0
+    assert not lock.exists()
+
+
+def test_a_stale_lock_is_taken_over(tmp_path, caplog):
+    lock = tmp_path / f".synth-audio.{SPLIT}.lock"
+    lock.write_text("pid 999999999 on elsewhere\n")  # its owner died without removing it; nobody holds the flock
+    assert main(synth_audio(tmp_path)) == 0
+    assert "stale lock" in caplog.text and not lock.exists()
+    assert len(index_dataset(tmp_path).clips) == 2
+
+
+def _run(*args):
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    return subprocess.Popen([sys.executable, "-m", "av_seld", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_killed_synthesis_then_concurrent_and_rerun_leave_only_whole_matching_clips(tmp_path):
+    """SIGKILL mid-run; meanwhile a second run with another seed is refused; the rerun completes every clip."""
+    args = ["synth-audio", str(tmp_path), "--num-clips", "40", "--duration", "2", "--split", SPLIT,
+            "--format", "both", "--seed", "1"]
+    first = _run(*args)
+    lock = tmp_path / f".synth-audio.{SPLIT}.lock"
+    deadline = time.monotonic() + 60
+    while not list((tmp_path / "metadata_dev" / SPLIT).glob("*.csv")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert lock.exists(), first.stderr.read() if first.poll() is not None else "no clip after 60 s"
+    second = _run(*args[:-1], "2")
+    _, err = second.communicate(timeout=120)
+    assert second.returncode == 2 and "another process" in err and f"pid {first.pid}" in err
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    rerun = _run(*args)
+    out, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err
+    index = index_dataset(tmp_path)
+    assert len(index.clips) == 40 and not index.missing()["audio"]
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]
+    # every clip is whole and from one run: the rerun renders each clip exactly as the killed run did (seed 1)
+    reference = tmp_path / "reference"
+    assert main(["synth-audio", str(reference), *args[2:-1], "1"]) == 0
+    for clip in index.clips:
+        for folder, path in (("foa_dev", clip.foa), ("mic_dev", clip.mic), ("metadata_dev", clip.metadata)):
+            assert path.read_bytes() == (reference / folder / SPLIT / path.name).read_bytes(), path
+        audio, rate = sf.read(clip.foa)
+        assert audio.shape == (2 * rate, 4) and np.isfinite(audio).all()
+        read_reference_csv(clip.metadata)
