@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from av_seld import __version__
-from av_seld.errors import InputError
+from av_seld.errors import InputError, Interrupted
 
 log = logging.getLogger("av_seld")
 
@@ -180,6 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"av-seld {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except Interrupted as err:
+        print(f"av-seld {args.command}: interrupted by {err}", file=sys.stderr)
+        return Interrupted.exit_code
+    except KeyboardInterrupt:
+        print(f"av-seld {args.command}: interrupted", file=sys.stderr)
+        return Interrupted.exit_code
 
 
 if __name__ == "__main__":

@@ -112,6 +112,9 @@ class TrainConfig:
     max_steps: int | None = None  # stop early after this many optimizer steps
     val_every_epochs: int = 1
     log_every_steps: int = 20
+    # also save last.pt every this many optimizer steps, not only per epoch (None: per epoch only), so a killed run
+    # loses at most this many steps; 500 steps are a few minutes of work for the recipes on one GPU
+    checkpoint_every_steps: int | None = 500
     out_dir: str = "runs"
     name: str | None = None  # run folder name; defaults to the recipe's file name
     # start from the weights of this av-seld checkpoint (fine-tuning; fresh optimizer and schedule): an audio-only

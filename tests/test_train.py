@@ -116,6 +116,54 @@ def test_debug_tiny_trains_resumes_and_infers(tiny_root, tmp_path, capsys):
             torch.testing.assert_close(tuned["model_state"][key], value, atol=1e-6, rtol=0)
 
 
+def test_a_killed_run_resumes_from_its_last_step_checkpoint_without_duplicate_log_rows(tiny_root, tmp_path):
+    from av_seld.training.hooks import Hook
+    from av_seld.training.run import train
+
+    class Die(Hook):  # a SIGKILL after step 5: nothing runs after it
+        def after_step(self, trainer, metrics):
+            if trainer.state.step == 5:
+                raise SystemExit("killed")
+
+    args = overrides(tiny_root, tmp_path)[:-1] + ["train.max_steps=8", "train.epochs=20", "train.log_every_steps=1",
+                                                  "train.checkpoint_every_steps=2", "data.test_splits=[]",
+                                                  "eval.calibrate=false"]
+    with pytest.raises(SystemExit):
+        train(load_config(TINY, args), extra_hooks=[Die()])
+    run = tmp_path / "debug_tiny"
+    assert load_checkpoint(run / "last.pt")["train_state"]["step"] == 4  # 3 steps per epoch: saved mid-epoch
+    assert main(["train", str(TINY), *args, "--resume"]) == 0
+    assert load_checkpoint(run / "last.pt")["train_state"]["step"] == 8
+    steps = [int(line.split(",")[0]) for line in (run / "train_log.csv").read_text().splitlines()[1:]]
+    assert steps == list(range(1, 9))
+    val_steps = [int(line.split(",")[0]) for line in (run / "val_log.csv").read_text().splitlines()[1:]]
+    assert val_steps == sorted(set(val_steps))
+
+
+def test_ctrl_c_saves_the_checkpoint_and_exits_130(tiny_root, tmp_path):
+    import signal
+    import time
+
+    args = [*overrides(tiny_root, tmp_path)[:-1], "train.max_steps=100000", "train.epochs=100000",
+            "train.log_every_steps=1", "train.checkpoint_every_steps=1000", "data.val_splits=[]", "data.test_splits=[]"]
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "av_seld", "train", str(TINY), *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "debug_tiny" / "train_log.csv"
+    deadline = time.monotonic() + 120
+    while (not log.exists() or len(log.read_text().splitlines()) < 5) and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    last = tmp_path / "debug_tiny" / "last.pt"
+    step = load_checkpoint(last)["train_state"]["step"]
+    assert f"av-seld train: interrupted by SIGINT at step {step}; saved {last} (continue with --resume)" in err
+    assert "Traceback" not in err
+    assert int(log.read_text().splitlines()[-1].split(",")[0]) == step  # every step logged is in the checkpoint
+
+
 def test_a_run_started_with_relative_paths_keeps_its_references(tiny_root, tmp_path, monkeypatch):
     # make demo passes relative folders; the report resolves reference.json from the evaluation folder.
     from av_seld.viz.report import find_evaluations

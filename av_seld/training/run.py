@@ -355,7 +355,7 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
     hooks: list[Hook] = [log_hook] if distributed.is_main() else []
     if val_set is not None:
         hooks.append(ValidationHook(validate, save, run_dir, config.train.val_every_epochs, log_hook))
-    hooks.append(CheckpointHook(save, run_dir))
+    hooks.append(CheckpointHook(save, run_dir, every_steps=config.train.checkpoint_every_steps))
     hooks += extra_hooks or []
     trainer = Trainer(model=model, loss_fn=loss_fn, forward=forward, train_loader=loader, optimizer=optimizer,
                       lr_at=lr_at, total_steps=total_steps, device=device, amp=opt.amp, grad_clip=opt.grad_clip,
