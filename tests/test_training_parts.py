@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -128,6 +129,35 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
     torch.save({"weights": 1}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="not an av-seld checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
+
+
+class RunsCodeWhenUnpickled:
+    marker = None
+
+    def __reduce__(self):
+        return (os.mkdir, (str(self.marker),))
+
+
+def test_a_checkpoint_holding_a_pickled_object_is_refused_without_running_it(tmp_path):
+    evil = RunsCodeWhenUnpickled()
+    evil.marker = tmp_path / "code-ran"
+    path = tmp_path / "shared.pt"
+    torch.save({"model_name": "x", "model_params": {}, "model_state": {}, "config": evil}, path)
+    with pytest.raises(CheckpointError, match=r"shared.pt: refused to load: it holds a pickled \S*mkdir, .*run "
+                                              r"arbitrary code"):
+        load_checkpoint(path)
+    assert not evil.marker.exists()
+    # what av-seld saves loads safely: numpy arrays become tensors, numpy scalars and paths plain values
+    save_checkpoint(path, {"model_name": "x", "model_params": {"frame_size": (2, 4), "root": tmp_path},
+                           "model_state": nn.Linear(2, 1).state_dict(), "thresholds": np.full(13, 0.5),
+                           "history": [{"SELD": np.float64(0.3)}]})
+    payload = load_checkpoint(path)
+    assert torch.equal(payload["thresholds"], torch.full((13,), 0.5, dtype=torch.float64))
+    assert payload["model_params"] == {"frame_size": (2, 4), "root": str(tmp_path)}
+    assert type(payload["history"][0]["SELD"]) is float
+    nn.Linear(2, 1).load_state_dict(payload["model_state"])
+    with pytest.raises(ValueError, match=r"checkpoint.config: a RunsCodeWhenUnpickled cannot be stored"):
+        save_checkpoint(path, {"model_name": "x", "model_params": {}, "model_state": {}, "config": evil})
 
 
 def _toy_trainer(steps, ema=None):

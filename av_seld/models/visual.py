@@ -156,8 +156,10 @@ def build_detection_model(model: str = "yolo11n", *, seed: int = 0) -> nn.Module
 def load_yolo_model(path: str | os.PathLike) -> nn.Module:
     """The model (float32, eval mode) in a local ultralytics ``.pt`` checkpoint; InputError naming the file.
 
-    The file is unpickled (``weights_only=False``, as ultralytics checkpoints hold whole modules): load only
-    checkpoints you trust. Nothing is ever downloaded: a missing file is an error.
+    The file is unpickled (``weights_only=False``, as ultralytics checkpoints hold whole modules), which can run code:
+    this is the one file av-seld unpickles, only from a path the user gives (``--weights``, ``visual_weights``, or the
+    ``visual_yolo.pt`` that pretrain-visual exported beside a ``--visual-init`` checkpoint), and the README tells
+    users to name only files they trust. Nothing is ever downloaded: a missing file is an error.
     """
     path = Path(path)
     if not path.is_file():
