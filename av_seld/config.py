@@ -339,9 +339,56 @@ def load_config(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] 
     named = config.train if isinstance(config, Config) else config
     if named.name is None:
         named.name = Path(path).stem
+    config.source = f"{path} + overrides" if overrides else str(path)  # for messages; not a field, never saved
     return config
 
 
 def save_config(config: Any, path: str | os.PathLike) -> None:
     """Write the resolved configuration as YAML (atomically); :func:`load_config` reads it back to an equal object."""
     write_text_atomic(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
+
+
+# ------------------------------------------------------------------------------------------------------- resuming
+
+# What a resumed run may change: how long it trains, how often it logs, validates and saves, where it runs and how it
+# is scored (train.init_from only starts a fresh run). Every other key shapes the model, its data or its
+# optimisation, which the checkpoint was made with.
+RESUME_SAFE_KEYS = ("train.epochs", "train.max_steps", "train.val_every_epochs", "train.log_every_steps",
+                    "train.checkpoint_every_steps", "train.device", "train.out_dir", "train.name", "train.init_from",
+                    "data.num_workers", "optim.amp", "eval")
+_ABSENT = object()
+
+
+def _flat(data: dict, prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):  # an empty mapping adds no key
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def check_resume(config: Config, saved_path: str | os.PathLike) -> list[str]:
+    """Compare the configuration a run is resumed with to the run's saved ``config.yaml``.
+
+    Returns the changed keys that are safe to resume with (:data:`RESUME_SAFE_KEYS`), as ``"key: old -> new"``; any
+    other change raises :class:`ConfigError` naming both files and every differing key. Writes nothing.
+    """
+    saved = load_config(saved_path)
+    before, after = _flat(config_to_dict(saved)), _flat(config_to_dict(config))
+    changed = [k for k in sorted(before.keys() | after.keys()) if before.get(k, _ABSENT) != after.get(k, _ABSENT)]
+
+    def show(value):
+        return "unset" if value is _ABSENT else repr(value)
+
+    unsafe = [k for k in changed if not any(k == s or k.startswith(s + ".") for s in RESUME_SAFE_KEYS)]
+    if unsafe:
+        diffs = "; ".join(f"{k}: {show(after.get(k, _ABSENT))} here, {show(before.get(k, _ABSENT))} in the run"
+                          for k in unsafe)
+        raise ConfigError(getattr(config, "source", "the given configuration"),
+                          f"--resume: differs from the run's {saved_path} in {diffs}. These change the model, its "
+                          f"data or its optimisation, so the run cannot continue with them: resume with the run's "
+                          f"values, or start a new run (another train.name). Keys a resumed run may change: "
+                          f"{', '.join(RESUME_SAFE_KEYS)}")
+    return [f"{k}: {show(before.get(k, _ABSENT))} -> {show(after.get(k, _ABSENT))}" for k in changed]

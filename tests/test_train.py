@@ -140,6 +140,30 @@ def test_a_killed_run_resumes_from_its_last_step_checkpoint_without_duplicate_lo
     assert val_steps == sorted(set(val_steps))
 
 
+def test_resume_with_another_config_is_refused_before_writing_and_safe_changes_are_logged(tiny_root, tmp_path, capsys,
+                                                                                         caplog):
+    args = [*overrides(tiny_root, tmp_path)[:-1], "train.max_steps=2", "data.val_splits=[]", "data.test_splits=[]"]
+    assert main(["train", str(TINY), *args]) == 0
+    run = tmp_path / "debug_tiny"
+    saved = (run / "config.yaml").read_bytes()
+    checkpoint = (run / "last.pt").read_bytes()
+    capsys.readouterr()
+    for changed in (["model.params.dim=16", "model.params.heads=4"], ["optim.lr=0.01"]):
+        assert main(["train", str(TINY), *args, *changed, "--resume"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "error:" in err and "Traceback" not in err
+        assert f"{TINY} + overrides: --resume: differs from the run's {run / 'config.yaml'} in" in err
+        for item in changed:
+            key, value = item.split("=")
+            assert f"{key}: {float(value) if '.' in value else int(value)!r} here" in err
+        assert (run / "config.yaml").read_bytes() == saved and (run / "last.pt").read_bytes() == checkpoint
+    with caplog.at_level("INFO"):
+        assert main(["train", str(TINY), *args[:-3], "train.max_steps=3", *args[-2:], "--resume"]) == 0
+    assert "resuming" in caplog.text and "train.max_steps: 2 -> 3" in caplog.text
+    assert load_config(run / "config.yaml").train.max_steps == 3
+    assert load_checkpoint(run / "last.pt")["train_state"]["step"] == 3
+
+
 def test_ctrl_c_saves_the_checkpoint_and_exits_130(tiny_root, tmp_path):
     import signal
     import time

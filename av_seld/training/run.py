@@ -24,7 +24,7 @@ import torch
 from av_seld import features as feats
 from av_seld import timing
 from av_seld.classes import NUM_CLASSES
-from av_seld.config import Config, ConfigError, config_to_dict, save_config
+from av_seld.config import Config, ConfigError, check_resume, config_to_dict, save_config
 from av_seld.errors import InputError
 from av_seld.training import distributed
 from av_seld.training.checkpoint import (build_model_from_checkpoint, initialise_weights, load_checkpoint,
@@ -280,6 +280,9 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
             if (run_dir / "last.pt").exists():
                 raise InputError(run_dir, "run folder already holds a run: pass --resume to continue it, or choose "
                                           "another train.name")
+        if resume and (run_dir / "last.pt").exists() and (run_dir / "config.yaml").exists():
+            for change in check_resume(config, run_dir / "config.yaml"):  # before anything is written
+                log.info("resuming %s with %s", run_dir, change)
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, run_dir / "config.yaml")
 
