@@ -183,6 +183,29 @@ class PretrainConfig:
                 "freeze_backbone": self.freeze_backbone, "seed": self.seed, "kappa_init": self.kappa_init}
 
 
+# Lower bounds of numeric keys, checked when a configuration is read: key -> (bound, whether the bound is allowed).
+# A value outside them would run but do nothing useful (train.epochs: 0 trains no step and saves an untrained model).
+BOUNDS: dict[str, tuple[float, bool]] = {
+    "data.chunk_s": (0, False), "data.train_hop_s": (0, False), "data.batch_size": (1, True),
+    "data.num_workers": (0, True), "data.freq_masks": (0, True), "data.time_masks": (0, True),
+    "distill.weight": (0, True), "distill.feature_weight": (0, True),
+    "optim.lr": (0, False), "optim.weight_decay": (0, True), "optim.warmup_steps": (0, True),
+    "optim.warmup_start_lr": (0, True), "optim.min_lr_ratio": (0, True), "optim.grad_clip": (0, False),
+    "optim.ema_decay": (0, True),
+    "train.epochs": (1, True), "train.max_steps": (1, True), "train.val_every_epochs": (1, True),
+    "train.log_every_steps": (1, True), "train.checkpoint_every_steps": (1, True),
+    "eval.threshold": (0, True), "eval.merge_deg": (0, True),
+}
+
+
+def _check_bound(key: str, value: Any, where: str | os.PathLike) -> None:
+    if key not in BOUNDS or value is None:
+        return
+    bound, allowed = BOUNDS[key]
+    if value < bound or (value == bound and not allowed):
+        raise ConfigError(where, f"{key}: must be {'at least' if allowed else 'more than'} {bound}, got {value!r}")
+
+
 # ------------------------------------------------------------------------------------------- dict <-> dataclass
 
 
@@ -252,7 +275,14 @@ def _build(cls: type, data: dict, where: str | os.PathLike, prefix: str = "") ->
     if unknown:
         raise ConfigError(where, f"unknown key '{prefix}{unknown[0]}' (known keys{' of ' + prefix[:-1] if prefix else ''}:"
                                  f" {', '.join(names)})")
-    return cls(**{k: _convert(v, hints[k], prefix + k, where) for k, v in data.items()})
+    values = {k: _convert(v, hints[k], prefix + k, where) for k, v in data.items()}
+    if cls in _SECTIONS:
+        for k, v in values.items():
+            _check_bound(prefix + k, v, where)
+    return cls(**values)
+
+
+_SECTIONS = (DataConfig, ModelConfig, LossConfig, DistillConfig, OptimConfig, TrainConfig, EvalConfig)
 
 
 def config_from_dict(data: dict, where: str | os.PathLike = "<dict>", cls: type = Config) -> Any:

@@ -204,6 +204,41 @@ def test_config_errors_are_reported_with_the_key(tiny_root, tmp_path, capsys):
     assert "optim.lrr" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("override, message, checked_first", [
+    ("model.params.depthh=2", "model.params.depthh: not an argument of resnet_conformer (its arguments: in_channels, ",
+     True),
+    ("model.name=resnet_conformr", "model.name: unknown model 'resnet_conformr' (available: av_conformer, resnet_",
+     True),
+    ("loss.name=adpitt", "loss.name: unknown loss 'adpitt' (available: adpit, ", True),
+    # values are the model's to judge, when it is built
+    ("model.params.heads=3", "model.params of resnet_conformer: dim (8) must be divisible by heads (3)", False),
+])
+def test_model_config_errors_name_the_recipe_and_key_and_list_the_choices(tiny_root, tmp_path, capsys, override,
+                                                                         message, checked_first):
+    assert main(["train", str(TINY), *overrides(tiny_root, tmp_path), override]) == 2
+    err = capsys.readouterr().err
+    assert f"av-seld train: error: {TINY} + overrides: {message}" in err and err.count("\n") == 1
+    assert (tmp_path / "debug_tiny").exists() != checked_first  # names are checked before anything is written
+
+
+def test_nested_model_arguments_are_checked():
+    from av_seld.models import ModelArgumentError, check_model_arguments
+
+    check_model_arguments("av_conformer", {"audio_model": "seldnet", "audio_kwargs": {"in_channels": 7}})
+    with pytest.raises(ModelArgumentError, match=r"params.audio_kwargs.dimm: not an argument of resnet_conformer"):
+        check_model_arguments("av_conformer", {"audio_kwargs": {"dimm": 8}})
+    with pytest.raises(ModelArgumentError, match=r"params.audio_model: unknown model 'nope'"):
+        check_model_arguments("av_conformer", {"audio_model": "nope"})
+
+
+def test_unknown_yolo_model_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["precompute-visual", str(tmp_path), "--model", "yolo99x"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --model: unknown YOLO model 'yolo99x'; expected one of yolov8{n,s,m,l,x}, yolo11{n,s,m,l,x}" in err
+
+
 DDP_SCRIPT = """
 import sys, torch
 from av_seld.config import load_config

@@ -225,6 +225,23 @@ def auto_class_weights(clips) -> list[float]:
     return class_balanced_weights(counts)
 
 
+def check_model_config(config: Config) -> None:
+    """:class:`ConfigError` naming the recipe and key for an unknown ``model.name`` or ``loss.name``, or a
+    ``model.params`` key the model does not take (checked before anything is computed or written)."""
+    from av_seld.losses import available_losses
+    from av_seld.models import ModelArgumentError, check_model_arguments
+
+    where = getattr(config, "source", "config")
+    try:
+        check_model_arguments(config.model.name, model_params(config, in_channels=0), name_key="model.name",
+                              kwargs_key="model.params")
+    except ModelArgumentError as err:
+        raise ConfigError(where, str(err)) from None
+    if config.loss.name not in available_losses():
+        raise ConfigError(where, f"loss.name: unknown loss {config.loss.name!r} (available: "
+                                 f"{', '.join(available_losses())})")
+
+
 def build_loss_fn(config: Config, device: torch.device, model: torch.nn.Module, train_clips=()):
     """``(loss_fn(output, batch), extra trainable parameters, forward(model, batch))`` for the configured
     multi-ACCDOA loss, plus distillation from a frozen teacher when ``distill.teacher`` is set. ``train_clips``:
@@ -272,6 +289,7 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
     thresholds, and score it on the test split. ``workers``: processes for filling feature caches."""
     if not config.data.roots:
         raise ConfigError("config", "data.roots is empty: give at least one dataset root")
+    check_model_config(config)
     device = distributed.setup(pick_device(config.train.device))
     seed_everything(config.train.seed + distributed.rank())
     run_dir = Path(config.train.out_dir) / (config.train.name or "run")
@@ -298,7 +316,12 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
     audio_init = params.pop("audio_state", None) if config.model.name == "av_conformer" else None
     if audio_init is not None and not isinstance(audio_init, str):
         raise ConfigError("config", "model.params.audio_state: give the path of an av-seld audio checkpoint")
-    model = build_model(config.model.name, **params)
+    try:
+        model = build_model(config.model.name, **params)
+    except InputError:  # a file the model reads (e.g. visual weights): the error names it
+        raise
+    except (ValueError, TypeError) as err:  # an argument value the model refuses
+        raise ConfigError(getattr(config, "source", "config"), f"model.params of {config.model.name}: {err}") from None
     fresh = not (resume and (run_dir / "last.pt").exists())
     if fresh and audio_init is not None:
         initialise_weights(model.audio, audio_init, what="model.params.audio_state")
