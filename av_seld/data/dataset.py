@@ -41,7 +41,7 @@ from av_seld import features as feats
 from av_seld import geometry, timing
 from av_seld.data.feature_cache import FeatureStats, clip_cache_path, is_train_split, read_cache_meta
 from av_seld.errors import AudioFormatError, InputError
-from av_seld.io.audio import wav_info
+from av_seld.io.audio import check_finite, wav_info
 from av_seld.io.dataset import Clip, index_dataset
 from av_seld.io.labels import Events, read_reference_csv
 from av_seld.targets import events_to_adpit, events_to_multi_accdoa
@@ -241,6 +241,8 @@ class SeldDataset(torch.utils.data.Dataset):
             if channels != 4 or rate != timing.SAMPLE_RATE:
                 raise AudioFormatError(wav, f"expected 4 channels at {timing.SAMPLE_RATE} Hz, found {channels} at "
                                             f"{rate} Hz")
+            if num_samples == 0:
+                raise AudioFormatError(wav, "has no samples")
             entries.append(ClipEntry(root_index, clip, num_samples, cache))
         return entries
 
@@ -299,6 +301,7 @@ class SeldDataset(torch.utils.data.Dataset):
             data, _ = sf.read(str(path), start=first, stop=stop, dtype="float32", always_2d=True)
         except RuntimeError as e:  # soundfile.LibsndfileError
             raise AudioFormatError(path, f"cannot read samples {first}..{stop}: {e}") from e
+        check_finite(path, data, timing.SAMPLE_RATE, first_sample=first)
         out[:, : data.shape[0]] = data.T
         return out
 

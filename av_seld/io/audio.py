@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 NUM_CHANNELS = 4
 # libsndfile's names for the RIFF/WAVE family (WAVEX: WAVE_FORMAT_EXTENSIBLE, common for 4-channel files).
 _WAV_FORMATS = {"WAV", "WAVEX", "RF64"}
+_FLOAT_SUBTYPES = {"FLOAT", "DOUBLE"}  # the only sample types that can hold NaN or infinity
 
 
 def _reason(error: RuntimeError) -> str:
@@ -48,19 +49,36 @@ def wav_info(path: str | os.PathLike) -> tuple[int, int, int]:
     return info.channels, info.samplerate, info.frames
 
 
+def check_finite(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, first_sample: int = 0) -> None:
+    """:class:`AudioFormatError` naming ``path`` and the first NaN or infinite sample of ``audio`` (samples,
+    channels) read from sample ``first_sample`` on. Only float wavs can hold such samples; checked through a sum."""
+    if np.isfinite(audio.sum(dtype=np.float64)):
+        return
+    bad = ~np.isfinite(audio)
+    if not bad.any():
+        return  # finite samples whose sum overflowed
+    sample, channel = np.argwhere(bad)[0]
+    sample += first_sample
+    raise AudioFormatError(path, f"{int(bad.sum())} NaN or infinite samples, the first at {sample / sample_rate:.3f} s "
+                                 f"(sample {sample}, channel {channel + 1})")
+
+
 def read_wav(
     path: str | os.PathLike, *, num_channels: int | None = NUM_CHANNELS, sample_rate: int | None = SAMPLE_RATE
 ) -> np.ndarray:
     """Read a wav file as float32 of shape (channels, samples), values in [-1, 1).
 
     ``num_channels`` and ``sample_rate`` (Hz) are checked against the header before any sample is read;
-    ``None`` skips a check. Raises :class:`AudioFormatError` naming the file and the problem.
+    ``None`` skips a check. Raises :class:`AudioFormatError` naming the file and the problem, also for a file
+    without samples and for NaN or infinite samples (possible in float wavs).
     """
     info = _info(path)
     if num_channels is not None and info.channels != num_channels:
         raise AudioFormatError(path, f"expected {num_channels} channels, found {info.channels}")
     if sample_rate is not None and info.samplerate != sample_rate:
         raise AudioFormatError(path, f"expected {sample_rate} Hz, found {info.samplerate} Hz")
+    if info.frames == 0:
+        raise AudioFormatError(path, "has no samples")
     # 16-bit PCM (STARSS23's format) is read as integers and scaled while transposing: one pass instead of
     # libsndfile's conversion plus a transposing copy, and the same values (x / 32768 is exact in float32).
     pcm16 = info.subtype == "PCM_16"
@@ -69,6 +87,8 @@ def read_wav(
     except RuntimeError as e:  # soundfile.LibsndfileError
         raise AudioFormatError(path, f"cannot be read as a wav file: {_reason(e)}") from e
     if not pcm16:
+        if info.subtype in _FLOAT_SUBTYPES:
+            check_finite(path, audio, info.samplerate)
         return np.ascontiguousarray(audio.T)
     out = np.empty(audio.shape[::-1], dtype=np.float32)
     np.multiply(audio.T, np.float32(1.0 / 32768.0), out=out)
