@@ -188,6 +188,32 @@ def test_ctrl_c_saves_the_checkpoint_and_exits_130(tiny_root, tmp_path):
     assert int(log.read_text().splitlines()[-1].split(",")[0]) == step  # every step logged is in the checkpoint
 
 
+def test_sigkill_loses_at_most_one_checkpoint_interval_and_resume_completes(tiny_root, tmp_path):
+    import signal
+    import time
+
+    every = 4
+    args = [*overrides(tiny_root, tmp_path)[:-1], "train.max_steps=40", "train.epochs=100", "train.log_every_steps=1",
+            f"train.checkpoint_every_steps={every}", "data.val_splits=[]", "data.test_splits=[]"]
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "av_seld", "train", str(TINY), *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "debug_tiny" / "train_log.csv"
+    deadline = time.monotonic() + 120
+    while (not log.exists() or len(log.read_text().splitlines()) < 12) and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.kill()
+    proc.communicate()
+    logged = int(log.read_text().splitlines()[-1].split(",")[0])
+    saved = load_checkpoint(tmp_path / "debug_tiny" / "last.pt")["train_state"]["step"]
+    assert logged - every < saved <= logged  # saved every 4 steps and at each epoch end (3 steps)
+    assert main(["train", str(TINY), *args, "--resume"]) == 0
+    steps = [int(line.split(",")[0]) for line in log.read_text().splitlines()[1:]]
+    assert steps == list(range(1, 41))
+    assert load_checkpoint(tmp_path / "debug_tiny" / "last.pt")["train_state"]["step"] == 40
+
+
 def test_a_run_started_with_relative_paths_keeps_its_references(tiny_root, tmp_path, monkeypatch):
     # make demo passes relative folders; the report resolves reference.json from the evaluation folder.
     from av_seld.viz.report import find_evaluations
