@@ -91,7 +91,7 @@ def visual_caches(config: Config) -> list[Path]:
               for field, arg in names.items() if arg in params}
     if params.get("visual_init"):
         # the pre-trained YOLO layers replace visual_weights in the model, so the cache must hold their features:
-        # pretrain-visual exports them beside its checkpoint as an ultralytics .pt
+        # pretrain-visual exports them beside its checkpoint (visual_yolo.pt)
         exported = Path(params["visual_init"]).parent / "visual_yolo.pt"
         if not exported.is_file():
             raise ConfigError("config", f"model.params.visual_init with data.visual_features needs {exported} "
