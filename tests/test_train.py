@@ -306,6 +306,43 @@ def test_ddp_two_cpu_ranks_end_with_identical_weights(tiny_root, tmp_path):
         torch.testing.assert_close(saved["trained_state"][key], value, rtol=0, atol=0)
 
 
+DDP_SIGNAL_SCRIPT = """
+import os, signal, sys, torch
+from av_seld.config import load_config
+from av_seld.errors import Interrupted
+from av_seld.training import distributed
+from av_seld.training.hooks import Hook
+from av_seld.training.run import train
+
+class SignalRankOne(Hook):  # as if only rank 1 got the Ctrl-C
+    def after_step(self, trainer, metrics):
+        if trainer.state.step == 2 and distributed.rank() == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+torch.set_num_threads(1)
+try:
+    train(load_config(sys.argv[2], sys.argv[3:]), extra_hooks=[SignalRankOne()])
+except Interrupted as err:
+    print(f"rank {distributed.rank()}: {err}", flush=True)
+    sys.exit(130)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="torchrun with gloo is exercised on Linux")
+def test_ddp_ranks_stop_together_when_one_gets_the_signal(tiny_root, tmp_path):
+    script = tmp_path / "ddp_signal.py"
+    script.write_text(textwrap.dedent(DDP_SIGNAL_SCRIPT))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
+           str(tmp_path), str(TINY), *overrides(tiny_root, tmp_path / "runs")[:-1], "train.max_steps=50",
+           "train.epochs=50", "data.test_splits=[]", "data.val_splits=[]"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    last = tmp_path / "runs" / "debug_tiny" / "last.pt"
+    assert f"rank 0: SIGINT at step 2; saved {last}" in proc.stdout, proc.stdout + proc.stderr[-3000:]
+    assert "rank 1: SIGINT at step 2" in proc.stdout
+    assert load_checkpoint(last)["train_state"]["step"] == 2
+
+
 def test_online_features_equal_the_cached_ones_and_train(tiny_root, tmp_path):
     """data.online_features: raw audio chunks become the same standardised features in the training loop (interior
     frames; the chunk's edge frames see the chunk's own padding), masked deterministically, and a run trains."""

@@ -180,6 +180,9 @@ class Trainer:
             stepped = True
             for hook in self.hooks:
                 hook.after_step(self, metrics)
+            if distributed.is_distributed():  # ranks stop together, or the next all-reduce would wait forever
+                stop, signum = distributed.max_over_ranks([int(self.stop), self.stop_signal or 0], self.device)
+                self.stop, self.stop_signal = bool(stop), signum or None
             if self.state.step >= self.total_steps or self.stop:
                 break
         if not stepped and not skip:
