@@ -156,3 +156,21 @@ def test_bad_audio_in_a_dataset_is_one_error_line_naming_the_file(tmp_path, caps
     sf.write(wav, np.zeros((0, 4), np.float32), SR, subtype="PCM_16")
     assert main(["extract-features", str(tmp_path), "--format", "foa"]) == 2
     assert f"error: {wav}: has no samples" in capsys.readouterr().err
+
+
+def test_a_truncated_wav_is_read_with_a_warning_naming_both_lengths(tmp_path, caplog):
+    path = tmp_path / "whole.wav"
+    write_wav(path, _noise(num_samples=SR))
+    assert audio_io.header_frames(path, 4, 2) == SR
+    data = path.read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(data[: 44 + 8 * 12000])  # the header, then 12 000 of the 24 000 samples
+    with caplog.at_level(logging.WARNING):
+        assert read_wav(cut).shape == (4, 12000)
+        wav_info(cut)
+    assert caplog.text.count("cut.wav: truncated: its header announces 24000 samples (1.00 s), the file holds 12000 "
+                             "(0.50 s)") == 1
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        read_wav(path)
+    assert "truncated" not in caplog.text

@@ -40,7 +40,41 @@ def _info(path: str | os.PathLike):
         raise AudioFormatError(path, f"cannot be read as a wav file: {_reason(e)}") from e
     if info.format not in _WAV_FORMATS:
         raise AudioFormatError(path, f"not a wav file (found {info.format})")
+    _warn_if_truncated(path, info)
     return info
+
+
+_warned_truncated: set[str] = set()
+
+
+def header_frames(path: str | os.PathLike, channels: int, bytes_per_sample: int) -> int | None:
+    """Samples per channel that a RIFF/WAVE file's ``data`` chunk header announces; None when it cannot tell (RF64,
+    an unknown sample size, no data chunk in the first 64 KiB)."""
+    with open(path, "rb") as f:
+        head = f.read(65536)
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE" or not bytes_per_sample:
+        return None
+    offset = 12
+    while offset + 8 <= len(head):
+        chunk, size = head[offset:offset + 4], int.from_bytes(head[offset + 4:offset + 8], "little")
+        if chunk == b"data":
+            return size // (channels * bytes_per_sample)
+        offset += 8 + size + (size & 1)  # chunks are padded to an even length
+    return None
+
+
+_BYTES_PER_SAMPLE = {"PCM_U8": 1, "PCM_S8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
+
+
+def _warn_if_truncated(path: Path, info) -> None:
+    """libsndfile reads a file cut short (a copy or download that stopped) as a shorter clip without a word; its
+    labels would then run past the audio. Say so, once per file, with both lengths."""
+    promised = header_frames(path, info.channels, _BYTES_PER_SAMPLE.get(info.subtype, 0))
+    if promised is not None and promised > info.frames and str(path) not in _warned_truncated:
+        _warned_truncated.add(str(path))
+        logger.warning("%s: truncated: its header announces %d samples (%.2f s), the file holds %d (%.2f s); it is "
+                       "read as the shorter clip", path, promised, promised / info.samplerate, info.frames,
+                       info.frames / info.samplerate)
 
 
 def wav_info(path: str | os.PathLike) -> tuple[int, int, int]:
