@@ -247,6 +247,17 @@ def test_model_config_errors_name_the_recipe_and_key_and_list_the_choices(tiny_r
     assert (tmp_path / "debug_tiny").exists() != checked_first  # names are checked before anything is written
 
 
+def test_a_device_this_machine_lacks_is_one_error_line(tiny_root, tmp_path, capsys):
+    assert main(["train", str(TINY), *overrides(tiny_root, tmp_path), "train.device=cuda:99"]) == 2
+    err = capsys.readouterr().err
+    assert f"av-seld train: error: {TINY} + overrides: train.device: cuda:99 was asked for, but torch sees " in err
+    assert main(["infer", str(tmp_path / "none.pt"), "--audio", str(tmp_path), "--out", str(tmp_path / "p"),
+                 "--device", "cuda:99"]) == 2
+    assert "av-seld infer: error: --device: cuda:99 was asked for" in capsys.readouterr().err
+    assert main(["train", str(TINY), *overrides(tiny_root, tmp_path), "train.device=tpu"]) == 2
+    assert "train.device: unknown device 'tpu'" in capsys.readouterr().err
+
+
 def test_nested_model_arguments_are_checked():
     from av_seld.models import ModelArgumentError, check_model_arguments
 

@@ -148,6 +148,9 @@ def evaluate_folders(reference_dir: str | os.PathLike, prediction_dir: str | os.
         if name not in references:
             raise InputError(path, f"no reference file named {name} in {reference_dir}")
     names = sorted(predictions)
+    if use_jackknife and len(names) < 2:
+        raise InputError(prediction_dir, f"the jackknife leaves one clip out at a time, so it needs at least two "
+                                         f"clips; found {len(names)}")
     refs = {n: read_reference_csv(references[n]) for n in names}
     preds = {n: read_prediction_csv(predictions[n]) for n in names}
     for n in names:

@@ -49,10 +49,21 @@ class TrainResult:
     test_set: Any | None = None  # the dataset the test split was scored on
 
 
-def pick_device(name: str) -> torch.device:
+def pick_device(name: str, key: str = "train.device", where: str | None = None) -> torch.device:
+    """The device ``name`` ("auto": CUDA when available); InputError naming ``where`` (a file) and ``key`` for a
+    name torch does not know or a CUDA device this machine does not have."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InputError(where, f"{key}: unknown device {name!r} (expected auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (device.index or 0) >= count:
+            have = f"{count} GPU{'s' if count != 1 else ''} (cuda:0 to cuda:{count - 1})" if count else "no GPU"
+            raise InputError(where, f"{key}: {name} was asked for, but torch sees {have} here; use cpu or auto")
+    return device
 
 
 def feature_caches(config: Config, kind: str, workers: int = 1) -> list[Path]:
@@ -290,7 +301,7 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
     if not config.data.roots:
         raise ConfigError("config", "data.roots is empty: give at least one dataset root")
     check_model_config(config)
-    device = distributed.setup(pick_device(config.train.device))
+    device = distributed.setup(pick_device(config.train.device, where=getattr(config, "source", None)))
     seed_everything(config.train.seed + distributed.rank())
     run_dir = Path(config.train.out_dir) / (config.train.name or "run")
     if distributed.is_main():
