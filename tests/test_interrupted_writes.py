@@ -132,3 +132,27 @@ def test_killed_synthesis_then_concurrent_and_rerun_leave_only_whole_matching_cl
         audio, rate = sf.read(clip.foa)
         assert audio.shape == (2 * rate, 4) and np.isfinite(audio).all()
         read_reference_csv(clip.metadata)
+
+
+def test_an_unwritable_dataset_root_is_one_error_naming_the_folder_and_the_way_around(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from av_seld.utils import atomic
+
+    assert main(synth_audio(tmp_path)) == 0
+    real_mkstemp = atomic.tempfile.mkstemp
+
+    def read_only_root(*args, dir, **kwargs):  # tests run as root, whom chmod does not stop
+        if Path(dir).is_relative_to(tmp_path / "features"):
+            raise PermissionError(errno.EROFS, "Read-only file system", str(Path(dir) / ".x.tmp"))
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", read_only_root)
+    capsys.readouterr()
+    assert main(["extract-features", str(tmp_path), "--format", "foa", "--train-split", SPLIT]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {tmp_path / 'features' / 'foa_logmel_iv'}: cannot write in this folder (Read-only file system): " \
+           "the feature cache can live elsewhere (train: data.feature_cache" in err
+    assert ".tmp" not in err and "Traceback" not in err
+    assert main(["extract-features", str(tmp_path), "--format", "foa", "--train-split", SPLIT,
+                 "--out", str(tmp_path / "elsewhere")]) == 0

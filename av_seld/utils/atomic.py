@@ -9,6 +9,7 @@ pattern, ``.<target name>.<8 random characters>.tmp<target suffix>``: a dot-file
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -16,11 +17,16 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from av_seld.errors import UnwritableError
+
 log = logging.getLogger(__name__)
 
 # mkstemp creates files readable by their owner only; give finished files the usual umask-based mode instead.
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+# what the system says when a folder is read-only or not ours
+UNWRITABLE_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 # tempfile.mkstemp's random part: 8 characters of [a-z0-9_]
 _TEMP_NAME = re.compile(r"\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp(?P<suffix>\.[^.]+)?")
@@ -30,12 +36,18 @@ _TEMP_NAME = re.compile(r"\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp(?P<suffix>\.[^.]+)
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; on success it replaces ``path`` in one rename.
 
-    If the body raises, the temporary file is removed and an existing ``path`` is left untouched.
+    If the body raises, the temporary file is removed and an existing ``path`` is left untouched. A folder that
+    cannot be written raises :class:`~av_seld.errors.UnwritableError` naming it (not the temporary file).
     The temporary name keeps the target's suffix so that writers which infer the format from it work.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{target.suffix}", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{target.suffix}", dir=target.parent)
+    except OSError as err:
+        if err.errno not in UNWRITABLE_ERRNOS:
+            raise
+        raise UnwritableError(target.parent, f"cannot write in this folder ({err.strerror})") from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
