@@ -123,12 +123,14 @@ def test_killed_synthesis_then_concurrent_and_rerun_leave_only_whole_matching_cl
     index = index_dataset(tmp_path)
     assert len(index.clips) == 40 and not index.missing()["audio"]
     assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]
-    # every clip is whole and from one run: the rerun renders each clip exactly as the killed run did (seed 1)
+    # every clip is whole and from one run: the clips both runs wrote are byte for byte those of seed 1 (a clip
+    # depends only on the seed and its number, so the first 8 of a fresh seed-1 dataset are the reference)
     reference = tmp_path / "reference"
-    assert main(["synth-audio", str(reference), *args[2:-1], "1"]) == 0
-    for clip in index.clips:
+    assert main(["synth-audio", str(reference), "--num-clips", "8", *args[4:-1], "1"]) == 0
+    for clip in index.clips[:8]:
         for folder, path in (("foa_dev", clip.foa), ("mic_dev", clip.mic), ("metadata_dev", clip.metadata)):
             assert path.read_bytes() == (reference / folder / SPLIT / path.name).read_bytes(), path
+    for clip in index.clips:
         audio, rate = sf.read(clip.foa)
         assert audio.shape == (2 * rate, 4) and np.isfinite(audio).all()
         read_reference_csv(clip.metadata)
@@ -156,3 +158,28 @@ def test_an_unwritable_dataset_root_is_one_error_naming_the_folder_and_the_way_a
     assert ".tmp" not in err and "Traceback" not in err
     assert main(["extract-features", str(tmp_path), "--format", "foa", "--train-split", SPLIT,
                  "--out", str(tmp_path / "elsewhere")]) == 0
+
+
+def test_synth_video_killed_mid_file_then_rerun_leaves_whole_videos(tmp_path):
+    from av_seld.io.labels import Events, write_reference_csv
+    from av_seld.io.video import video_info
+
+    for k in range(1, 7):  # 30 s clips: a video takes long enough to be caught half-written
+        write_reference_csv(tmp_path / "metadata_dev" / SPLIT / f"fold1_room0_mix00{k}.csv",
+                            Events.from_arrays(list(range(0, 300, 10)), [k] * 30, [0] * 30, [20 * k] * 30, [0] * 30))
+    args = ["synth-video", str(tmp_path), "--split", SPLIT, "--size", "128x64", "--fps", "10"]
+    first = _run(*args)
+    folder = tmp_path / "video_dev" / SPLIT
+    deadline = time.monotonic() + 120
+    while not [p for p in folder.glob(".*") if p.stat().st_size > 0] if folder.is_dir() else True:
+        assert first.poll() is None and time.monotonic() < deadline, first.stderr.read()
+        time.sleep(0.01)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert [p for p in folder.iterdir() if p.name.startswith(".")]  # the killed run left its temporary file
+    assert len(index_dataset(tmp_path).missing()["video"]) > 0
+    rerun = _run(*args)
+    _, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err
+    assert sorted(p.name for p in folder.iterdir()) == [f"fold1_room0_mix00{k}.mp4" for k in range(1, 7)]
+    assert {video_info(p)[0] for p in folder.iterdir()} == {291}  # label frames 0..290 at 10 fps
