@@ -88,6 +88,21 @@ def test_a_second_writer_of_the_same_output_is_refused(tmp_path, capsys):
     assert not lock.exists()
 
 
+def test_synthesis_from_trajectories_is_the_same_one_writer(tmp_path, capsys):
+    from av_seld.io.labels import Events, write_reference_csv
+
+    write_reference_csv(tmp_path / "timelines" / "fold1_room0_mix001.csv",
+                        Events.from_arrays([0, 1, 2], [1, 1, 1], [0, 0, 0], [10, 20, 30], [0, 0, 0]))
+    args = ["synth-audio", str(tmp_path / "out"), "--split", SPLIT, "--trajectories", str(tmp_path / "timelines")]
+    left = plant_left_behind(tmp_path / "out")
+    with output_lock(tmp_path / "out" / f".synth-audio.{SPLIT}.lock", "a test"):
+        assert main(args) == 2
+        assert "another process" in capsys.readouterr().err
+    assert main(args) == 0
+    assert [p.exists() for p in left] == [False, False, True]
+    assert [c.name for c in index_dataset(tmp_path / "out").clips] == ["fold1_room0_mix001"]
+
+
 def test_a_stale_lock_is_taken_over(tmp_path, caplog):
     lock = tmp_path / f".synth-audio.{SPLIT}.lock"
     lock.write_text("pid 999999999 on elsewhere\n")  # its owner died without removing it; nobody holds the flock

@@ -155,7 +155,12 @@ def synthesize_audio_dataset(out_root: str | os.PathLike, *, num_clips: int, spl
     out_root = Path(out_root)
     render = partial(_render_clip, out_root=out_root, split=split, seed=seed, formats=tuple(formats),
                      scene=scene, clips=clips, fold=fold, room=room, rooms=spec)
-    numbers = range(1, num_clips + 1)
+    yield from render_clips(render, range(1, num_clips + 1), out_root=out_root, split=split, workers=workers)
+
+
+def render_clips(render, numbers, *, out_root: Path, split: str, workers: int) -> Iterator[ClipResult]:
+    """``render(number)`` for each clip number, in ``workers`` processes, as the one writer of ``out_root``'s
+    ``split`` (its lock held, the temporary files of a killed run removed first); yields the results in order."""
     with output_lock(out_root / f".synth-audio.{split}.lock", f"synth-audio into {out_root}, split {split}"):
         for folder in {**FOLDERS, "csv": "metadata_dev"}.values():
             remove_stale_temps(out_root / folder / split)
