@@ -156,6 +156,12 @@ def test_a_checkpoint_holding_a_pickled_object_is_refused_without_running_it(tmp
     assert payload["model_params"] == {"frame_size": (2, 4), "root": str(tmp_path)}
     assert type(payload["history"][0]["SELD"]) is float
     nn.Linear(2, 1).load_state_dict(payload["model_state"])
+    # checkpoints written before numpy arrays were stored as tensors still load (numpy arrays are plain data)
+    torch.save({"model_name": "x", "model_params": {}, "model_state": {}, "thresholds": np.full(13, 0.5),
+                "history": [{"SELD": np.float64(0.3)}]}, path)
+    payload = load_checkpoint(path)
+    np.testing.assert_array_equal(payload["thresholds"], np.full(13, 0.5))
+    assert payload["history"][0]["SELD"] == 0.3
     with pytest.raises(ValueError, match=r"checkpoint.config: a RunsCodeWhenUnpickled cannot be stored"):
         save_checkpoint(path, {"model_name": "x", "model_params": {}, "model_state": {}, "config": evil})
 

@@ -7,7 +7,8 @@ A checkpoint is a dict saved with ``torch.save`` (written to a temporary file, t
 
 Loading a checkpoint runs no code: the file holds only tensors and plain values (numbers, strings, lists, tuples,
 dicts; :func:`save_checkpoint` stores numpy arrays as tensors) and is read with ``torch.load(weights_only=True)``,
-which refuses any other pickled object. A shared checkpoint is therefore as safe to load as a wav file.
+which refuses any other pickled object (numpy arrays of numbers, which older checkpoints hold, are accepted as the
+data they are). A shared checkpoint is therefore as safe to load as a wav file.
 """
 
 from __future__ import annotations
@@ -68,24 +69,29 @@ def _plain(value: Any, key: str) -> Any:
                      "code; store tensors and plain values")
 
 
+# Checkpoints written before av-seld stored numpy arrays as tensors hold numpy arrays and scalars: rebuilding them runs
+# no code (plain data of a numeric dtype), so the safe loader accepts them.
+_multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray  # numpy 2 / numpy 1
+_NUMPY_ARRAYS = [np.dtype, np.ndarray, _multiarray._reconstruct, _multiarray.scalar,
+                 *(type(np.dtype(t)) for t in (np.bool_, np.uint8, np.int8, np.int16, np.int32, np.int64,
+                                               np.float16, np.float32, np.float64))]
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint`; errors name the file and what is wrong."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(path, "checkpoint not found")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        with torch.serialization.safe_globals(_NUMPY_ARRAYS):
+            payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         if "Weights only load failed" not in str(err):
             raise CheckpointError(path, f"not a readable checkpoint (UnpicklingError: {err})") from None
         found = re.search(r"(?:Unsupported global: |unsupported )GLOBAL (\S+)", str(err))
         what = f"a pickled {found[1]}" if found else "pickled Python objects"
-        hint = ""
-        if found and found[1].startswith("numpy"):  # av-seld stored numpy arrays as such before it loaded safely
-            hint = ("; if it is an older av-seld checkpoint you trust, re-save it: torch.load(path, weights_only=False), "
-                    "then av_seld.training.checkpoint.save_checkpoint(path, payload)")
         raise CheckpointError(path, f"refused to load: it holds {what}, and unpickling that could run arbitrary code "
-                                    f"(av-seld checkpoints hold only tensors and plain values){hint}") from None
+                                    "(av-seld checkpoints hold only tensors and plain values)") from None
     except Exception as err:  # torch raises many kinds for a damaged file
         raise CheckpointError(path, f"not a readable checkpoint ({type(err).__name__}: {err})") from None
     if not isinstance(payload, dict) or any(k not in payload for k in REQUIRED_KEYS):
