@@ -22,6 +22,7 @@ from scipy.signal import resample_poly
 from av_seld.classes import CLASS_NAMES
 from av_seld.errors import InputError
 from av_seld.timing import SAMPLE_RATE
+from av_seld.utils.atomic import is_listed
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +72,12 @@ class ClipBank:
         if not root.is_dir():
             raise InputError(root, "clip folder not found")
         clips: dict[int, list[Path]] = {}
-        for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+        for sub in sorted(p for p in root.iterdir() if p.is_dir() and is_listed(p)):
             if sub.name == "distractors":  # sounds of none of the classes, beside the class folders of a bank
                 continue
             c = class_index(sub.name, sub)
-            clips.setdefault(c, []).extend(p for p in sub.iterdir() if p.suffix.lower() in _AUDIO_SUFFIXES)
+            clips.setdefault(c, []).extend(p for p in sub.iterdir()
+                                           if p.suffix.lower() in _AUDIO_SUFFIXES and is_listed(p))
         return cls(clips, str(root))
 
     @classmethod

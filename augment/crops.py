@@ -23,6 +23,7 @@ import numpy as np
 from augment.clips import class_index
 from av_seld.classes import CLASS_NAMES, NUM_CLASSES
 from av_seld.errors import InputError
+from av_seld.utils.atomic import atomic_path, is_listed
 
 log = logging.getLogger(__name__)
 
@@ -309,9 +310,10 @@ class CropBank:
         if not root.is_dir():
             raise InputError(root, "crop folder not found")
         images: dict[int, list[Path]] = {}
-        for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+        for sub in sorted(p for p in root.iterdir() if p.is_dir() and is_listed(p)):
             c = class_index(sub.name, sub)
-            images.setdefault(c, []).extend(p for p in sub.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            images.setdefault(c, []).extend(p for p in sub.iterdir()
+                                            if p.suffix.lower() in IMAGE_SUFFIXES and is_listed(p))
         bank = cls(images, str(root))
         if not bank.images:
             raise InputError(root, "no images found; expected <root>/<class name or index>/*.png|jpg")
@@ -341,13 +343,10 @@ class CropBank:
 
 def write_crop(path: str | os.PathLike, crop_rgb: np.ndarray) -> None:
     """Write an RGB or RGBA uint8 crop as PNG, atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     code = cv2.COLOR_RGBA2BGRA if crop_rgb.shape[2] == 4 else cv2.COLOR_RGB2BGR
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    if not cv2.imwrite(str(tmp), cv2.cvtColor(crop_rgb, code)):
-        raise OSError(f"{path}: cannot write the PNG")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(crop_rgb, code)):
+            raise OSError(f"{path}: cannot write the PNG")
 
 
 def read_index(root: str | os.PathLike) -> list[dict[str, str]]:

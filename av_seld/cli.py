@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from av_seld import __version__
-from av_seld.errors import InputError
+from av_seld.errors import InputError, Interrupted
+from av_seld.utils.atomic import UNWRITABLE_ERRNOS
 
 log = logging.getLogger("av_seld")
 
@@ -180,6 +181,18 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"av-seld {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a write outside atomic_path into a read-only or foreign folder
+        if err.errno not in UNWRITABLE_ERRNOS:
+            raise
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"av-seld {args.command}: error: {where}cannot write here ({err.strerror})", file=sys.stderr)
+        return 2
+    except Interrupted as err:
+        print(f"av-seld {args.command}: interrupted by {err}", file=sys.stderr)
+        return Interrupted.exit_code
+    except KeyboardInterrupt:
+        print(f"av-seld {args.command}: interrupted", file=sys.stderr)
+        return Interrupted.exit_code
 
 
 if __name__ == "__main__":

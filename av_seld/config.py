@@ -112,6 +112,9 @@ class TrainConfig:
     max_steps: int | None = None  # stop early after this many optimizer steps
     val_every_epochs: int = 1
     log_every_steps: int = 20
+    # also save last.pt every this many optimizer steps, not only per epoch (None: per epoch only), so a killed run
+    # loses at most this many steps; 500 steps are a few minutes of work for the recipes on one GPU
+    checkpoint_every_steps: int | None = 500
     out_dir: str = "runs"
     name: str | None = None  # run folder name; defaults to the recipe's file name
     # start from the weights of this av-seld checkpoint (fine-tuning; fresh optimizer and schedule): an audio-only
@@ -178,6 +181,29 @@ class PretrainConfig:
         return {"model": self.model, "weights": self.weights, "frame_size": list(self.frame_size),
                 "map_grid": list(self.map_grid), "embed_dim": self.embed_dim,
                 "freeze_backbone": self.freeze_backbone, "seed": self.seed, "kappa_init": self.kappa_init}
+
+
+# Lower bounds of numeric keys, checked when a configuration is read: key -> (bound, whether the bound is allowed).
+# A value outside them would run but do nothing useful (train.epochs: 0 trains no step and saves an untrained model).
+BOUNDS: dict[str, tuple[float, bool]] = {
+    "data.chunk_s": (0, False), "data.train_hop_s": (0, False), "data.batch_size": (1, True),
+    "data.num_workers": (0, True), "data.freq_masks": (0, True), "data.time_masks": (0, True),
+    "distill.weight": (0, True), "distill.feature_weight": (0, True),
+    "optim.lr": (0, False), "optim.weight_decay": (0, True), "optim.warmup_steps": (0, True),
+    "optim.warmup_start_lr": (0, True), "optim.min_lr_ratio": (0, True), "optim.grad_clip": (0, False),
+    "optim.ema_decay": (0, True),
+    "train.epochs": (1, True), "train.max_steps": (1, True), "train.val_every_epochs": (1, True),
+    "train.log_every_steps": (1, True), "train.checkpoint_every_steps": (1, True),
+    "eval.threshold": (0, True), "eval.merge_deg": (0, True),
+}
+
+
+def _check_bound(key: str, value: Any, where: str | os.PathLike) -> None:
+    if key not in BOUNDS or value is None:
+        return
+    bound, allowed = BOUNDS[key]
+    if value < bound or (value == bound and not allowed):
+        raise ConfigError(where, f"{key}: must be {'at least' if allowed else 'more than'} {bound}, got {value!r}")
 
 
 # ------------------------------------------------------------------------------------------- dict <-> dataclass
@@ -249,7 +275,14 @@ def _build(cls: type, data: dict, where: str | os.PathLike, prefix: str = "") ->
     if unknown:
         raise ConfigError(where, f"unknown key '{prefix}{unknown[0]}' (known keys{' of ' + prefix[:-1] if prefix else ''}:"
                                  f" {', '.join(names)})")
-    return cls(**{k: _convert(v, hints[k], prefix + k, where) for k, v in data.items()})
+    values = {k: _convert(v, hints[k], prefix + k, where) for k, v in data.items()}
+    if cls in _SECTIONS:
+        for k, v in values.items():
+            _check_bound(prefix + k, v, where)
+    return cls(**values)
+
+
+_SECTIONS = (DataConfig, ModelConfig, LossConfig, DistillConfig, OptimConfig, TrainConfig, EvalConfig)
 
 
 def config_from_dict(data: dict, where: str | os.PathLike = "<dict>", cls: type = Config) -> Any:
@@ -336,9 +369,56 @@ def load_config(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] 
     named = config.train if isinstance(config, Config) else config
     if named.name is None:
         named.name = Path(path).stem
+    config.source = f"{path} + overrides" if overrides else str(path)  # for messages; not a field, never saved
     return config
 
 
 def save_config(config: Any, path: str | os.PathLike) -> None:
     """Write the resolved configuration as YAML (atomically); :func:`load_config` reads it back to an equal object."""
     write_text_atomic(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
+
+
+# ------------------------------------------------------------------------------------------------------- resuming
+
+# What a resumed run may change: how long it trains, how often it logs, validates and saves, where it runs and how it
+# is scored (train.init_from only starts a fresh run). Every other key shapes the model, its data or its
+# optimisation, which the checkpoint was made with.
+RESUME_SAFE_KEYS = ("train.epochs", "train.max_steps", "train.val_every_epochs", "train.log_every_steps",
+                    "train.checkpoint_every_steps", "train.device", "train.out_dir", "train.name", "train.init_from",
+                    "data.num_workers", "optim.amp", "eval")
+_ABSENT = object()
+
+
+def _flat(data: dict, prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):  # an empty mapping adds no key
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def check_resume(config: Config, saved_path: str | os.PathLike) -> list[str]:
+    """Compare the configuration a run is resumed with to the run's saved ``config.yaml``.
+
+    Returns the changed keys that are safe to resume with (:data:`RESUME_SAFE_KEYS`), as ``"key: old -> new"``; any
+    other change raises :class:`ConfigError` naming both files and every differing key. Writes nothing.
+    """
+    saved = load_config(saved_path)
+    before, after = _flat(config_to_dict(saved)), _flat(config_to_dict(config))
+    changed = [k for k in sorted(before.keys() | after.keys()) if before.get(k, _ABSENT) != after.get(k, _ABSENT)]
+
+    def show(value):
+        return "unset" if value is _ABSENT else repr(value)
+
+    unsafe = [k for k in changed if not any(k == s or k.startswith(s + ".") for s in RESUME_SAFE_KEYS)]
+    if unsafe:
+        diffs = "; ".join(f"{k}: {show(after.get(k, _ABSENT))} here, {show(before.get(k, _ABSENT))} in the run"
+                          for k in unsafe)
+        raise ConfigError(getattr(config, "source", "the given configuration"),
+                          f"--resume: differs from the run's {saved_path} in {diffs}. These change the model, its "
+                          f"data or its optimisation, so the run cannot continue with them: resume with the run's "
+                          f"values, or start a new run (another train.name). Keys a resumed run may change: "
+                          f"{', '.join(RESUME_SAFE_KEYS)}")
+    return [f"{k}: {show(before.get(k, _ABSENT))} -> {show(after.get(k, _ABSENT))}" for k in changed]

@@ -26,3 +26,13 @@ class AudioFormatError(InputError):
 
 class VideoFormatError(InputError):
     """A video file is missing or unreadable."""
+
+
+class UnwritableError(InputError):
+    """A folder av-seld has to write in is read-only or not ours."""
+
+
+class Interrupted(Exception):
+    """A run stopped by SIGINT or SIGTERM after saving its state; the message says what was saved where."""
+
+    exit_code = 130  # the shell's code for a run ended by Ctrl-C

@@ -339,20 +339,17 @@ def load_visual_init(encoder: YoloVisualEncoder, path: str | os.PathLike) -> dic
 
 
 def export_yolo_weights(model: SelfSupVisualModel, path: str | os.PathLike, seed: int = 0) -> Path:
-    """Write the fine-tuned YOLO layers as an ultralytics-style ``.pt`` (``{"model": DetectionModel}``) that
-    ``visual_weights`` / ``--weights`` / ``precompute-visual`` accept; the detect head keeps random weights."""
-    from av_seld.models.visual import build_detection_model
-    from av_seld.utils.atomic import atomic_path
+    """Write the fine-tuned YOLO layers as a full detection model's weights (:func:`save_yolo_model`: tensors only,
+    loads without running code) that ``visual_weights`` / ``--weights`` / ``precompute-visual`` accept; the detect
+    head keeps random weights."""
+    from av_seld.models.visual import build_detection_model, save_yolo_model
 
     detection = build_detection_model(model.encoder.model_name, seed=seed)
     layers = model.encoder.layers.state_dict()
     full = detection.model.state_dict()
     full.update(layers)  # layer i of the encoder is layer i of the detection model
     detection.model.load_state_dict(full)
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save({"model": detection.float(), "av_seld": "self-supervised visual pre-training"}, tmp)
-    return path
+    return save_yolo_model(detection, model.encoder.model_name, path)
 
 
 # ---------------------------------------------------------------- data
@@ -460,7 +457,7 @@ class SelfSupDataset(torch.utils.data.Dataset):
 class PretrainResult:
     run_dir: Path
     best_checkpoint: Path  # lowest validation loss, else the final weights
-    exported_weights: Path  # ultralytics-style .pt of the YOLO layers (for visual_weights / precompute-visual)
+    exported_weights: Path  # the YOLO layers' weights (for visual_weights / precompute-visual)
     steps: int
     val_loss: float | None
 

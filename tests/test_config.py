@@ -53,6 +53,20 @@ def test_unknown_keys_and_wrong_types_name_file_and_key(tmp_path, text, key):
     assert str(path) in str(info.value) and key in str(info.value)
 
 
+@pytest.mark.parametrize("override, message", [
+    ("train.epochs=0", "train.epochs: must be at least 1, got 0"),
+    ("train.max_steps=-5", "train.max_steps: must be at least 1, got -5"),
+    ("optim.lr=0", "optim.lr: must be more than 0, got 0.0"),
+    ("data.batch_size=0", "data.batch_size: must be at least 1, got 0"),
+    ("train.checkpoint_every_steps=0", "train.checkpoint_every_steps: must be at least 1, got 0"),
+])
+def test_values_that_would_train_nothing_are_config_errors(tmp_path, override, message):
+    path = write(tmp_path / "r.yaml", "train: {max_steps: null}\n")
+    with pytest.raises(ConfigError, match=f"r.yaml \\+ overrides: {message}"):
+        load_config(path, [override])
+    load_config(path, ["train.max_steps=null", "optim.grad_clip=null"])  # None switches these off
+
+
 def test_bad_override_and_missing_file(tmp_path):
     path = write(tmp_path / "r.yaml", "")
     with pytest.raises(ConfigError, match="optim.nope"):

@@ -142,6 +142,21 @@ def test_video_frames_follow_the_timing_rule(root, size):
     assert not no_video["video_valid"].any() and no_video["frames"].shape == (20, *size, 3)
 
 
+def test_live_video_warns_about_missing_and_short_videos(root, caplog):
+    import logging
+
+    from av_seld.data import dataset as dataset_module
+
+    dataset_module._WARNED_SHORT.clear()
+    with caplog.at_level(logging.WARNING):
+        ds = SeldDataset(root, chunk_s=2.0, video=True, video_size=(16, 32))
+        for index in range(len(ds)):
+            ds[index]
+    assert "1 of 2 clips have no video and train with the \"no video\" token" in caplog.text
+    covered = timing.label_frames_covered_by_video(VIDEO_FRAMES, VIDEO_FPS)
+    assert caplog.text.count(f"video covers {covered} of the clip's 44 label frames") == 1
+
+
 def test_transform_hook_sees_raw_features_and_a_seeded_rng(root, cache):
     seen = []
 

@@ -8,6 +8,8 @@ from av_seld.errors import AudioFormatError
 from av_seld.io import audio as audio_io
 from av_seld.io.audio import read_wav, wav_info, write_wav
 
+SR = 24_000
+
 
 def _noise(num_channels=4, num_samples=2400, seed=0):
     return np.random.default_rng(seed).uniform(-1, 1, (num_channels, num_samples)).astype(np.float32)
@@ -119,3 +121,56 @@ def test_write_without_wav_suffix_is_still_wav(tmp_path):
     write_wav(path, _noise())
     assert sf.info(str(path)).format == "WAV"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["no_suffix"]
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_float_samples_are_refused_naming_file_and_sample(tmp_path, bad):
+    audio = np.zeros((SR, 4), np.float32)
+    audio[1200, 2] = bad
+    path = tmp_path / "float.wav"
+    sf.write(path, audio, SR, subtype="FLOAT")
+    with pytest.raises(AudioFormatError, match=r"float.wav: 1 NaN or infinite samples, the first at 0.050 s "
+                                               r"\(sample 1200, channel 3\)"):
+        read_wav(path)
+
+
+def test_a_wav_without_samples_is_refused_naming_it(tmp_path):
+    path = tmp_path / "empty.wav"
+    sf.write(path, np.zeros((0, 4), np.float32), SR, subtype="PCM_16")
+    with pytest.raises(AudioFormatError, match=r"empty.wav: has no samples"):
+        read_wav(path)
+
+
+def test_bad_audio_in_a_dataset_is_one_error_line_naming_the_file(tmp_path, capsys):
+    from av_seld.cli import main
+
+    assert main(["synth-audio", str(tmp_path), "--num-clips", "1", "--duration", "1", "--split", "dev-train"]) == 0
+    wav = tmp_path / "foa_dev" / "dev-train" / "fold1_room0_mix001.wav"
+    audio = read_wav(wav)
+    audio[1, 100] = np.nan
+    sf.write(wav, audio.T, SR, subtype="FLOAT")
+    capsys.readouterr()
+    assert main(["extract-features", str(tmp_path), "--format", "foa"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {wav}: 1 NaN or infinite samples" in err and "Traceback" not in err
+    sf.write(wav, np.zeros((0, 4), np.float32), SR, subtype="PCM_16")
+    assert main(["extract-features", str(tmp_path), "--format", "foa"]) == 2
+    assert f"error: {wav}: has no samples" in capsys.readouterr().err
+
+
+def test_a_truncated_wav_is_read_with_a_warning_naming_both_lengths(tmp_path, caplog):
+    path = tmp_path / "whole.wav"
+    write_wav(path, _noise(num_samples=SR))
+    assert audio_io.header_frames(path, 4, 2) == SR
+    data = path.read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(data[: 44 + 8 * 12000])  # the header, then 12 000 of the 24 000 samples
+    with caplog.at_level(logging.WARNING):
+        assert read_wav(cut).shape == (4, 12000)
+        wav_info(cut)
+    assert caplog.text.count("cut.wav: truncated: its header announces 24000 samples (1.00 s), the file holds 12000 "
+                             "(0.50 s)") == 1
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        read_wav(path)
+    assert "truncated" not in caplog.text

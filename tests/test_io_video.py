@@ -308,3 +308,19 @@ def test_an_ffmpeg_without_libx264_writes_mp4v(tmp_path, monkeypatch):
         with VideoWriter(tmp_path / "h264.mp4", 10, (WIDTH, HEIGHT), codec="h264"):
             pass
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
+def test_a_video_that_is_not_2_to_1_warns_once_when_stretched(tmp_path, caplog):
+    path = tmp_path / "four_three.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
+    for _ in range(5):
+        writer.write(np.zeros((48, 64, 3), np.uint8))
+    writer.release()
+    square = _write_video(tmp_path / "equirectangular.mp4", 10, 5)
+    with caplog.at_level(logging.WARNING):
+        read_video_at_label_rate(path, width=64, height=32)
+        read_video_at_label_rate(path, width=128, height=64)
+        VideoReader(path, 64, 32, resize="opencv")  # the reader of training with live video, and overlays
+        read_video_at_label_rate(square, width=64, height=32)
+    assert caplog.text.count("four_three.mp4: 64x48 video is not 2:1; it is stretched") == 1
+    assert "equirectangular.mp4" not in caplog.text

@@ -282,6 +282,17 @@ def test_jackknife_matches_leave_one_out_by_hand(tmp_path):
         assert hi == pytest.approx(estimate[i] + t * std_err[i], rel=1e-9, abs=1e-9)
 
 
+def test_jackknife_of_one_clip_is_one_error_line(tmp_path, capsys):
+    from av_seld.cli import main
+
+    ref, pred = random_clip(np.random.default_rng(0), 20, with_distance=False)
+    write_pair(tmp_path, "only.csv", ref, pred, "polar")
+    assert main(["evaluate", str(tmp_path / "ref"), str(tmp_path / "pred"), "--jackknife"]) == 2
+    err = capsys.readouterr().err
+    assert f"av-seld evaluate: error: {tmp_path / 'pred'}: the jackknife leaves one clip out at a time, so it needs " \
+           "at least two clips; found 1" in err
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Folder scoring, JSON and errors
 

@@ -135,8 +135,11 @@ def test_cli_pretrains_without_csv_resumes_and_initialises_the_av_model(av_root,
                if v.is_floating_point() and not torch.equal(v, init.visual.layers.state_dict()[k])]
     assert changed  # and differs from the random initialisation
 
-    # the exported ultralytics-style file loads as visual_weights: the same YOLO layers
+    # the exported file holds only tensors (it loads without unpickling code) and loads as visual_weights: the same
+    # YOLO layers
     from av_seld.models.visual import YoloVisualEncoder
+
+    assert torch.load(run / "visual_yolo.pt", weights_only=True)["model_name"] == "yolo11n"
 
     exported = YoloVisualEncoder(weights=run / "visual_yolo.pt", frame_size=FRAME, token_grid=(2, 4), embed_dim=16)
     for key, value in exported.layers.state_dict().items():

@@ -116,6 +116,104 @@ def test_debug_tiny_trains_resumes_and_infers(tiny_root, tmp_path, capsys):
             torch.testing.assert_close(tuned["model_state"][key], value, atol=1e-6, rtol=0)
 
 
+def test_a_killed_run_resumes_from_its_last_step_checkpoint_without_duplicate_log_rows(tiny_root, tmp_path):
+    from av_seld.training.hooks import Hook
+    from av_seld.training.run import train
+
+    class Die(Hook):  # a SIGKILL after step 5: nothing runs after it
+        def after_step(self, trainer, metrics):
+            if trainer.state.step == 5:
+                raise SystemExit("killed")
+
+    args = overrides(tiny_root, tmp_path)[:-1] + ["train.max_steps=8", "train.epochs=20", "train.log_every_steps=1",
+                                                  "train.checkpoint_every_steps=2", "data.test_splits=[]",
+                                                  "eval.calibrate=false"]
+    with pytest.raises(SystemExit):
+        train(load_config(TINY, args), extra_hooks=[Die()])
+    run = tmp_path / "debug_tiny"
+    assert load_checkpoint(run / "last.pt")["train_state"]["step"] == 4  # 3 steps per epoch: saved mid-epoch
+    assert main(["train", str(TINY), *args, "--resume"]) == 0
+    assert load_checkpoint(run / "last.pt")["train_state"]["step"] == 8
+    steps = [int(line.split(",")[0]) for line in (run / "train_log.csv").read_text().splitlines()[1:]]
+    assert steps == list(range(1, 9))
+    val_steps = [int(line.split(",")[0]) for line in (run / "val_log.csv").read_text().splitlines()[1:]]
+    assert val_steps == sorted(set(val_steps))
+
+
+def test_resume_with_another_config_is_refused_before_writing_and_safe_changes_are_logged(tiny_root, tmp_path, capsys,
+                                                                                         caplog):
+    args = [*overrides(tiny_root, tmp_path)[:-1], "train.max_steps=2", "data.val_splits=[]", "data.test_splits=[]"]
+    assert main(["train", str(TINY), *args]) == 0
+    run = tmp_path / "debug_tiny"
+    saved = (run / "config.yaml").read_bytes()
+    checkpoint = (run / "last.pt").read_bytes()
+    capsys.readouterr()
+    for changed in (["model.params.dim=16", "model.params.heads=4"], ["optim.lr=0.01"]):
+        assert main(["train", str(TINY), *args, *changed, "--resume"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "error:" in err and "Traceback" not in err
+        assert f"{TINY} + overrides: --resume: differs from the run's {run / 'config.yaml'} in" in err
+        for item in changed:
+            key, value = item.split("=")
+            assert f"{key}: {float(value) if '.' in value else int(value)!r} here" in err
+        assert (run / "config.yaml").read_bytes() == saved and (run / "last.pt").read_bytes() == checkpoint
+    with caplog.at_level("INFO"):
+        assert main(["train", str(TINY), *args[:-3], "train.max_steps=3", *args[-2:], "--resume"]) == 0
+    assert "resuming" in caplog.text and "train.max_steps: 2 -> 3" in caplog.text
+    assert load_config(run / "config.yaml").train.max_steps == 3
+    assert load_checkpoint(run / "last.pt")["train_state"]["step"] == 3
+
+
+def test_ctrl_c_saves_the_checkpoint_and_exits_130(tiny_root, tmp_path):
+    import signal
+    import time
+
+    args = [*overrides(tiny_root, tmp_path)[:-1], "train.max_steps=100000", "train.epochs=100000",
+            "train.log_every_steps=1", "train.checkpoint_every_steps=1000", "data.val_splits=[]", "data.test_splits=[]"]
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "av_seld", "train", str(TINY), *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "debug_tiny" / "train_log.csv"
+    deadline = time.monotonic() + 120
+    while (not log.exists() or len(log.read_text().splitlines()) < 5) and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    last = tmp_path / "debug_tiny" / "last.pt"
+    step = load_checkpoint(last)["train_state"]["step"]
+    assert f"av-seld train: interrupted by SIGINT at step {step}; saved {last} (continue with --resume)" in err
+    assert "Traceback" not in err
+    assert int(log.read_text().splitlines()[-1].split(",")[0]) == step  # every step logged is in the checkpoint
+
+
+def test_sigkill_loses_at_most_one_checkpoint_interval_and_resume_completes(tiny_root, tmp_path):
+    import signal
+    import time
+
+    every = 4
+    args = [*overrides(tiny_root, tmp_path)[:-1], "train.max_steps=40", "train.epochs=100", "train.log_every_steps=1",
+            f"train.checkpoint_every_steps={every}", "data.val_splits=[]", "data.test_splits=[]"]
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "av_seld", "train", str(TINY), *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "debug_tiny" / "train_log.csv"
+    deadline = time.monotonic() + 120
+    while (not log.exists() or len(log.read_text().splitlines()) < 12) and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.kill()
+    proc.communicate()
+    logged = int(log.read_text().splitlines()[-1].split(",")[0])
+    saved = load_checkpoint(tmp_path / "debug_tiny" / "last.pt")["train_state"]["step"]
+    assert logged - every < saved <= logged  # saved every 4 steps and at each epoch end (3 steps)
+    assert main(["train", str(TINY), *args, "--resume"]) == 0
+    steps = [int(line.split(",")[0]) for line in log.read_text().splitlines()[1:]]
+    assert steps == list(range(1, 41))
+    assert load_checkpoint(tmp_path / "debug_tiny" / "last.pt")["train_state"]["step"] == 40
+
+
 def test_a_run_started_with_relative_paths_keeps_its_references(tiny_root, tmp_path, monkeypatch):
     # make demo passes relative folders; the report resolves reference.json from the evaluation folder.
     from av_seld.viz.report import find_evaluations
@@ -130,6 +228,52 @@ def test_a_run_started_with_relative_paths_keeps_its_references(tiny_root, tmp_p
 def test_config_errors_are_reported_with_the_key(tiny_root, tmp_path, capsys):
     assert main(["train", str(TINY), "optim.lrr=1"]) == 2
     assert "optim.lrr" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("override, message, checked_first", [
+    ("model.params.depthh=2", "model.params.depthh: not an argument of resnet_conformer (its arguments: in_channels, ",
+     True),
+    ("model.name=resnet_conformr", "model.name: unknown model 'resnet_conformr' (available: av_conformer, resnet_",
+     True),
+    ("loss.name=adpitt", "loss.name: unknown loss 'adpitt' (available: adpit, ", True),
+    # values are the model's to judge, when it is built
+    ("model.params.heads=3", "model.params of resnet_conformer: dim (8) must be divisible by heads (3)", False),
+])
+def test_model_config_errors_name_the_recipe_and_key_and_list_the_choices(tiny_root, tmp_path, capsys, override,
+                                                                         message, checked_first):
+    assert main(["train", str(TINY), *overrides(tiny_root, tmp_path), override]) == 2
+    err = capsys.readouterr().err
+    assert f"av-seld train: error: {TINY} + overrides: {message}" in err and err.count("\n") == 1
+    assert (tmp_path / "debug_tiny").exists() != checked_first  # names are checked before anything is written
+
+
+def test_a_device_this_machine_lacks_is_one_error_line(tiny_root, tmp_path, capsys):
+    assert main(["train", str(TINY), *overrides(tiny_root, tmp_path), "train.device=cuda:99"]) == 2
+    err = capsys.readouterr().err
+    assert f"av-seld train: error: {TINY} + overrides: train.device: cuda:99 was asked for, but torch sees " in err
+    assert main(["infer", str(tmp_path / "none.pt"), "--audio", str(tmp_path), "--out", str(tmp_path / "p"),
+                 "--device", "cuda:99"]) == 2
+    assert "av-seld infer: error: --device: cuda:99 was asked for" in capsys.readouterr().err
+    assert main(["train", str(TINY), *overrides(tiny_root, tmp_path), "train.device=tpu"]) == 2
+    assert "train.device: unknown device 'tpu'" in capsys.readouterr().err
+
+
+def test_nested_model_arguments_are_checked():
+    from av_seld.models import ModelArgumentError, check_model_arguments
+
+    check_model_arguments("av_conformer", {"audio_model": "seldnet", "audio_kwargs": {"in_channels": 7}})
+    with pytest.raises(ModelArgumentError, match=r"params.audio_kwargs.dimm: not an argument of resnet_conformer"):
+        check_model_arguments("av_conformer", {"audio_kwargs": {"dimm": 8}})
+    with pytest.raises(ModelArgumentError, match=r"params.audio_model: unknown model 'nope'"):
+        check_model_arguments("av_conformer", {"audio_model": "nope"})
+
+
+def test_unknown_yolo_model_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["precompute-visual", str(tmp_path), "--model", "yolo99x"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --model: unknown YOLO model 'yolo99x'; expected one of yolov8{n,s,m,l,x}, yolo11{n,s,m,l,x}" in err
 
 
 DDP_SCRIPT = """
@@ -171,6 +315,43 @@ def test_ddp_two_cpu_ranks_end_with_identical_weights(tiny_root, tmp_path):
     assert saved["train_state"]["step"] == 2  # 12 chunks, 6 per rank, batch 4: one step per epoch, two epochs
     for key, value in w0.items():
         torch.testing.assert_close(saved["trained_state"][key], value, rtol=0, atol=0)
+
+
+DDP_SIGNAL_SCRIPT = """
+import os, signal, sys, torch
+from av_seld.config import load_config
+from av_seld.errors import Interrupted
+from av_seld.training import distributed
+from av_seld.training.hooks import Hook
+from av_seld.training.run import train
+
+class SignalRankOne(Hook):  # as if only rank 1 got the Ctrl-C
+    def after_step(self, trainer, metrics):
+        if trainer.state.step == 2 and distributed.rank() == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+torch.set_num_threads(1)
+try:
+    train(load_config(sys.argv[2], sys.argv[3:]), extra_hooks=[SignalRankOne()])
+except Interrupted as err:
+    print(f"rank {distributed.rank()}: {err}", flush=True)
+    sys.exit(130)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="torchrun with gloo is exercised on Linux")
+def test_ddp_ranks_stop_together_when_one_gets_the_signal(tiny_root, tmp_path):
+    script = tmp_path / "ddp_signal.py"
+    script.write_text(textwrap.dedent(DDP_SIGNAL_SCRIPT))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
+           str(tmp_path), str(TINY), *overrides(tiny_root, tmp_path / "runs")[:-1], "train.max_steps=50",
+           "train.epochs=50", "data.test_splits=[]", "data.val_splits=[]"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    last = tmp_path / "runs" / "debug_tiny" / "last.pt"
+    assert f"rank 0: SIGINT at step 2; saved {last}" in proc.stdout, proc.stdout + proc.stderr[-3000:]
+    assert "rank 1: SIGINT at step 2" in proc.stdout
+    assert load_checkpoint(last)["train_state"]["step"] == 2
 
 
 def test_online_features_equal_the_cached_ones_and_train(tiny_root, tmp_path):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -128,6 +131,41 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
         load_checkpoint(tmp_path / "other.pt")
 
 
+class RunsCodeWhenUnpickled:
+    marker = None
+
+    def __reduce__(self):
+        return (os.mkdir, (str(self.marker),))
+
+
+def test_a_checkpoint_holding_a_pickled_object_is_refused_without_running_it(tmp_path):
+    evil = RunsCodeWhenUnpickled()
+    evil.marker = tmp_path / "code-ran"
+    path = tmp_path / "shared.pt"
+    torch.save({"model_name": "x", "model_params": {}, "model_state": {}, "config": evil}, path)
+    with pytest.raises(CheckpointError, match=r"shared.pt: refused to load: it holds a pickled \S*mkdir, .*run "
+                                              r"arbitrary code"):
+        load_checkpoint(path)
+    assert not evil.marker.exists()
+    # what av-seld saves loads safely: numpy arrays become tensors, numpy scalars and paths plain values
+    save_checkpoint(path, {"model_name": "x", "model_params": {"frame_size": (2, 4), "root": tmp_path},
+                           "model_state": nn.Linear(2, 1).state_dict(), "thresholds": np.full(13, 0.5),
+                           "history": [{"SELD": np.float64(0.3)}]})
+    payload = load_checkpoint(path)
+    assert torch.equal(payload["thresholds"], torch.full((13,), 0.5, dtype=torch.float64))
+    assert payload["model_params"] == {"frame_size": (2, 4), "root": str(tmp_path)}
+    assert type(payload["history"][0]["SELD"]) is float
+    nn.Linear(2, 1).load_state_dict(payload["model_state"])
+    # checkpoints written before numpy arrays were stored as tensors still load (numpy arrays are plain data)
+    torch.save({"model_name": "x", "model_params": {}, "model_state": {}, "thresholds": np.full(13, 0.5),
+                "history": [{"SELD": np.float64(0.3)}]}, path)
+    payload = load_checkpoint(path)
+    np.testing.assert_array_equal(payload["thresholds"], np.full(13, 0.5))
+    assert payload["history"][0]["SELD"] == 0.3
+    with pytest.raises(ValueError, match=r"checkpoint.config: a RunsCodeWhenUnpickled cannot be stored"):
+        save_checkpoint(path, {"model_name": "x", "model_params": {}, "model_state": {}, "config": evil})
+
+
 def _toy_trainer(steps, ema=None):
     from av_seld.training.trainer import Trainer
 
@@ -162,6 +200,66 @@ def test_trainer_learns_and_resumes_exactly():
     full2.train()
     for a, b in zip(resumed.module.parameters(), full2.module.parameters()):
         torch.testing.assert_close(a, b)
+
+
+def test_a_run_resumed_from_a_mid_epoch_checkpoint_continues_that_epoch_exactly():
+    import copy
+
+    from av_seld.training.trainer import Hook
+
+    class Snapshot(Hook):  # what a checkpoint every 6 steps would hold; the run itself dies later
+        def after_step(self, trainer, metrics):
+            if trainer.state.step == 6:  # 4 batches per epoch: 2 batches into the second epoch
+                self.saved = copy.deepcopy({"model": trainer.module.state_dict(), **trainer.state_dict()})
+
+    part = _toy_trainer(40)
+    part.hooks.append(snapshot := Snapshot())
+    part.train()
+    assert snapshot.saved["train_state"]["epoch_step"] == 2
+    resumed = _toy_trainer(40)
+    resumed.module.load_state_dict(snapshot.saved["model"])
+    resumed.load_state_dict(snapshot.saved)
+    state = resumed.train()
+    assert (state.step, state.epoch) == (40, 10)
+    full = _toy_trainer(40)
+    full.train()
+    for a, b in zip(resumed.module.parameters(), full.module.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_training_after_the_step_and_saves_a_checkpoint(tmp_path, signum):
+    from av_seld.errors import Interrupted
+    from av_seld.training.hooks import CheckpointHook
+    from av_seld.training.trainer import Hook
+
+    class SendSignal(Hook):
+        def after_step(self, trainer, metrics):
+            if trainer.state.step == 5:
+                os.kill(os.getpid(), signum)
+
+    saved = []
+    trainer = _toy_trainer(40)
+    trainer.hooks += [SendSignal(), CheckpointHook(lambda t, path: saved.append((t.state.step, path)), tmp_path,
+                                                   every_steps=2)]
+    previous = signal.getsignal(signum)
+    with pytest.raises(Interrupted, match=rf"{signal.Signals(signum).name} at step 5; saved .*last.pt"):
+        trainer.train()
+    assert [step for step, _ in saved] == [2, 4, 4, 5] and saved[-1][1] == tmp_path / "last.pt"
+    assert trainer.state.epoch_step == 1 and signal.getsignal(signum) == previous
+
+
+def test_a_resumed_log_has_no_duplicate_steps(tmp_path):
+    from av_seld.training.hooks import CSVWriter
+
+    log = CSVWriter(tmp_path / "train_log.csv")
+    for step in range(1, 8):
+        log.write({"step": step, "loss": 1.0 / step})
+    log.drop_rows_after(4)  # the checkpoint the run resumes from is at step 4
+    for step in range(5, 9):
+        log.write({"step": step, "loss": 0.5})
+    steps = [int(line.split(",")[0]) for line in (tmp_path / "train_log.csv").read_text().splitlines()[1:]]
+    assert steps == list(range(1, 9))
 
 
 def test_trainer_keeps_an_ema_of_the_weights():

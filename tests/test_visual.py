@@ -155,6 +155,19 @@ def test_loads_a_local_ultralytics_checkpoint(tmp_path, encoder):
     assert not torch.equal(enc.layers.state_dict()["0.conv.weight"], encoder.layers.state_dict()["0.conv.weight"])
 
 
+def test_saved_yolo_weights_load_without_unpickling_code(tmp_path, encoder):
+    from av_seld.models.visual import load_yolo_model, save_yolo_model
+
+    source = build_detection_model("yolo11n", seed=7)
+    path = save_yolo_model(source, "yolo11n", tmp_path / "weights.pt")
+    assert torch.load(path, weights_only=True)["model_name"] == "yolo11n"  # tensors and names only
+    loaded = load_yolo_model(path)
+    for key, value in source.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value.float()), key
+    enc = _encoder(weights=path)
+    torch.testing.assert_close(enc.layers.state_dict()["0.conv.weight"], source.state_dict()["model.0.conv.weight"])
+
+
 def test_missing_or_mismatched_weights_are_input_errors(tmp_path):
     missing = tmp_path / "nowhere" / "yolo11n.pt"
     with pytest.raises(InputError, match="not found") as err:

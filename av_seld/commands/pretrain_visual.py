@@ -32,7 +32,7 @@ def register(sub) -> None:
                     "never read. The recipe (configs/pretrain_visual.yaml) holds every setting; key=value arguments "
                     "override it (e.g. roots=[data/synth] frame_size=[64,128]). The run folder (out_dir/name) gets "
                     "config.yaml, train_log.csv, tensorboard/, last.pt (--resume), best.pt (for av-seld train "
-                    "--visual-init) and visual_yolo.pt (ultralytics format).")
+                    "--visual-init) and visual_yolo.pt (YOLO weights for --weights).")
     p.add_argument("config", metavar="CONFIG", help="recipe, e.g. configs/pretrain_visual.yaml")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe keys to override, e.g. roots=[data]")
     p.add_argument("--resume", action="store_true", help="continue the run in its run folder from last.pt")

@@ -28,9 +28,11 @@ def cmd_infer(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from av_seld.training.predict import infer_folder
+    from av_seld.training.run import pick_device
 
+    device = pick_device(args.device, key="--device")
     bar = tqdm(desc="infer", unit="clip")
-    written = infer_folder(args.checkpoints, args.audio, args.out, video_dir=args.video, device=args.device,
+    written = infer_folder(args.checkpoints, args.audio, args.out, video_dir=args.video, device=device,
                            progress=lambda _: bar.update(1))
     bar.close()
     print(f"{len(written)} prediction files in {args.out}")

@@ -8,6 +8,17 @@ from av_seld.geometry import DEFAULT_FRAME_SIZE
 from av_seld.utils.sizes import Size, SizeAction
 
 
+def yolo_model(text: str) -> str:
+    """An argparse type: ``text`` when it names a YOLO model av-seld can build, else the list of valid names."""
+    from av_seld.models.visual import parse_model_name
+
+    try:
+        parse_model_name(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
 def cmd_precompute_visual(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -43,7 +54,8 @@ def register(subparsers) -> None:
                     "has random weights (seeded by --seed).")
     p.add_argument("dataset_root", metavar="DATASET_ROOT")
     p.add_argument("--weights", metavar="PATH", help="local ultralytics .pt checkpoint of --model")
-    p.add_argument("--model", default="yolo11n", help="yolo11{n,s,m} or yolov8{n,s,m} (default yolo11n)")
+    p.add_argument("--model", default="yolo11n", type=yolo_model,
+                   help="yolo11{n,s,m} or yolov8{n,s,m} (default yolo11n)")
     p.add_argument("--size", action=SizeAction, default=Size(*DEFAULT_FRAME_SIZE[::-1]), metavar="WxH",
                    checks=dict(multiple=32, equirectangular=True, legacy_hxw=True),
                    help="frame size in pixels, width first (like ffmpeg), W = 2 H, multiples of 32 "

@@ -41,7 +41,7 @@ from av_seld import features as feats
 from av_seld import geometry, timing
 from av_seld.data.feature_cache import FeatureStats, clip_cache_path, is_train_split, read_cache_meta
 from av_seld.errors import AudioFormatError, InputError
-from av_seld.io.audio import wav_info
+from av_seld.io.audio import check_finite, wav_info
 from av_seld.io.dataset import Clip, index_dataset
 from av_seld.io.labels import Events, read_reference_csv
 from av_seld.targets import events_to_adpit, events_to_multi_accdoa
@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 Transform = Callable[[dict, np.random.Generator], dict]
 FRAMES_PER_LABEL = timing.FEATURE_FRAMES_PER_LABEL_FRAME
 TARGETS = {"adpit": events_to_adpit, "multi_accdoa": events_to_multi_accdoa}
+_WARNED_SHORT: set[str] = set()  # videos shorter than their clip, already reported
 _INHERITED_READERS: list = []  # video readers a forked worker inherited (see SeldDataset._worker_state)
 
 
@@ -215,6 +216,11 @@ class SeldDataset(torch.utils.data.Dataset):
         if not self.clips:
             raise InputError(None, f"no clips with {audio_format.upper()} audio and labels in split(s) "
                                    f"{', '.join(splits) if splits else '(all)'} of {', '.join(map(str, roots))}")
+        if video:
+            without = [entry.clip for entry in self.clips if entry.clip.video is None]
+            if without:
+                log.warning("%d of %d clips have no video and train with the \"no video\" token (e.g. %s)",
+                            len(without), len(self.clips), without[0].metadata)
         self.chunks: list[tuple[int, int]] = [  # (clip index, first label frame)
             (i, k * self.hop_frames)
             for i, entry in enumerate(self.clips)
@@ -241,6 +247,8 @@ class SeldDataset(torch.utils.data.Dataset):
             if channels != 4 or rate != timing.SAMPLE_RATE:
                 raise AudioFormatError(wav, f"expected 4 channels at {timing.SAMPLE_RATE} Hz, found {channels} at "
                                             f"{rate} Hz")
+            if num_samples == 0:
+                raise AudioFormatError(wav, "has no samples")
             entries.append(ClipEntry(root_index, clip, num_samples, cache))
         return entries
 
@@ -299,6 +307,7 @@ class SeldDataset(torch.utils.data.Dataset):
             data, _ = sf.read(str(path), start=first, stop=stop, dtype="float32", always_2d=True)
         except RuntimeError as e:  # soundfile.LibsndfileError
             raise AudioFormatError(path, f"cannot read samples {first}..{stop}: {e}") from e
+        check_finite(path, data, timing.SAMPLE_RATE, first_sample=first)
         out[:, : data.shape[0]] = data.T
         return out
 
@@ -337,6 +346,11 @@ class SeldDataset(torch.utils.data.Dataset):
 
             reader = VideoReader(path, width, height)
             self._videos[path] = reader
+            covered = timing.label_frames_covered_by_video(reader.num_frames, reader.fps)
+            if covered < entry.num_label_frames and str(path) not in _WARNED_SHORT:
+                _WARNED_SHORT.add(str(path))  # once per file and process
+                log.warning("%s: video covers %d of the clip's %d label frames; the rest train with the \"no video\" "
+                            "token", path, covered, entry.num_label_frames)
             while len(self._videos) > self.video_cache_size:
                 self._videos.popitem(last=False)
         else:

@@ -30,7 +30,7 @@ import torch
 
 from av_seld import features as feats
 from av_seld import timing
-from av_seld.errors import InputError
+from av_seld.errors import InputError, UnwritableError
 from av_seld.io.audio import read_wav, wav_info
 from av_seld.io.dataset import Clip, index_dataset
 from av_seld.utils.atomic import atomic_path, write_text_atomic
@@ -241,8 +241,12 @@ class FeatureCacheJob:
 
     def run(self, workers: int = 1, progress: Callable[[ClipFeatureResult], None] | None = None) -> FeatureStats:
         """Cache every clip (skipping finished ones), then write and return the training statistics."""
-        write_text_atomic(self.cache_dir / META_FILE,
-                          json.dumps(_meta(self.kind, self.audio_format, self.train_splits), indent=2) + "\n")
+        try:
+            write_text_atomic(self.cache_dir / META_FILE,
+                              json.dumps(_meta(self.kind, self.audio_format, self.train_splits), indent=2) + "\n")
+        except UnwritableError as err:  # typically a read-only dataset root holding the default cache folder
+            raise UnwritableError(err.path, f"{err.reason}: the feature cache can live elsewhere (train: "
+                                            f"data.feature_cache, one folder per root; extract-features: --out)") from None
         train = {c for c in self.train_clips}
         tasks = [(c, c in train) for c in self.clips]
         work = partial(_run_task, cache_dir=self.cache_dir, kind=self.kind, audio_format=self.audio_format)

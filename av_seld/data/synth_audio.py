@@ -3,7 +3,9 @@
 Each clip is rendered from its own generator ``default_rng([seed, clip_number])``, so a clip's bytes depend only on
 the seed and its number, not on the worker count or on which clips were already there. Resumable: a clip whose files
 all exist is skipped; files are written to a temporary name and renamed, the CSV last, so a killed run leaves no
-half-written file and the next run redoes only unfinished clips.
+half-written file and the next run redoes only unfinished clips (and removes the temporary files the killed run left).
+One run at a time per output: a second run into the same root and split is refused while the first holds
+``OUT_ROOT/.synth-audio.SPLIT.lock`` (two runs with different seeds would otherwise mix one clip's files).
 
 Rooms (``rooms=``): a YAML file (``augment.rooms.load_rooms_config``) gives ``num_rooms`` simulated shoebox rooms,
 room r drawn from ``default_rng([seed, 0, r])``; clip k is rendered in room (k − 1) mod num_rooms, named
@@ -33,6 +35,8 @@ from av_seld.classes import CLASS_NAMES
 from av_seld.errors import InputError
 from av_seld.io.audio import write_wav
 from av_seld.io.labels import Events, write_reference_csv
+from av_seld.utils.atomic import remove_stale_temps
+from av_seld.utils.lock import output_lock
 
 log = logging.getLogger(__name__)
 FOLDERS = {"foa": "foa_dev", "mic": "mic_dev"}
@@ -148,11 +152,20 @@ def synthesize_audio_dataset(out_root: str | os.PathLike, *, num_clips: int, spl
             scene = SceneConfig(**{**scene.__dict__, "classes": tuple(c for c in scene.classes if c not in missing)})
         clips = str(clips)
     spec = None if rooms is None else open_rooms(rooms, tuple(formats))
-    render = partial(_render_clip, out_root=Path(out_root), split=split, seed=seed, formats=tuple(formats),
+    out_root = Path(out_root)
+    render = partial(_render_clip, out_root=out_root, split=split, seed=seed, formats=tuple(formats),
                      scene=scene, clips=clips, fold=fold, room=room, rooms=spec)
-    numbers = range(1, num_clips + 1)
-    if workers <= 1:
-        yield from map(render, numbers)
-        return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        yield from pool.map(render, numbers)
+    yield from render_clips(render, range(1, num_clips + 1), out_root=out_root, split=split, workers=workers)
+
+
+def render_clips(render, numbers, *, out_root: Path, split: str, workers: int) -> Iterator[ClipResult]:
+    """``render(number)`` for each clip number, in ``workers`` processes, as the one writer of ``out_root``'s
+    ``split`` (its lock held, the temporary files of a killed run removed first); yields the results in order."""
+    with output_lock(out_root / f".synth-audio.{split}.lock", f"synth-audio into {out_root}, split {split}"):
+        for folder in {**FOLDERS, "csv": "metadata_dev"}.values():
+            remove_stale_temps(out_root / folder / split)
+        if workers <= 1:
+            yield from map(render, numbers)
+            return
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            yield from pool.map(render, numbers)

@@ -17,7 +17,6 @@ import functools
 import logging
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -30,12 +29,14 @@ from augment.clips import ClipBank, SoundFiles
 from augment.scenes import SceneConfig
 from augment.trajectories import InterfererConfig, render_timeline, timeline_events
 from av_seld.classes import CLASS_NAMES
-from av_seld.data.synth_audio import ClipResult, RoomsSpec, clip_name, clip_paths, clip_room_index, open_rooms
+from av_seld.data.synth_audio import (ClipResult, RoomsSpec, clip_name, clip_paths, clip_room_index, open_rooms,
+                                      render_clips)
 from av_seld.data.synth_audio import _room_for_clip
 from av_seld.errors import InputError
 from av_seld.io.audio import write_wav
 from av_seld.io.labels import Events, read_reference_csv, write_reference_csv
 from av_seld.timing import LABEL_HOP_S
+from av_seld.utils.atomic import is_listed
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def timeline_files(folder: str | os.PathLike) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(folder, "trajectories folder not found")
-    files = sorted(folder.rglob("*.csv"))
+    files = sorted(p for p in folder.rglob("*.csv") if is_listed(p))  # not the temporary files of a write
     if not files:
         raise InputError(folder, "no reference CSV files (frame, class, source, azimuth, elevation) in the folder")
     return files
@@ -182,9 +183,4 @@ def synthesize_timeline_dataset(out_root: str | os.PathLike, *, windows: list[Ti
     render = partial(_render_timeline_clip, windows=tuple(windows), out_root=Path(out_root), split=split, seed=seed,
                      formats=tuple(formats), scene=scene, clips=clips, fallback=fallback, fold=fold, room=room,
                      rooms=spec, interferers=interferers, interferer_config=interferer_config)
-    numbers = range(1, num_clips + 1)
-    if workers <= 1:
-        yield from map(render, numbers)
-        return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        yield from pool.map(render, numbers)
+    yield from render_clips(render, range(1, num_clips + 1), out_root=Path(out_root), split=split, workers=workers)

@@ -12,7 +12,9 @@ Each clip is rendered from generators seeded with ``[seed, crc32(clip name)]``, 
 seed and the clip, not on the worker count. Frames stream to :class:`av_seld.io.video.VideoWriter` (H.264 through the
 system ffmpeg, else mp4v) under a temporary name that is renamed at the end: memory does not grow with the clip's
 length, and a killed run leaves no half-written file.
-Resumable: clips whose video exists are skipped.
+Resumable: clips whose video exists are skipped, and temporary files a killed run left are removed. One run at a time
+per output: a second run into the same root and split is refused while the first holds
+``ROOT/.synth-video.SPLIT.lock``.
 """
 
 from __future__ import annotations
@@ -40,9 +42,12 @@ from av_seld import timing
 from av_seld.classes import CLASS_NAMES
 from av_seld.errors import InputError
 from av_seld.io.audio import wav_info
+from av_seld.io.dataset import data_files
 from av_seld.io.labels import read_reference_csv
 from av_seld.io.video import VideoReader, VideoWriter
 from av_seld.utils import sizes
+from av_seld.utils.atomic import remove_stale_temps
+from av_seld.utils.lock import output_lock
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +189,7 @@ def metadata_files(root: str | os.PathLike, split: str) -> list[Path]:
     folder = Path(root) / "metadata_dev" / split
     if not folder.is_dir():
         raise InputError(folder, "metadata folder not found")
-    files = sorted(folder.glob("*.csv"))
+    files = data_files(folder, ".csv")
     if not files:
         raise InputError(folder, "no reference CSV files")
     return files
@@ -219,11 +224,13 @@ def synthesize_video_dataset(root: str | os.PathLike, *, split: str, crops: str 
     render = partial(_render_one, root=root, split=split, out_dir=out_dir, crops=crops,
                      background=None if background is None else str(background), width=width, height=height, fps=fps,
                      seed=seed, config=config, visibility=visibility)
-    if workers <= 1:
-        yield from map(render, files)
-        return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        yield from pool.map(render, files)
+    with output_lock(root / f".synth-video.{split}.lock", f"synth-video into {root}, split {split}"):
+        remove_stale_temps(out_dir)
+        if workers <= 1:
+            yield from map(render, files)
+            return
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            yield from pool.map(render, files)
 
 
 def _render_one(metadata_path: Path, *, out_dir: Path, **kwargs) -> VideoClipResult:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from av_seld.errors import InputError
+from av_seld.utils.atomic import is_listed
 
 logger = logging.getLogger(__name__)
 
@@ -91,15 +92,24 @@ class DatasetIndex:
         return "\n".join(lines)
 
 
+def data_files(folder: str | os.PathLike, suffix: str) -> list[Path]:
+    """The files of ``folder`` ending in ``suffix`` (any case), sorted, without dot-files: temporary files of an
+    unfinished write (:func:`av_seld.utils.atomic.atomic_path`) are dot-files and never data. [] for a missing
+    folder."""
+    if not Path(folder).is_dir():
+        return []
+    return sorted(path for path in Path(folder).iterdir()
+                  if is_listed(path) and path.suffix.lower() == suffix and path.is_file())
+
+
 def _files(folder: Path, suffix: str, set_: str):
     """Yield ``(split, name, path)`` for the files with ``suffix`` in ``folder``'s split folders (or in itself)."""
     for entry in sorted(folder.iterdir()):
-        if entry.is_dir():
-            for file in sorted(entry.iterdir()):
-                if file.is_file() and file.suffix.lower() == suffix:
-                    yield entry.name, file.stem, file
-        elif entry.is_file() and entry.suffix.lower() == suffix:
-            yield set_, entry.stem, entry
+        if entry.is_dir() and is_listed(entry):
+            for file in data_files(entry, suffix):
+                yield entry.name, file.stem, file
+    for file in data_files(folder, suffix):
+        yield set_, file.stem, file
 
 
 def index_dataset(root: str | os.PathLike, splits: list[str] | None = None) -> DatasetIndex:

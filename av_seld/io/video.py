@@ -114,10 +114,33 @@ def resize_frames(frames: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.stack([cv2.resize(f, (width, height), interpolation=interpolation) for f in frames])
 
 
+_warned_not_equirectangular: set[str] = set()
+
+
+def warn_if_not_equirectangular(path: str | os.PathLike, width: int, height: int) -> None:
+    """Warn once per file when a ``width × height`` video is not 2:1: a reader stretches it to an equirectangular
+    frame, so the directions it shows are off."""
+    if width != 2 * height and str(path) not in _warned_not_equirectangular:
+        _warned_not_equirectangular.add(str(path))
+        logger.warning("%s: %dx%d video is not 2:1; it is stretched to an equirectangular frame, so the directions "
+                       "it shows are off", path, width, height)
+
+
+def _source_size(path: Path) -> tuple[int, int] | None:
+    """``(width, height)`` from the container header (no frame decoded); None when OpenCV cannot tell."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        size = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    finally:
+        capture.release()
+    return size if min(size) > 0 else None
+
+
 class VideoReader:
     """A video file's frames as uint8 RGB ``(height, width, 3)``; see the module docstring.
 
-    width, height: output size in pixels (both or neither; default the file's own size). resize: ``"decoder"``
+    width, height: output size in pixels (both or neither; default the file's own size; resizing a video that is not
+    2:1 warns once per file, :func:`warn_if_not_equirectangular`). resize: ``"decoder"``
     (decord resizes, OpenCV where decord cannot) or ``"opencv"`` (decode at the source size, then
     :func:`resize_frames`). Raises :class:`VideoFormatError` naming the file when it is missing, is not a video or a
     frame cannot be decoded.
@@ -140,12 +163,18 @@ class VideoReader:
             if self._reader[0].shape != (height, width, 3):  # decord's row-padding bug, see the module docstring
                 logger.debug("%s: decord cannot resize to %dx%d, resizing with OpenCV", self.path, width, height)
                 self._reader, self._resize = _open(self.path), True
+            if str(self.path) not in _warned_not_equirectangular:
+                source = _source_size(self.path)
+                if source is not None and source != (width, height):
+                    warn_if_not_equirectangular(self.path, *source)
         else:
             self._reader = _open(self.path)
             source_height, source_width = self._reader[0].shape[:2]
             if width is None:
                 width, height = source_width, source_height
             self._resize = (source_width, source_height) != (width, height)
+            if self._resize:
+                warn_if_not_equirectangular(self.path, source_width, source_height)
         self.width, self.height = int(width), int(height)
         self.fps = float(self._reader.get_avg_fps())
         self.num_frames = len(self._reader)

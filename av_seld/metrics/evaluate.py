@@ -15,6 +15,7 @@ from pathlib import Path
 
 from av_seld.classes import CLASS_NAMES, NUM_CLASSES
 from av_seld.errors import InputError
+from av_seld.io.dataset import data_files
 from av_seld.io.labels import Events, read_prediction_csv, read_reference_csv
 from av_seld.metrics.seld import (
     JackknifeResult,
@@ -25,7 +26,7 @@ from av_seld.metrics.seld import (
     jackknife,
     segment_counts_2023,
 )
-from av_seld.utils.atomic import write_text_atomic
+from av_seld.utils.atomic import is_listed, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,8 @@ def collect_csvs(folder: str | os.PathLike, what: str) -> dict[str, Path]:
     if not folder.is_dir():
         raise InputError(folder, f"{what} folder not found")
     found: dict[str, Path] = {}
-    for path in sorted(folder.glob("*.csv")) + sorted(folder.glob("*/*.csv")):
+    subfolders = sorted(path for path in folder.iterdir() if path.is_dir() and is_listed(path))
+    for path in data_files(folder, ".csv") + [p for sub in subfolders for p in data_files(sub, ".csv")]:
         if path.name in found:
             raise InputError(path, f"{what} file name also used by {found[path.name]}; clip names must be unique")
         found[path.name] = path
@@ -146,6 +148,9 @@ def evaluate_folders(reference_dir: str | os.PathLike, prediction_dir: str | os.
         if name not in references:
             raise InputError(path, f"no reference file named {name} in {reference_dir}")
     names = sorted(predictions)
+    if use_jackknife and len(names) < 2:
+        raise InputError(prediction_dir, f"the jackknife leaves one clip out at a time, so it needs at least two "
+                                         f"clips; found {len(names)}")
     refs = {n: read_reference_csv(references[n]) for n in names}
     preds = {n: read_prediction_csv(predictions[n]) for n in names}
     for n in names:

@@ -187,7 +187,7 @@ class AVConformer(nn.Module):
                                      visual_features=visual_features))
 
 
-@register_model("av_conformer")
+@register_model("av_conformer", nested={"audio_kwargs": "audio_model"})
 def build_av_conformer(
     *,
     audio_model: str = "resnet_conformer",

@@ -153,20 +153,58 @@ def build_detection_model(model: str = "yolo11n", *, seed: int = 0) -> nn.Module
     return detection_model
 
 
-def load_yolo_model(path: str | os.PathLike) -> nn.Module:
-    """The model (float32, eval mode) in a local ultralytics ``.pt`` checkpoint; InputError naming the file.
+# what save_yolo_model writes: the model's name and its state dict, no pickled module
+_WEIGHTS_FORMAT = "av-seld YOLO weights"
 
-    The file is unpickled (``weights_only=False``, as ultralytics checkpoints hold whole modules): load only
-    checkpoints you trust. Nothing is ever downloaded: a missing file is an error.
+
+def save_yolo_model(model: nn.Module, model_name: str, path: str | os.PathLike) -> Path:
+    """Write a ``DetectionModel``'s weights (float32) with its name, as a ``.pt`` that :func:`load_yolo_model` (so
+    ``--weights`` and ``visual_weights``) reads without unpickling any code; atomically."""
+    from av_seld.utils.atomic import atomic_path
+
+    path = Path(path)
+    state = {key: value.float() for key, value in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        torch.save({"format": _WEIGHTS_FORMAT, "model_name": model_name, "state_dict": state}, tmp)
+    return path
+
+
+def load_yolo_model(path: str | os.PathLike) -> nn.Module:
+    """The model (float32, eval mode) in a local ``.pt`` file; InputError naming the file.
+
+    A file of :func:`save_yolo_model` (what pretrain-visual exports) holds only tensors and is read with
+    ``weights_only=True``. An ultralytics checkpoint holds whole pickled modules: it is unpickled
+    (``weights_only=False``), which can run code. That is the one file av-seld unpickles, only from a path the user
+    gives (``--weights``, ``visual_weights``), and the README tells users to name only files they trust. Nothing is
+    ever downloaded: a missing file is an error.
     """
+    import pickle
+
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "YOLO weights file not found (av-seld never downloads weights: give a local .pt file)")
-    import_ultralytics()  # the pickled modules are ultralytics classes
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means the same thing to the user
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "Weights only load failed" not in str(e):
+            raise InputError(path, f"cannot be read as a PyTorch checkpoint: {type(e).__name__}: {e}") from e
+        checkpoint = None  # pickled modules: an ultralytics checkpoint
+    except Exception as e:  # noqa: BLE001 - any reading failure means the same thing to the user
         raise InputError(path, f"cannot be read as a PyTorch checkpoint: {type(e).__name__}: {e}") from e
+    if isinstance(checkpoint, dict) and checkpoint.get("format") == _WEIGHTS_FORMAT:
+        model = build_detection_model(checkpoint["model_name"])
+        try:
+            model.load_state_dict(checkpoint["state_dict"])
+        except RuntimeError as e:
+            raise InputError(path, f"does not fit a {checkpoint['model_name']} model: {e}") from None
+        return model.float().eval()
+    if checkpoint is None:
+        logger.info("%s: unpickling an ultralytics checkpoint (this can run code: use only files you trust)", path)
+        import_ultralytics()  # the pickled modules are ultralytics classes
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e:  # noqa: BLE001 - any unpickling failure means the same thing to the user
+            raise InputError(path, f"cannot be read as a PyTorch checkpoint: {type(e).__name__}: {e}") from e
     model = None
     if isinstance(checkpoint, dict):
         model = checkpoint.get("ema") or checkpoint.get("model")
@@ -495,5 +533,6 @@ __all__ = [
     "DEFAULT_FRAME_SIZE", "DEFAULT_TOKEN_GRID", "STRIDES", "YoloDetector", "YoloVisualEncoder",
     "build_detection_model", "build_yolo_layers", "detection_maps", "detections_to_directions",
     "check_frame_size", "default_cache_dir", "import_ultralytics", "load_yolo_checkpoint", "load_yolo_model",
+    "save_yolo_model",
     "make_horizontally_circular", "num_feature_cells", "parse_model_name", "spherical_position_features",
 ]

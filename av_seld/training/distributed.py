@@ -56,6 +56,15 @@ def broadcast_object(value):
     return box[0]
 
 
+def max_over_ranks(values: list[int], device: torch.device) -> list[int]:
+    """The element-wise maximum of ``values`` over all ranks (``values`` itself in a single process)."""
+    if not is_distributed():
+        return values
+    tensor = torch.tensor(values, dtype=torch.int64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return tensor.tolist()
+
+
 def cleanup() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

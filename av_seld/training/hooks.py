@@ -13,6 +13,7 @@ from typing import Any
 
 from av_seld.training import distributed
 from av_seld.training.trainer import Hook, Trainer
+from av_seld.utils.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,20 @@ class CSVWriter:
         if self.path.is_file() and self.path.stat().st_size:
             with self.path.open() as f:
                 self.columns = next(csv.reader(f))
+
+    def drop_rows_after(self, step: int) -> None:
+        """Remove the rows logged after optimizer step ``step``: a resumed run redoes those steps and logs them
+        again (the checkpoint it resumes from may be older than the log's last row)."""
+        if self.columns is None or "step" not in self.columns:
+            return
+        with self.path.open(newline="") as f:
+            lines = f.read().splitlines(keepends=True)
+        column = self.columns.index("step")
+        kept = [line for line in lines[1:] if int(float(next(csv.reader([line]))[column])) <= step]
+        if len(kept) < len(lines) - 1:
+            write_text_atomic(self.path, "".join(lines[:1] + kept))
+            log.info("%s: dropped %d rows after step %d, which the resumed run redoes", self.path,
+                     len(lines) - 1 - len(kept), step)
 
     def write(self, row: dict[str, Any]) -> None:
         new = self.columns is None
@@ -51,9 +66,11 @@ class LogHook(Hook):
         self._count = 0
 
     def before_train(self, trainer: Trainer) -> None:
+        self.csv.drop_rows_after(trainer.state.step)
         if self.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
+            # TensorBoard shows the latest events of a step, so the redone steps replace the lost ones there
             self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
 
     def after_step(self, trainer: Trainer, metrics: dict[str, float]) -> None:
@@ -81,6 +98,8 @@ class LogHook(Hook):
         if self.writer is not None:
             self.writer.close()
 
+    on_interrupt = after_train
+
 
 class ProgressHook(Hook):
     """A tqdm bar over optimizer steps with the running loss (for command-line tools, not the library)."""
@@ -99,7 +118,10 @@ class ProgressHook(Hook):
         self.bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.2e}")
 
     def after_train(self, trainer: Trainer) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
+
+    on_interrupt = after_train
 
 
 class ValidationHook(Hook):
@@ -121,6 +143,10 @@ class ValidationHook(Hook):
         self.log_hook = log_hook
         self.csv = CSVWriter(self.run_dir / "val_log.csv")
         self._validated_at = -1
+
+    def before_train(self, trainer: Trainer) -> None:
+        if distributed.is_main():
+            self.csv.drop_rows_after(trainer.state.step)
 
     def _validate(self, trainer: Trainer) -> None:
         if trainer.state.step == self._validated_at:
@@ -151,11 +177,18 @@ class ValidationHook(Hook):
 
 
 class CheckpointHook(Hook):
-    """Saves ``last.pt`` (weights, optimizer, counters) after every epoch and at the end, for ``--resume``."""
+    """Saves ``last.pt`` (weights, optimizer, counters) for ``--resume``: every ``every_steps`` optimizer steps (None:
+    never mid-epoch), after every epoch, at the end, and when SIGINT/SIGTERM stops training."""
 
-    def __init__(self, checkpoint: Callable[[Trainer, Path], None], run_dir: str | os.PathLike) -> None:
+    def __init__(self, checkpoint: Callable[[Trainer, Path], None], run_dir: str | os.PathLike,
+                 every_steps: int | None = None) -> None:
         self.checkpoint = checkpoint
         self.path = Path(run_dir) / "last.pt"
+        self.every_steps = every_steps
+
+    def after_step(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+        if self.every_steps and trainer.state.step % self.every_steps == 0 and distributed.is_main():
+            self.checkpoint(trainer, self.path)
 
     def after_epoch(self, trainer: Trainer) -> None:
         if distributed.is_main():
@@ -163,3 +196,8 @@ class CheckpointHook(Hook):
 
     def after_train(self, trainer: Trainer) -> None:
         self.after_epoch(trainer)
+
+    def on_interrupt(self, trainer: Trainer) -> None:
+        if distributed.is_main():
+            self.checkpoint(trainer, self.path)
+            trainer.saved.append(self.path)

@@ -25,6 +25,7 @@ from av_seld import timing
 from av_seld.errors import InputError
 from av_seld.features import FeatureExtractor
 from av_seld.io.audio import read_wav
+from av_seld.io.dataset import data_files
 from av_seld.postprocess import write_predictions
 from av_seld.training.checkpoint import build_model_from_checkpoint, load_checkpoint
 from av_seld.training.inference import ensemble_outputs, predict_clip
@@ -158,7 +159,7 @@ def write_clip_predictions(models: Sequence[LoadedModel], clips: Sequence[ClipFi
 def folder_clips(audio_dir: str | os.PathLike, video_dir: str | os.PathLike | None = None) -> list[ClipFiles]:
     """The clips of a folder of wavs (``AUDIO_DIR/*.wav``), each with ``VIDEO_DIR/<name>.mp4`` when given."""
     audio_dir = Path(audio_dir)
-    wavs = sorted(p for p in audio_dir.glob("*.wav") if not p.name.startswith("."))
+    wavs = data_files(audio_dir, ".wav")
     if not wavs:
         raise InputError(audio_dir, "no .wav files found")
     return [ClipFiles(w.stem, w, None if video_dir is None else Path(video_dir) / f"{w.stem}.mp4") for w in wavs]

@@ -24,7 +24,7 @@ import torch
 from av_seld import features as feats
 from av_seld import timing
 from av_seld.classes import NUM_CLASSES
-from av_seld.config import Config, ConfigError, config_to_dict, save_config
+from av_seld.config import Config, ConfigError, check_resume, config_to_dict, save_config
 from av_seld.errors import InputError
 from av_seld.training import distributed
 from av_seld.training.checkpoint import (build_model_from_checkpoint, initialise_weights, load_checkpoint,
@@ -49,10 +49,21 @@ class TrainResult:
     test_set: Any | None = None  # the dataset the test split was scored on
 
 
-def pick_device(name: str) -> torch.device:
+def pick_device(name: str, key: str = "train.device", where: str | None = None) -> torch.device:
+    """The device ``name`` ("auto": CUDA when available); InputError naming ``where`` (a file) and ``key`` for a
+    name torch does not know or a CUDA device this machine does not have."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InputError(where, f"{key}: unknown device {name!r} (expected auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (device.index or 0) >= count:
+            have = f"{count} GPU{'s' if count != 1 else ''} (cuda:0 to cuda:{count - 1})" if count else "no GPU"
+            raise InputError(where, f"{key}: {name} was asked for, but torch sees {have} here; use cpu or auto")
+    return device
 
 
 def feature_caches(config: Config, kind: str, workers: int = 1) -> list[Path]:
@@ -91,7 +102,7 @@ def visual_caches(config: Config) -> list[Path]:
               for field, arg in names.items() if arg in params}
     if params.get("visual_init"):
         # the pre-trained YOLO layers replace visual_weights in the model, so the cache must hold their features:
-        # pretrain-visual exports them beside its checkpoint as an ultralytics .pt
+        # pretrain-visual exports them beside its checkpoint (visual_yolo.pt)
         exported = Path(params["visual_init"]).parent / "visual_yolo.pt"
         if not exported.is_file():
             raise ConfigError("config", f"model.params.visual_init with data.visual_features needs {exported} "
@@ -225,6 +236,23 @@ def auto_class_weights(clips) -> list[float]:
     return class_balanced_weights(counts)
 
 
+def check_model_config(config: Config) -> None:
+    """:class:`ConfigError` naming the recipe and key for an unknown ``model.name`` or ``loss.name``, or a
+    ``model.params`` key the model does not take (checked before anything is computed or written)."""
+    from av_seld.losses import available_losses
+    from av_seld.models import ModelArgumentError, check_model_arguments
+
+    where = getattr(config, "source", "config")
+    try:
+        check_model_arguments(config.model.name, model_params(config, in_channels=0), name_key="model.name",
+                              kwargs_key="model.params")
+    except ModelArgumentError as err:
+        raise ConfigError(where, str(err)) from None
+    if config.loss.name not in available_losses():
+        raise ConfigError(where, f"loss.name: unknown loss {config.loss.name!r} (available: "
+                                 f"{', '.join(available_losses())})")
+
+
 def build_loss_fn(config: Config, device: torch.device, model: torch.nn.Module, train_clips=()):
     """``(loss_fn(output, batch), extra trainable parameters, forward(model, batch))`` for the configured
     multi-ACCDOA loss, plus distillation from a frozen teacher when ``distill.teacher`` is set. ``train_clips``:
@@ -272,7 +300,8 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
     thresholds, and score it on the test split. ``workers``: processes for filling feature caches."""
     if not config.data.roots:
         raise ConfigError("config", "data.roots is empty: give at least one dataset root")
-    device = distributed.setup(pick_device(config.train.device))
+    check_model_config(config)
+    device = distributed.setup(pick_device(config.train.device, where=getattr(config, "source", None)))
     seed_everything(config.train.seed + distributed.rank())
     run_dir = Path(config.train.out_dir) / (config.train.name or "run")
     if distributed.is_main():
@@ -280,6 +309,9 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
             if (run_dir / "last.pt").exists():
                 raise InputError(run_dir, "run folder already holds a run: pass --resume to continue it, or choose "
                                           "another train.name")
+        if resume and (run_dir / "last.pt").exists() and (run_dir / "config.yaml").exists():
+            for change in check_resume(config, run_dir / "config.yaml"):  # before anything is written
+                log.info("resuming %s with %s", run_dir, change)
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, run_dir / "config.yaml")
 
@@ -295,7 +327,12 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
     audio_init = params.pop("audio_state", None) if config.model.name == "av_conformer" else None
     if audio_init is not None and not isinstance(audio_init, str):
         raise ConfigError("config", "model.params.audio_state: give the path of an av-seld audio checkpoint")
-    model = build_model(config.model.name, **params)
+    try:
+        model = build_model(config.model.name, **params)
+    except InputError:  # a file the model reads (e.g. visual weights): the error names it
+        raise
+    except (ValueError, TypeError) as err:  # an argument value the model refuses
+        raise ConfigError(getattr(config, "source", "config"), f"model.params of {config.model.name}: {err}") from None
     fresh = not (resume and (run_dir / "last.pt").exists())
     if fresh and audio_init is not None:
         initialise_weights(model.audio, audio_init, what="model.params.audio_state")
@@ -355,7 +392,7 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
     hooks: list[Hook] = [log_hook] if distributed.is_main() else []
     if val_set is not None:
         hooks.append(ValidationHook(validate, save, run_dir, config.train.val_every_epochs, log_hook))
-    hooks.append(CheckpointHook(save, run_dir))
+    hooks.append(CheckpointHook(save, run_dir, every_steps=config.train.checkpoint_every_steps))
     hooks += extra_hooks or []
     trainer = Trainer(model=model, loss_fn=loss_fn, forward=forward, train_loader=loader, optimizer=optimizer,
                       lr_at=lr_at, total_steps=total_steps, device=device, amp=opt.amp, grad_clip=opt.grad_clip,

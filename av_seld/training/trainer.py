@@ -4,13 +4,20 @@
 update, learning-rate schedule. :meth:`Trainer.train` loops over epochs and calls the hooks; everything else
 (validation, best-checkpoint selection, CSV/TensorBoard logs, the progress bar) is a hook, so the loop stays readable.
 Under ``torchrun`` the model is wrapped in DistributedDataParallel and only rank 0 runs the hooks that write files.
+
+SIGINT (Ctrl-C) and SIGTERM end training after the current step: the hooks' ``on_interrupt`` run (the checkpoint hook
+saves ``last.pt``) and :meth:`Trainer.train` raises :class:`~av_seld.errors.Interrupted`. A second signal stops at
+once. A run resumed from a checkpoint saved mid-epoch continues that epoch at the next batch, with the same order.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import random
+import signal
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from av_seld.errors import Interrupted
 from av_seld.training import distributed
 
 log = logging.getLogger(__name__)
@@ -32,6 +40,7 @@ class TrainState:
 
     step: int = 0  # optimizer steps done
     epoch: int = 0  # epochs completed
+    epoch_step: int = 0  # batches of the current epoch done (a checkpoint saved mid-epoch resumes after them)
     best_score: float = math.inf  # lowest validation SELD score so far
     best_step: int = -1
     history: list[dict] = field(default_factory=list)  # one row per validation
@@ -44,6 +53,7 @@ class Hook:
     def after_step(self, trainer: "Trainer", metrics: dict[str, float]) -> None: ...
     def after_epoch(self, trainer: "Trainer") -> None: ...
     def after_train(self, trainer: "Trainer") -> None: ...
+    def on_interrupt(self, trainer: "Trainer") -> None: ...  # SIGINT/SIGTERM: save what must not be lost
 
 
 def seed_everything(seed: int) -> None:
@@ -93,6 +103,8 @@ class Trainer:
         self.set_epoch = set_epoch
         self.state = TrainState()
         self.stop = False  # a hook may set this to end training after the current step
+        self.stop_signal: int | None = None  # the signal that ended training, if one did
+        self.saved: list = []  # files on_interrupt hooks saved, for the message
 
     @property
     def eval_model(self) -> nn.Module:
@@ -124,27 +136,57 @@ class Trainer:
         return {"loss": float(loss.detach()), "lr": lr, "grad_norm": grad_norm}
 
     def train(self) -> TrainState:
-        for hook in self.hooks:
-            hook.before_train(self)
-        while self.state.step < self.total_steps and not self.stop:
-            if self.set_epoch is not None:
-                self.set_epoch(self.state.epoch)
-            stepped = False
-            for batch in self.train_loader:
-                metrics = self.run_step(batch)
-                stepped = True
-                for hook in self.hooks:
-                    hook.after_step(self, metrics)
-                if self.state.step >= self.total_steps or self.stop:
-                    break
-            if not stepped:
-                raise RuntimeError("the training data loader yielded no batch")
-            self.state.epoch += 1
+        with _stop_on_signals(self):
             for hook in self.hooks:
-                hook.after_epoch(self)
+                hook.before_train(self)
+            while self.state.step < self.total_steps and not self.stop:
+                self._train_epoch()
+                if self.stop_signal is not None:
+                    break
+                self.state.epoch += 1
+                self.state.epoch_step = 0
+                for hook in self.hooks:
+                    hook.after_epoch(self)
+        if self.stop_signal is not None:
+            for hook in self.hooks:
+                hook.on_interrupt(self)
+            saved = f"; saved {', '.join(map(str, self.saved))} (continue with --resume)" if self.saved else ""
+            raise Interrupted(f"{signal.Signals(self.stop_signal).name} at step {self.state.step}{saved}")
         for hook in self.hooks:
             hook.after_train(self)
         return self.state
+
+    def _train_epoch(self) -> None:
+        """Steps through the epoch's batches after the ``state.epoch_step`` already done, until the epoch, the
+        step budget or a stop request ends."""
+        if self.set_epoch is not None:
+            self.set_epoch(self.state.epoch)
+        skip = self.state.epoch_step
+        if skip:
+            log.info("resuming epoch %d after its first %d batches", self.state.epoch, skip)
+        stepped = False
+        batches = itertools.islice(iter(self.train_loader), skip, None)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                break
+            except Exception:
+                if self.stop_signal is not None:  # Ctrl-C reached the loader's worker processes too
+                    return
+                raise
+            metrics = self.run_step(batch)
+            self.state.epoch_step += 1
+            stepped = True
+            for hook in self.hooks:
+                hook.after_step(self, metrics)
+            if distributed.is_distributed():  # ranks stop together, or the next all-reduce would wait forever
+                stop, signum = distributed.max_over_ranks([int(self.stop), self.stop_signal or 0], self.device)
+                self.stop, self.stop_signal = bool(stop), signum or None
+            if self.state.step >= self.total_steps or self.stop:
+                break
+        if not stepped and not skip:
+            raise RuntimeError("the training data loader yielded no batch")
 
     # --- state for checkpoints
 
@@ -160,3 +202,31 @@ class Trainer:
             self.ema.load_state_dict(state["ema"])
         self.state = TrainState(**state["train_state"])
         torch.set_rng_state(state["torch_rng"])
+
+
+class _stop_on_signals:
+    """While training, SIGINT and SIGTERM ask the trainer to stop after the current step; a second one stops at once
+    (KeyboardInterrupt). Signal handlers can only be set from the main thread: elsewhere this does nothing."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        self.previous: dict[int, Any] = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.trainer.stop_signal is not None:
+            raise KeyboardInterrupt
+        self.trainer.stop_signal = signum
+        self.trainer.stop = True
+        log.warning("%s: stopping after this step and saving the checkpoint (send it again to quit at once)",
+                    signal.Signals(signum).name)
+
+    def __enter__(self) -> "_stop_on_signals":
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)

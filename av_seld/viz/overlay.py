@@ -35,7 +35,7 @@ from av_seld import timing
 from av_seld.classes import CLASS_NAMES, NUM_CLASSES
 from av_seld.geometry import angular_distance_deg, equirect_pixel, horizontal_pixel_offset, sph_to_equirect
 from av_seld.io.labels import Events
-from av_seld.io.video import VideoReader, VideoWriter
+from av_seld.io.video import VideoReader, VideoWriter, warn_if_not_equirectangular
 from av_seld.utils.atomic import atomic_path
 from av_seld.viz import class_colour_bgr
 
@@ -306,9 +306,7 @@ def render_overlay_video(
     width, height = size if size is not None else (None, None)
     reader = VideoReader(video_path, width, height, resize="opencv")
     num_frames, fps, width, height = len(reader), reader.fps, reader.width, reader.height
-    if width != 2 * height:
-        logger.warning("%s: %dx%d panorama is not 2:1; directions assume an equirectangular frame", video_path,
-                       width, height)
+    warn_if_not_equirectangular(video_path, width, height)  # the frame drawn on, stretched or not
     label_of_frame = label_frames_of_video_frames(num_frames, fps)
     num_label = int(label_of_frame[-1]) + 1
     for name, events in (("prediction", prediction), ("reference", reference)):
