@@ -28,6 +28,10 @@ class VideoFormatError(InputError):
     """A video file is missing or unreadable."""
 
 
+class CheckpointError(InputError):
+    """A checkpoint file that is missing, unreadable, or lacks what av-seld needs."""
+
+
 class UnwritableError(InputError):
     """A folder av-seld has to write in is read-only or not ours."""
 

@@ -66,11 +66,11 @@ from av_seld.config import PretrainConfig
 from av_seld.errors import InputError
 from av_seld.features import stft
 from av_seld.geometry import pixel_center_directions, sph_to_cart
-from av_seld.models.visual import YoloVisualEncoder
+from av_seld.models.visual import SELFSUP_MODEL_NAME, YoloVisualEncoder, load_encoder_init
 
 log = logging.getLogger(__name__)
 
-MODEL_NAME = "selfsup_visual"  # model_name in pre-training checkpoints
+MODEL_NAME = SELFSUP_MODEL_NAME  # model_name in pre-training checkpoints
 DEFAULT_FRAME_SIZE = (128, 256)
 DEFAULT_MAP_GRID = (8, 16)
 LOG_UNIFORM = -math.log(4 * math.pi)  # log density of a uniform direction on the unit sphere
@@ -309,33 +309,6 @@ def _load_payload(path: str | os.PathLike) -> dict:
 def _without_weights(params: dict) -> dict:
     # the YOLO weights the run started from are inside model_state; don't require the .pt to still exist
     return {**params, "weights": None}
-
-
-def load_visual_init(encoder: YoloVisualEncoder, path: str | os.PathLike) -> dict[str, int]:
-    """Initialise ``encoder`` from a pre-training checkpoint: all YOLO layers (the model and its size must match),
-    and the token layers too when their shapes match (same embed_dim); the position features are recomputed for the
-    encoder's own token grid. Returns ``{"yolo": n, "token": m}`` tensors loaded; InputError naming the file."""
-    payload = _load_payload(path)
-    trained_model = payload["model_params"].get("model", "yolo11n")
-    if trained_model != encoder.model_name:
-        raise InputError(path, f"holds a {trained_model} encoder, but the visual encoder is {encoder.model_name}")
-    prefix = "encoder."
-    state = {k[len(prefix):]: v for k, v in payload["model_state"].items() if k.startswith(prefix)}
-    own = encoder.state_dict()
-    layers = {k: v for k, v in state.items() if k.startswith("layers.")}
-    bad = [k for k in own if k.startswith("layers.") and (k not in layers or layers[k].shape != own[k].shape)]
-    if bad:
-        raise InputError(path, f"YOLO layers do not match the encoder ({len(bad)} tensors, e.g. {bad[0]})")
-    token = {k: v for k, v in state.items() if not k.startswith("layers.") and k in own and v.shape == own[k].shape}
-    token_keys = [k for k in own if not k.startswith("layers.")]
-    if set(token) != set(token_keys):
-        token = {}  # a partial token layer would be worse than a fresh one
-        log.info("%s: token layers differ in shape (embed_dim); only the YOLO layers are initialised", path)
-    own.update(layers)
-    own.update(token)
-    encoder.load_state_dict(own)
-    log.info("visual encoder initialised from %s (%d YOLO tensors, %d token tensors)", path, len(layers), len(token))
-    return {"yolo": len(layers), "token": len(token)}
 
 
 def export_yolo_weights(model: SelfSupVisualModel, path: str | os.PathLike, seed: int = 0) -> Path:

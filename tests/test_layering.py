@@ -8,7 +8,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 # In dependency order: each leaf may import only the leaves before it (so they cannot form a cycle).
@@ -51,8 +50,6 @@ def test_leaf_modules_import_only_earlier_leaves():
         assert not beyond, f"{path.relative_to(REPO)} imports {sorted(beyond)}"
 
 
-@pytest.mark.xfail(strict=True, reason="models/fusion.py imports av_seld.selfsup.load_visual_init inside "
-                   "build_av_conformer (visual_init); issue 16 part 2 moves that loading out of the model package")
 def test_models_import_neither_selfsup_nor_training():
     for path in (REPO / "av_seld" / "models").rglob("*.py"):
         used = imported_modules(path)  # function-level imports included

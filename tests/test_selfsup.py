@@ -15,7 +15,8 @@ from av_seld.cli import main
 from av_seld.errors import InputError
 from av_seld.geometry import angular_distance_xyz_deg, sph_to_cart
 from av_seld.selfsup import (SelfSupVisualModel, audio_direction_map, cell_directions, foa_spatial_bins,
-                             load_selfsup_model, load_visual_init, mic_spatial_bins, prepare_cache)
+                             load_selfsup_model, mic_spatial_bins, prepare_cache)
+from av_seld.models.visual import load_encoder_init
 
 REPO = Path(__file__).resolve().parents[1]
 GRID = (8, 16)  # 22.5° cells: a cell centre is at most ~16° from any direction in its cell
@@ -178,7 +179,7 @@ def test_bad_inputs_name_the_file(av_root, tmp_path, tiny_model):
         prepare_cache(bad, frame_size=FRAME, cache_dir=tmp_path / "cache")
 
     with pytest.raises(InputError, match="checkpoint not found"):
-        load_visual_init(tiny_model.encoder, tmp_path / "missing.pt")
+        load_encoder_init(tiny_model.encoder, tmp_path / "missing.pt")
 
 
 def test_cached_visual_features_follow_visual_init(tmp_path, monkeypatch):

@@ -25,7 +25,7 @@ from torch import nn
 
 from av_seld.models import build_model, register_model
 from av_seld.models.conformer import ConvModule, FeedForward
-from av_seld.models.visual import DEFAULT_FRAME_SIZE, DEFAULT_TOKEN_GRID, YoloVisualEncoder
+from av_seld.models.visual import DEFAULT_FRAME_SIZE, DEFAULT_TOKEN_GRID, YoloVisualEncoder, load_encoder_init
 
 
 class CrossModalConformerBlock(nn.Module):
@@ -222,9 +222,7 @@ def build_av_conformer(
                                token_grid=token_grid, embed_dim=audio.embed_dim, freeze=freeze_visual,
                                circular_padding=circular_padding, seed=visual_seed)
     if visual_init is not None:
-        from av_seld.selfsup import load_visual_init
-
-        load_visual_init(visual, visual_init)
+        load_encoder_init(visual, visual_init)
     model = AVConformer(audio, visual, depth=depth, heads=heads, ff_mult=ff_mult, kernel_size=kernel_size,
                         dropout=dropout, visual_context=visual_context)
     if audio_state is not None:

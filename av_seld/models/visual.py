@@ -536,3 +536,41 @@ __all__ = [
     "save_yolo_model",
     "make_horizontally_circular", "num_feature_cells", "parse_model_name", "spherical_position_features",
 ]
+
+
+SELFSUP_MODEL_NAME = "selfsup_visual"  # model_name in av-seld pretrain-visual checkpoints
+
+
+def load_encoder_init(encoder: YoloVisualEncoder, path: str | os.PathLike) -> dict[str, int]:
+    """Initialise ``encoder`` from a checkpoint of ``av-seld pretrain-visual`` (``visual_init``): all YOLO layers (the
+    model and its size must match), and the token layers too when their shapes match (same embed_dim); the position
+    features are recomputed for the encoder's own token grid. Returns ``{"yolo": n, "token": m}`` tensors loaded;
+    InputError naming the file. Reads the file as plain tensors (:mod:`av_seld.utils.payload`), so the model package
+    needs neither the pre-training job nor the training package."""
+    from av_seld.utils.payload import read_payload
+
+    payload = read_payload(path)
+    if not isinstance(payload, dict) or payload.get("model_name") != SELFSUP_MODEL_NAME:
+        found = payload.get("model_name") if isinstance(payload, dict) else None
+        raise InputError(path, f"not a self-supervised visual checkpoint (model_name {found!r}, expected "
+                               f"{SELFSUP_MODEL_NAME!r}: made by av-seld pretrain-visual)")
+    trained_model = payload["model_params"].get("model", "yolo11n")
+    if trained_model != encoder.model_name:
+        raise InputError(path, f"holds a {trained_model} encoder, but the visual encoder is {encoder.model_name}")
+    prefix = "encoder."
+    state = {k[len(prefix):]: v for k, v in payload["model_state"].items() if k.startswith(prefix)}
+    own = encoder.state_dict()
+    layers = {k: v for k, v in state.items() if k.startswith("layers.")}
+    bad = [k for k in own if k.startswith("layers.") and (k not in layers or layers[k].shape != own[k].shape)]
+    if bad:
+        raise InputError(path, f"YOLO layers do not match the encoder ({len(bad)} tensors, e.g. {bad[0]})")
+    token = {k: v for k, v in state.items() if not k.startswith("layers.") and k in own and v.shape == own[k].shape}
+    token_keys = [k for k in own if not k.startswith("layers.")]
+    if set(token) != set(token_keys):
+        token = {}  # a partial token layer would be worse than a fresh one
+        logger.info("%s: token layers differ in shape (embed_dim); only the YOLO layers are initialised", path)
+    own.update(layers)
+    own.update(token)
+    encoder.load_state_dict(own)
+    logger.info("visual encoder initialised from %s (%d YOLO tensors, %d token tensors)", path, len(layers), len(token))
+    return {"yolo": len(layers), "token": len(token)}

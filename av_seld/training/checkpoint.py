@@ -15,25 +15,18 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
-import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from av_seld import __version__
-from av_seld.errors import InputError
-from av_seld.utils.atomic import atomic_path
+from av_seld.errors import CheckpointError
+from av_seld.utils.payload import read_payload, write_payload
 
 log = logging.getLogger(__name__)
 
 REQUIRED_KEYS = ("model_name", "model_params", "model_state")
-
-
-class CheckpointError(InputError):
-    """A checkpoint file that is missing, unreadable, or lacks what av-seld needs."""
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
@@ -41,59 +34,12 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     missing = [k for k in REQUIRED_KEYS if k not in payload]
     if missing:
         raise ValueError(f"checkpoint payload lacks {missing}")
-    payload = _plain(dict(payload, av_seld_version=__version__), "checkpoint")
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
-def _plain(value: Any, key: str) -> Any:
-    """``value`` with numpy arrays and scalars turned into tensors and Python numbers, and paths into strings;
-    ValueError naming the key for anything ``torch.load(weights_only=True)`` would refuse to read back."""
-    if isinstance(value, dict):
-        plain = type(value)((k, _plain(v, f"{key}.{k}")) for k, v in value.items())  # OrderedDict state dicts stay
-        if hasattr(value, "_metadata"):  # a module state dict's versions, read by load_state_dict
-            plain._metadata = value._metadata
-        return plain
-    if isinstance(value, (list, tuple)):
-        return type(value)(_plain(v, f"{key}[{i}]") for i, v in enumerate(value))
-    if isinstance(value, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(value))
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor, torch.Size, torch.dtype,
-                                           torch.device)):
-        return value
-    raise ValueError(f"{key}: a {type(value).__name__} cannot be stored in a checkpoint that loads without running "
-                     "code; store tensors and plain values")
-
-
-# Checkpoints written before av-seld stored numpy arrays as tensors hold numpy arrays and scalars: rebuilding them runs
-# no code (plain data of a numeric dtype), so the safe loader accepts them.
-_multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray  # numpy 2 / numpy 1
-_NUMPY_ARRAYS = [np.dtype, np.ndarray, _multiarray._reconstruct, _multiarray.scalar,
-                 *(type(np.dtype(t)) for t in (np.bool_, np.uint8, np.int8, np.int16, np.int32, np.int64,
-                                               np.float16, np.float32, np.float64))]
+    write_payload(path, dict(payload, av_seld_version=__version__))
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint`; errors name the file and what is wrong."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(path, "checkpoint not found")
-    try:
-        with torch.serialization.safe_globals(_NUMPY_ARRAYS):
-            payload = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        if "Weights only load failed" not in str(err):
-            raise CheckpointError(path, f"not a readable checkpoint (UnpicklingError: {err})") from None
-        found = re.search(r"(?:Unsupported global: |unsupported )GLOBAL (\S+)", str(err))
-        what = f"a pickled {found[1]}" if found else "pickled Python objects"
-        raise CheckpointError(path, f"refused to load: it holds {what}, and unpickling that could run arbitrary code "
-                                    "(av-seld checkpoints hold only tensors and plain values)") from None
-    except Exception as err:  # torch raises many kinds for a damaged file
-        raise CheckpointError(path, f"not a readable checkpoint ({type(err).__name__}: {err})") from None
+    payload = read_payload(path, map_location)
     if not isinstance(payload, dict) or any(k not in payload for k in REQUIRED_KEYS):
         raise CheckpointError(path, f"not an av-seld checkpoint (needs keys {', '.join(REQUIRED_KEYS)})")
     return payload
