@@ -81,6 +81,16 @@ def test_debug_tiny_trains_resumes_and_infers(tiny_root, tmp_path, capsys):
     for path in sorted((tmp_path / "pred_best").glob("*.csv")):
         assert path.read_text() == (run / "eval" / "test" / "pred" / path.name).read_text()
 
+    # MIC audio to an FOA checkpoint is refused where the folder says so; --video to an audio model is ignored aloud
+    import shutil
+
+    shutil.copytree(audio, tmp_path / "mic_dev" / "dev-val")
+    assert main(["infer", str(run / "best.pt"), "--audio", str(tmp_path / "mic_dev" / "dev-val"),
+                 "--out", str(tmp_path / "pred_mic")]) == 2
+    assert "MIC audio" in capsys.readouterr().err
+    assert main(["infer", str(run / "best.pt"), "--audio", str(audio), "--video", str(tmp_path),
+                 "--out", str(tmp_path / "pred_v")]) == 0
+
     # av-seld test = infer + evaluate in one command
     assert main(["test", str(run / "best.pt"), str(tiny_root), "--split", "dev-val", "--out", str(tmp_path / "t")]) == 0
     tested = json.loads((tmp_path / "t" / "scores.json").read_text())

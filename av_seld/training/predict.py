@@ -172,8 +172,32 @@ def infer_folder(checkpoints: Sequence[str | os.PathLike], audio_dir: str | os.P
     device = torch.device(device)
     models = [load_for_inference(c, device) for c in checkpoints]
     _check_formats(models)
+    check_inputs(models, audio_dir, video_dir)
     clips = folder_clips(audio_dir, video_dir)
     return write_clip_predictions(models, clips, out_dir, hop_fraction=hop_fraction, progress=progress)
+
+
+def check_inputs(models: Sequence[LoadedModel], audio_dir: str | os.PathLike,
+                 video_dir: str | os.PathLike | None) -> None:
+    """Refuse audio of the other format where the folder says which it is (STARSS23's ``foa_*`` / ``mic_*``
+    folders: FOA and MIC wavs both have 4 channels, so the files cannot tell); warn once when video is given to
+    audio-only checkpoints (ignored) or missing for audio-visual ones (they run with their "no video" token)."""
+    expected = models[0].audio_format
+    other = "mic" if expected == "foa" else "foa"
+    folder = Path(audio_dir).resolve()
+    for part in (folder, *folder.parents):
+        name = part.name.lower()
+        if name.startswith(f"{other}_") or name == other:
+            raise InputError(audio_dir, f"this folder holds {other.upper()} audio ({part.name}), but the checkpoint "
+                                        f"{models[0].path} was trained on {expected.upper()}")
+        if name.startswith(f"{expected}_") or name == expected:
+            break
+    uses_video = any(m.is_audio_visual for m in models)
+    if video_dir is not None and not uses_video:
+        log.warning("--video %s is ignored: the checkpoint(s) are audio-only", video_dir)
+    if video_dir is None and uses_video:
+        log.warning("%s is an audio-visual checkpoint but no --video was given: predicting from the audio alone "
+                    "(every frame gets the model's \"no video\" token)", models[0].path)
 
 
 def _read_video(path: Path, num_frames: int, frame_size: tuple[int, int]):
