@@ -232,3 +232,27 @@ def test_validation_split_picks_best_by_the_self_supervised_loss(av_root, tmp_pa
     best_step = min(losses, key=losses.get)
     assert result.val_loss == pytest.approx(losses[best_step])
     assert load_checkpoint(result.best_checkpoint)["train_state"]["step"] == best_step
+
+
+def test_a_run_started_with_visual_init_rebuilds_without_the_pretraining_file(av_root, tmp_path):
+    """The pre-trained visual weights are read once, when training starts; the run's checkpoints hold them, so they
+    rebuild after the pretrain-visual folder is gone."""
+    from av_seld.training.checkpoint import build_model_from_checkpoint, load_checkpoint
+
+    pre_args = ["pretrain-visual", str(REPO / "configs" / "pretrain_visual.yaml"), f"roots=[{av_root}]",
+                f"out_dir={tmp_path}", "name=pre", "frame_size=[64,128]", "embed_dim=8", "batch_size=4",
+                "warmup_steps=1", "epochs=1", "max_steps=1", f"cache_dir={tmp_path / 'selfsup_cache'}"]
+    assert main(pre_args) == 0
+    tiny = ("{widths: [4, 8], blocks: [1, 1], pools: [[5, 2], [1, 2]], dim: 8, depth: 1, heads: 2, kernel_size: 3, "
+            "head: gated}")
+    assert main(["train", str(REPO / "configs" / "demo.yaml"), f"data.roots=[{av_root}]", "data.visual_features=false",
+                 "data.video=true", "data.train_splits=[dev-train-synth]", "data.val_splits=[]", "data.test_splits=[]",
+                 "data.video_size=[64,128]", "data.batch_size=2", "data.chunk_s=1.0", "data.train_hop_s=1.0",
+                 f"model.params.audio_kwargs={tiny}", "model.params.frame_size=[64,128]",
+                 "model.params.token_grid=[2,4]", "model.params.heads=2", "model.params.kernel_size=3",
+                 "train.max_steps=1", f"train.out_dir={tmp_path / 'runs'}", "train.name=av",
+                 "--visual-init", str(tmp_path / "pre" / "best.pt")]) == 0
+    payload = load_checkpoint(tmp_path / "runs" / "av" / "last.pt")
+    assert "visual_init" not in payload["model_params"]
+    shutil.rmtree(tmp_path / "pre")
+    assert sum(p.numel() for p in build_model_from_checkpoint(payload).parameters()) > 0

@@ -324,7 +324,10 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
     from av_seld.models import build_model
 
     # a path to an audio-only checkpoint starts the audio branch; the rebuilt model (checkpoint) does not need it
+    # Files that start the weights (an audio checkpoint, a pretrain-visual checkpoint) are read once, here: the
+    # checkpoint's model_params leave them out, as its weights already hold them, so it rebuilds without them.
     audio_init = params.pop("audio_state", None) if config.model.name == "av_conformer" else None
+    visual_init = params.pop("visual_init", None) if config.model.name == "av_conformer" else None
     if audio_init is not None and not isinstance(audio_init, str):
         raise ConfigError("config", "model.params.audio_state: give the path of an av-seld audio checkpoint")
     try:
@@ -334,6 +337,10 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
     except (ValueError, TypeError) as err:  # an argument value the model refuses
         raise ConfigError(getattr(config, "source", "config"), f"model.params of {config.model.name}: {err}") from None
     fresh = not (resume and (run_dir / "last.pt").exists())
+    if fresh and visual_init is not None:
+        from av_seld.models.visual import load_encoder_init
+
+        load_encoder_init(model.visual, visual_init)
     if fresh and audio_init is not None:
         initialise_weights(model.audio, audio_init, what="model.params.audio_state")
     if fresh and config.train.init_from is not None:
