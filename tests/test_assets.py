@@ -29,3 +29,14 @@ def test_shipped_weights_match_their_checksums_and_load(name, digest):
     if path.suffix == ".pt":
         model = build_model_from_checkpoint(load_checkpoint(path))
         assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_recipes_find_the_shipped_weights_from_any_working_folder(tmp_path, monkeypatch):
+    from av_seld.training.run import shipped_path
+
+    monkeypatch.chdir(tmp_path)
+    assert shipped_path("assets/README.md") == ASSETS / "README.md"
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "assets" / "README.md").write_text("mine")
+    assert shipped_path("assets/README.md") == Path("assets/README.md")  # the working folder's file wins
+    assert shipped_path("assets/missing.pt") == Path("assets/missing.pt")  # left for the loader to name

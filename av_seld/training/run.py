@@ -223,6 +223,19 @@ def model_params(config: Config, in_channels: int) -> dict[str, Any]:
     return params
 
 
+def shipped_path(path: str) -> Path:
+    """``path`` as given when it exists; a relative path that does not, but names a file of this repository (the
+    shipped ``assets/`` weights a recipe starts from), resolves there, so recipes work from any working folder."""
+    given = Path(path)
+    if given.exists() or given.is_absolute():
+        return given
+    repository = Path(__file__).resolve().parents[2] / given
+    if repository.exists():
+        log.info("%s: not in the working folder, using the repository's %s", path, repository)
+        return repository
+    return given
+
+
 def auto_class_weights(clips) -> list[float]:
     """``loss.params.class_weights: auto``: class-balanced weights from the active label frames of each class in the
     training clips (:func:`av_seld.losses.class_balanced_weights`)."""
@@ -344,7 +357,7 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
     if fresh and audio_init is not None:
         initialise_weights(model.audio, audio_init, what="model.params.audio_state")
     if fresh and config.train.init_from is not None:
-        initialise_weights(model, config.train.init_from)
+        initialise_weights(model, shipped_path(config.train.init_from))
     loss_fn, extra_params, forward = build_loss_fn(config, device, model, train_set.clips)
     online = None
     if config.data.online_features:
