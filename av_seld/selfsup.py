@@ -66,7 +66,7 @@ from av_seld.config import PretrainConfig
 from av_seld.errors import InputError
 from av_seld.features import stft
 from av_seld.geometry import pixel_center_directions, sph_to_cart
-from av_seld.models.visual import SELFSUP_MODEL_NAME, YoloVisualEncoder, load_encoder_init
+from av_seld.models.visual import SELFSUP_MODEL_NAME, YoloVisualEncoder
 
 log = logging.getLogger(__name__)
 

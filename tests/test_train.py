@@ -199,7 +199,6 @@ def test_ctrl_c_saves_the_checkpoint_and_exits_130(tiny_root, tmp_path):
 
 
 def test_sigkill_loses_at_most_one_checkpoint_interval_and_resume_completes(tiny_root, tmp_path):
-    import signal
     import time
 
     every = 4

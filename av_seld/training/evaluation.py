@@ -27,7 +27,7 @@ from av_seld.classes import NUM_CLASSES
 from av_seld.io.labels import Events, read_reference_csv
 from av_seld.metrics.evaluate import clip_counts
 from av_seld.metrics.seld import SELDCounts, SELDScores, compute_scores
-from av_seld.postprocess import multi_accdoa_to_events, write_predictions
+from av_seld.postprocess import multi_accdoa_to_events
 from av_seld.training.inference import model_forward
 from av_seld.training.trainer import move_to
 
@@ -102,19 +102,6 @@ def calibrate_thresholds(outputs: dict[str, np.ndarray], refs: dict[str, Events]
             if score < best_score - 1e-12:
                 best_score, thresholds = score, trial
     return thresholds
-
-
-def write_prediction_folder(outputs: dict[str, np.ndarray], folder: str | os.PathLike, *,
-                            thresholds: float | np.ndarray = 0.5, merge_deg: float = 15.0) -> list[Path]:
-    """One prediction CSV per clip (``FOLDER/<clip name>.csv``), as ``av-seld evaluate`` reads them."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for key, output in outputs.items():
-        path = folder / f"{key.split('/')[-1]}.csv"
-        write_predictions(path, output, thresholds, merge_deg)
-        paths.append(path)
-    return paths
 
 
 # ------------------------------------------------------------------------------- scoring through the infer path
