@@ -414,3 +414,18 @@ def test_auto_class_weights_come_from_the_training_labels(tiny_root):
     order = np.argsort(counts[present])  # rarer classes weigh more
     assert np.all(np.diff(np.asarray(weights)[present][order]) <= 1e-12)
     build_loss("adpit_activity", class_weights=weights)  # what loss.params.class_weights: auto builds
+
+
+def test_a_second_train_of_the_same_run_is_refused_while_the_first_holds_it(tiny_root, tmp_path, capsys):
+    from av_seld.utils.lock import output_lock
+
+    args = overrides(tiny_root, tmp_path)
+    lock = tmp_path / ".debug_tiny.train.lock"
+    with output_lock(lock, "train into elsewhere"):  # as a running `av-seld train` of the same run holds it
+        for extra in ([], ["--resume"]):
+            assert main(["train", str(TINY), *args, *extra]) == 2
+            err = capsys.readouterr().err
+            assert f"{lock}: another process (pid {os.getpid()}" in err and "Traceback" not in err
+    assert not (tmp_path / "debug_tiny").exists()  # refused before anything was written
+    assert main(["train", str(TINY), *args, "data.val_splits=[]", "data.test_splits=[]"]) == 0
+    assert (tmp_path / "debug_tiny" / "last.pt").exists() and not lock.exists()

@@ -5,16 +5,33 @@ from __future__ import annotations
 import argparse
 
 
+def train_locked(config, **kwargs):
+    """``training.run.train`` holding the run folder's lock (``OUT_DIR/.NAME.train.lock``, beside the folder): a
+    second ``train`` (or ``--resume``) of the same run stops with an error naming the first one's pid instead of
+    writing the same checkpoints. Under DDP only rank 0 takes it."""
+    import os
+    from pathlib import Path
+
+    from av_seld.training.run import train
+    from av_seld.utils.lock import output_lock
+
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun's other ranks (the process group is not up yet)
+        return train(config, **kwargs)
+    name = config.train.name or "run"
+    run_dir = Path(config.train.out_dir) / name
+    with output_lock(Path(config.train.out_dir) / f".{name}.train.lock", f"train into {run_dir}"):
+        return train(config, **kwargs)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from av_seld.config import load_config
     from av_seld.training.hooks import ProgressHook
-    from av_seld.training.run import train
 
     overrides = list(args.overrides)
     if args.visual_init:
         overrides.append(f"model.params.visual_init={args.visual_init}")
     config = load_config(args.config, overrides)
-    result = train(config, resume=args.resume, extra_hooks=[ProgressHook()], workers=args.workers)
+    result = train_locked(config, resume=args.resume, extra_hooks=[ProgressHook()], workers=args.workers)
     if result.val_scores:
         print("validation (best checkpoint, calibrated thresholds): "
               + ", ".join(f"{k} {v:.3f}" for k, v in result.val_scores.items()))
