@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from augment import mosaic
+from augment import perspective
 from augment.crops import CropBank, procedural_sprite, read_index, read_rgba
 from av_seld.classes import NUM_CLASSES
 from av_seld.data.crop_extract import extract_crops, steady_spots
@@ -102,7 +102,7 @@ def test_extract_crops_from_a_360_video(tmp_path):
     width, height = 512, 256
     sprite = procedural_sprite(4, np.random.default_rng(0), size=64)
     frame = np.full((height, width, 3), 40, np.uint8)
-    mosaic.paste_crop(frame, sprite[..., [2, 1, 0, 3]], 150, 20, fov_deg=40)  # BGR frame for the writer
+    perspective.paste_crop(frame, sprite[..., [2, 1, 0, 3]], 150, 20, fov_deg=40)  # BGR frame for the writer
     (tmp_path / "video_dev" / "s").mkdir(parents=True)
     _write_video(tmp_path / "video_dev" / "s" / "fold1_room0_mix001.mp4", [frame] * 20)
     write_reference_csv(tmp_path / "metadata_dev" / "s" / "fold1_room0_mix001.csv",

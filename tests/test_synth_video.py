@@ -101,7 +101,8 @@ def test_same_seed_same_frames_and_workers_do_not_matter(tmp_path):
 def test_video_background_and_round_trip_of_the_two_projections(tmp_path):
     """Real-video backgrounds stream; a crop extracted from the synthetic video at a label direction and pasted back
     at that direction reproduces the region."""
-    from augment.mosaic import extract_perspective, paste_crop, procedural_room
+    from augment.mosaic import procedural_room
+    from augment.perspective import extract_perspective, paste_crop
 
     room = procedural_room(W, H, np.random.default_rng(0))
     (tmp_path / "bg").mkdir()
