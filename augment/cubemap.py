@@ -33,6 +33,7 @@ from av_seld.geometry import sph_to_cart
 
 # py360convert's face order (``cube_format="list"``): front, right, back, left, up, down.
 FACES = ("front", "right", "back", "left", "up", "down")
+FACE_WINDOW_DEG = 10.0  # crops are face windows this close to a side face's centre (magnified ≤ 3 %), else e2p views
 
 
 def to_py360(xyz: np.ndarray) -> np.ndarray:
@@ -74,18 +75,20 @@ def extract_cubemap(frame: np.ndarray, azimuth_deg: float, elevation_deg: float,
     """Crop (crop_height, crop_width, C) of an equirect frame (H, W, C) centred on (φ, θ), cut from its cubemap.
 
     The cube's faces are sized so that a crop ``crop_width`` pixels wide spans ``fov_deg`` at a face centre
-    (``e2c``); the crop is the window of a side face centred on the direction (bilinear, sub-pixel), so it keeps
-    that face's orientation: upright, seen a little obliquely when off the face centre. Where the window would cross
-    the face's edge, or lie on the up or down face (whose windows are turned by their azimuth), the view is turned
-    onto the direction first (``e2p``), the same as cutting the centre of a cube face that looks at the event.
+    (``e2c``); near the centre of a side face (within ``FACE_WINDOW_DEG``) the crop is that face's window centred on
+    the direction (bilinear, sub-pixel). Elsewhere a window would be an oblique view, magnified by up to sec² of the
+    angle from the face centre (1.33 at 30°), cut by the face's edge, or, on the up and down faces, turned by its
+    azimuth; there the view is turned onto the direction first (``e2p``), the same as cutting the centre of a cube
+    face that looks at the event.
     """
     crop_height = crop_width if crop_height is None else crop_height
     f = focal_length_px(fov_deg, crop_width)
     face_w = max(2, int(round(2 * f + 1)))  # e2c's focal is (face_w − 1) / 2
     face, column, row = face_position(azimuth_deg, elevation_deg, face_w)
     half_w, half_h = (crop_width - 1) / 2, (crop_height - 1) / 2
-    upright = face < 4  # on the up and down faces a window is turned by its azimuth: take the e2p view instead
-    if upright and half_w <= column <= face_w - 1 - half_w and half_h <= row <= face_w - 1 - half_h:
+    off_centre = math.hypot(column / (face_w - 1) - 0.5, row / (face_w - 1) - 0.5) * 2  # tan of the angle
+    inside = half_w <= column <= face_w - 1 - half_w and half_h <= row <= face_w - 1 - half_h
+    if face < 4 and inside and off_centre <= math.tan(math.radians(FACE_WINDOW_DEG)):
         faces = py360convert.e2c(frame, face_w=face_w, mode="bilinear", cube_format="list")
         return cv2.getRectSubPix(np.ascontiguousarray(faces[face]), (crop_width, crop_height), (column, row))
     # e2p's fields of view run from the first to the last pixel centre.

@@ -140,16 +140,16 @@ def test_extracted_crop_is_centred_on_the_label_direction_on_both_routes(azimuth
 
 
 def test_extract_cubemap_cuts_a_side_face_window_and_turns_elsewhere():
-    """Off a face edge on a side face the crop is the e2c window; at an edge or on the top it is e2p's view."""
+    """Near a side face's centre the crop is the e2c window; off it, at an edge or on the top it is e2p's view."""
     frame = mosaic.procedural_room(W, H, np.random.default_rng(2))
     fov, size = 30.0, 32
     face_w = int(round(2 * perspective.focal_length_px(fov, size) + 1))
-    index, column, row = cubemap.face_position(-100, 10, face_w)  # right face, away from its edges
-    window = cubemap.extract_cubemap(frame, -100, 10, fov, size)
+    index, column, row = cubemap.face_position(-95, 5, face_w)  # 7° from the right face's centre
+    window = cubemap.extract_cubemap(frame, -95, 5, fov, size)
     faces = py360convert.e2c(frame, face_w=face_w, cube_format="list")
     top, left = int(round(row - (size - 1) / 2)), int(round(column - (size - 1) / 2))
     assert np.abs(window.astype(int) - faces[index][top:top + size, left:left + size]).mean() < 8
-    for azimuth, elevation in [(45, 0), (30, 70)]:
+    for azimuth, elevation in [(45, 0), (30, 70), (150, 20)]:
         turned = py360convert.e2p(frame, fov_deg=fov, u_deg=-azimuth, v_deg=elevation, out_hw=(size, size))
         assert np.abs(cubemap.extract_cubemap(frame, azimuth, elevation, fov, size).astype(int) - turned).mean() < 3
 
