@@ -69,9 +69,11 @@ def register(subparsers) -> None:
     p.add_argument("--crops", default="builtin", metavar="builtin|DIR",
                    help="object images per class, DIR/<class name or index>/*.png|jpg (e.g. from extract-crops); "
                         "default: built-in procedural sprites")
-    p.add_argument("--background", metavar="PANORAMA_OR_VIDEO_DIR",
-                   help="an equirectangular panorama or 360° video without events, or a folder of them (one drawn per "
-                        "clip); default: a procedural room")
+    p.add_argument("--background", metavar="PANORAMA_VIDEO_OR_DATASET",
+                   help="an equirectangular panorama or 360° video, a folder of them, or a STARSS-style dataset root "
+                        "(one drawn per clip); a video with labels (<name>.csv beside it, or the root's metadata_dev) "
+                        "gives only frames with no event active, and their count is logged; default: a procedural "
+                        "room")
     p.add_argument("--size", default="1920x960", metavar="WxH", help="frame size, width first (like ffmpeg), W = 2 H "
                    "(default 1920x960; 640x320 for quick runs)")
     p.add_argument("--fps", type=float, default=30.0, help="frames per second (default 30)")
