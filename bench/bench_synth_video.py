@@ -1,10 +1,12 @@
 #!/usr/bin/env python
-"""Speed of synthetic 360° video: frames per second with 3 simultaneous events, one worker.
+"""Speed of synthetic 360° video: milliseconds per frame with 3 simultaneous events, one worker, per projection.
 
-For each size, a 10 s clip with three events active all the time (two static, one moving at 30°/s, one of them at the
-seam) is rendered over the procedural room with the built-in sprites: first composition alone (background copy +
-three perspective-to-equirect warps per frame), then composition plus encoding to a file (what synth-video does: H.264 through the system ffmpeg when
-installed, else mp4v through OpenCV).
+For each size, a clip (10 s by default) with three events active all the time (two static, one moving at 30°/s, one of
+them at the seam) is rendered over the procedural room with the built-in sprites: composition alone on each route
+(``--projection perspective``: background copy + three perspective-to-equirect warps per frame; ``cubemap``: each
+crop converted once by py360convert's c2e, included in the time, then three turns of those layers per frame), then
+composition plus encoding to a file on the perspective route (what synth-video does: H.264 through the system ffmpeg
+when installed, else mp4v through OpenCV).
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import argparse
 import itertools
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from augment.crops import procedural_sprite
-from augment.mosaic import MosaicConfig, plan_segments, procedural_room, render_mosaic_frames
+from augment.mosaic import PROJECTIONS, MosaicConfig, plan_segments, procedural_room, render_mosaic_frames
 from av_seld.io.video import VideoWriter
 
 
@@ -38,10 +41,13 @@ def bench(width: int, height: int, seconds: float, fps: float = 30.0) -> None:
     setup = time.perf_counter() - start
     num_frames = int(round(seconds * fps))
 
-    start = time.perf_counter()
-    for _ in render_mosaic_frames(segments, itertools.repeat(background), num_frames, fps, config):
-        pass
-    compose = num_frames / (time.perf_counter() - start)
+    for projection in PROJECTIONS:
+        routed = replace(config, projection=projection)
+        start = time.perf_counter()
+        for _ in render_mosaic_frames(segments, itertools.repeat(background), num_frames, fps, routed):
+            pass
+        ms = (time.perf_counter() - start) / num_frames * 1000
+        print(f"{width}x{height} {projection:>11}: compose {ms:6.2f} ms per frame ({1000 / ms:6.1f} fps)")
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.mp4"
@@ -49,9 +55,9 @@ def bench(width: int, height: int, seconds: float, fps: float = 30.0) -> None:
         with VideoWriter(path, fps, (width, height), channels="bgr") as writer:
             for frame in render_mosaic_frames(segments, itertools.repeat(background), num_frames, fps, config):
                 writer.write(frame)
-        total = num_frames / (time.perf_counter() - start)
-    print(f"{width}x{height}: compose {compose:6.1f} fps, compose + {writer.codec} encode {total:6.1f} fps "
-          f"({num_frames} frames, 3 events; room + plan {setup:.2f} s once per clip)")
+        ms = (time.perf_counter() - start) / num_frames * 1000
+    print(f"{width}x{height} perspective: compose + {writer.codec} encode {ms:6.2f} ms per frame ({1000 / ms:6.1f} "
+          f"fps; {num_frames} frames, 3 events; room + plan {setup:.2f} s once per clip)")
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from augment import mosaic
+from augment import perspective
 from augment.crops import CropBank, procedural_sprite, read_index, read_rgba
 from av_seld.classes import NUM_CLASSES
 from av_seld.data.crop_extract import extract_crops, steady_spots
@@ -97,18 +97,19 @@ def _write_video(path, frames, fps=30.0):
     writer.release()
 
 
-def test_extract_crops_from_a_360_video(tmp_path):
+@pytest.mark.parametrize("projection", ["perspective", "cubemap"])
+def test_extract_crops_from_a_360_video(tmp_path, projection):
     """Paste a known sprite at a labelled direction into a video; the extracted crop is that sprite."""
     width, height = 512, 256
     sprite = procedural_sprite(4, np.random.default_rng(0), size=64)
     frame = np.full((height, width, 3), 40, np.uint8)
-    mosaic.paste_crop(frame, sprite[..., [2, 1, 0, 3]], 150, 20, fov_deg=40)  # BGR frame for the writer
+    perspective.paste_crop(frame, sprite[..., [2, 1, 0, 3]], 150, 20, fov_deg=40)  # BGR frame for the writer
     (tmp_path / "video_dev" / "s").mkdir(parents=True)
     _write_video(tmp_path / "video_dev" / "s" / "fold1_room0_mix001.mp4", [frame] * 20)
     write_reference_csv(tmp_path / "metadata_dev" / "s" / "fold1_room0_mix001.csv",
                         _events([(n, 4, 0, 150, 20) for n in range(8)]))
     out = tmp_path / "crops"
-    results = list(extract_crops(tmp_path, out, fov_deg=40, size=64))
+    results = list(extract_crops(tmp_path, out, fov_deg=40, size=64, projection=projection))
     assert [(r.num_crops, r.num_written) for r in results] == [(1, 1)]
     rows = read_index(out)
     assert rows == [{"path": "4/fold1_room0_mix001_f00003_s0.png", "class": "4", "clip": "s/fold1_room0_mix001",
@@ -121,7 +122,8 @@ def test_extract_crops_from_a_360_video(tmp_path):
     assert CropBank.from_folder(out).classes() == [4]  # usable as --crops
     # Resumable: a second run writes nothing new but keeps the index.
     mtime = os.path.getmtime(out / rows[0]["path"])
-    assert [(r.num_crops, r.num_written) for r in extract_crops(tmp_path, out, fov_deg=40, size=64)] == [(1, 0)]
+    again = extract_crops(tmp_path, out, fov_deg=40, size=64, projection=projection)
+    assert [(r.num_crops, r.num_written) for r in again] == [(1, 0)]
     assert os.path.getmtime(out / rows[0]["path"]) == mtime and read_index(out) == rows
 
 

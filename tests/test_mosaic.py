@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
-from augment import mosaic
+from augment import mosaic, perspective
 from augment.crops import procedural_sprite
 from av_seld import geometry as g
 
@@ -40,7 +40,7 @@ def _disc(size: int = 64) -> np.ndarray:
 def test_pasted_crop_centroid_is_the_label_direction(azimuth, elevation, shape):
     crop = np.full((24, 24, 4), 255, np.uint8) if shape == "square" else _disc()
     frame = np.zeros((H, W, 3), np.uint8)
-    mosaic.paste_crop(frame, crop, azimuth, elevation, fov_deg=30)
+    perspective.paste_crop(frame, crop, azimuth, elevation, fov_deg=30)
     alpha = frame[..., 0] / 255.0
     assert alpha.sum() > 50
     found = _sphere_centroid(alpha)
@@ -49,12 +49,12 @@ def test_pasted_crop_centroid_is_the_label_direction(azimuth, elevation, shape):
 
 def test_footprint_wraps_across_the_seam_and_covers_the_pole():
     frame = np.zeros((H, W, 3), np.uint8)
-    footprint = mosaic.paste_crop(frame, np.full((16, 16, 4), 255, np.uint8), 180 - 1, 0, fov_deg=20)
+    footprint = perspective.paste_crop(frame, np.full((16, 16, 4), 255, np.uint8), 180 - 1, 0, fov_deg=20)
     assert len(footprint.column_slices) == 2
     assert frame[H // 2, 0, 0] == 255 and frame[H // 2, W - 1, 0] == 255  # both sides of the seam
     assert frame[H // 2, W // 2, 0] == 0
     frame[:] = 0
-    footprint = mosaic.paste_crop(frame, np.full((16, 16, 4), 255, np.uint8), 30, 90, fov_deg=40)
+    footprint = perspective.paste_crop(frame, np.full((16, 16, 4), 255, np.uint8), 30, 90, fov_deg=40)
     assert footprint.column_slices == (slice(0, W),) and footprint.row_start == 0
     assert (frame[0, :, 0] == 255).all()  # looking straight up, the top row is inside the crop all round
     assert frame[H // 2:].max() == 0
@@ -65,7 +65,7 @@ def test_paste_touches_only_the_footprint_and_blends_alpha():
     crop = np.zeros((20, 20, 4), np.uint8)
     crop[..., 0] = 200
     crop[..., 3] = 128  # half transparent
-    footprint = mosaic.paste_crop(frame, crop, -45, 20, fov_deg=25)
+    footprint = perspective.paste_crop(frame, crop, -45, 20, fov_deg=25)
     u, v = g.sph_to_equirect(-45, 20, W, H)
     assert frame[int(v), int(u), 0] == pytest.approx(150, abs=1)  # 200·½ + 100·½
     assert frame[int(v), int(u), 1] == pytest.approx(50, abs=1)
@@ -76,12 +76,12 @@ def test_paste_touches_only_the_footprint_and_blends_alpha():
 
 def test_camera_basis_is_right_handed_and_points_at_the_direction():
     for azimuth, elevation in [(0, 0), (90, 0), (-150, 45), (20, 90), (20, -90)]:
-        basis = mosaic.camera_basis(azimuth, elevation)
+        basis = perspective.camera_basis(azimuth, elevation)
         np.testing.assert_allclose(basis @ basis.T, np.eye(3), atol=1e-12)
         np.testing.assert_allclose(basis[0], g.sph_to_cart(azimuth, elevation), atol=1e-12)
         np.testing.assert_allclose(np.cross(basis[1], basis[0]), basis[2], atol=1e-12)
     # Facing front, the crop's right is the viewer's right: azimuth -90 (the right quarter of the equirect frame).
-    np.testing.assert_allclose(mosaic.camera_basis(0, 0)[1], g.sph_to_cart(-90, 0), atol=1e-12)
+    np.testing.assert_allclose(perspective.camera_basis(0, 0)[1], g.sph_to_cart(-90, 0), atol=1e-12)
 
 
 def test_extracted_crop_is_upright_and_not_mirrored():
@@ -91,8 +91,8 @@ def test_extracted_crop_is_upright_and_not_mirrored():
     crop[:, :16, 0] = 255  # left half red
     crop[:16, :, 2] = 255  # top half blue
     frame = np.zeros((H, W, 3), np.uint8)
-    mosaic.paste_crop(frame, crop, 100, -30, fov_deg=40)
-    back = mosaic.extract_perspective(frame, 100, -30, fov_deg=40, crop_width=32)
+    perspective.paste_crop(frame, crop, 100, -30, fov_deg=40)
+    back = perspective.extract_perspective(frame, 100, -30, fov_deg=40, crop_width=32)
     assert back[16, 4, 0] > 200 and back[16, 28, 0] < 50
     assert back[4, 16, 2] > 200 and back[28, 16, 2] < 50
     # On the equirect frame, "left" of the crop is larger azimuth (to the left in the image).
@@ -106,15 +106,15 @@ def test_extract_then_paste_round_trip_reproduces_the_region(azimuth, elevation)
     width, height = 512, 256
     frame = mosaic.procedural_room(width, height, np.random.default_rng(3))
     sprite = procedural_sprite(8, np.random.default_rng(0), size=40)
-    mosaic.paste_crop(frame, sprite, azimuth + 3, elevation - 2, fov_deg=25)  # an object in the view
+    perspective.paste_crop(frame, sprite, azimuth + 3, elevation - 2, fov_deg=25)  # an object in the view
     fov, size = 40.0, 80  # about the frame's own pixel density at the centre: 40° ≈ 57 px, so no detail is lost
-    crop = mosaic.extract_perspective(frame, azimuth, elevation, fov, size)
+    crop = perspective.extract_perspective(frame, azimuth, elevation, fov, size)
     rgba = np.concatenate([crop, np.full((size, size, 1), 255, np.uint8)], axis=-1)
     pasted = np.zeros_like(frame)
-    footprint = mosaic.paste_crop(pasted, rgba, azimuth, elevation, fov)
+    footprint = perspective.paste_crop(pasted, rgba, azimuth, elevation, fov)
     # Compare the pixels well inside the crop (the rim is blended with the black canvas).
     probe = np.zeros((height, width, 3), np.uint8)
-    mosaic.paste_crop(probe, np.full((size - 8, size - 8, 4), 255, np.uint8), azimuth, elevation,
+    perspective.paste_crop(probe, np.full((size - 8, size - 8, 4), 255, np.uint8), azimuth, elevation,
                       np.degrees(2 * np.arctan(np.tan(np.radians(fov / 2)) * (size - 8) / size)))
     mask = probe[..., 0] == 255
     assert mask.sum() > 500
@@ -209,8 +209,8 @@ def test_shared_calibration_panorama_crop_at_the_blue_disc(shared_data_dir):
     if not path.is_file():
         pytest.skip(f"{path} is absent")
     image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
-    crop = mosaic.extract_perspective(image, 0, 0, fov_deg=30, crop_width=64).astype(int)
+    crop = perspective.extract_perspective(image, 0, 0, fov_deg=30, crop_width=64).astype(int)
     centre = crop[24:40, 24:40]
     assert (centre[..., 2] > 200).mean() > 0.9 and (centre[..., 0] < 80).mean() > 0.9  # the bright blue disc at φ = 0
-    back = mosaic.extract_perspective(image, -90, 0, fov_deg=30, crop_width=64).astype(int)[24:40, 24:40]
+    back = perspective.extract_perspective(image, -90, 0, fov_deg=30, crop_width=64).astype(int)[24:40, 24:40]
     assert (back[..., 0] > 200).mean() > 0.9 and (back[..., 2] < 80).mean() > 0.9  # the bright red disc at φ = −90

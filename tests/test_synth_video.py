@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from augment.mosaic import MosaicConfig
 from av_seld import geometry as g
 from av_seld.cli import main
 from av_seld.data.synth_video import parse_size, synthesize_video_dataset
@@ -54,8 +55,8 @@ def test_video_length_follows_the_labels_or_the_wav(tmp_path):
     assert all(r.skipped for r in synthesize_video_dataset(tmp_path, split="s", width=W, height=H))
 
 
-@pytest.mark.parametrize("fps", [30.0, 10.0])
-def test_decoded_events_sit_at_their_label_directions(tmp_path, fps):
+@pytest.mark.parametrize("fps, projection", [(30.0, "perspective"), (10.0, "perspective"), (10.0, "cubemap")])
+def test_decoded_events_sit_at_their_label_directions(tmp_path, fps, projection):
     """Label directions at the seam and at θ = ±60°, read back from the decoded mp4 at the label rate."""
     rows = []
     for n in range(12):
@@ -64,7 +65,7 @@ def test_decoded_events_sit_at_their_label_directions(tmp_path, fps):
     background = tmp_path / "black.png"
     cv2.imwrite(str(background), np.zeros((H, W, 3), np.uint8))
     list(synthesize_video_dataset(tmp_path, split="s", crops=_disc_bank(tmp_path / "crops"), background=background,
-                                  width=W, height=H, fps=fps, seed=3))
+                                  width=W, height=H, fps=fps, seed=3, config=MosaicConfig(projection=projection)))
     video = read_video_at_label_rate(tmp_path / "video_dev" / "s" / "fold1_room0_mix001.mp4", width=W, height=H)
     assert video.valid.all() and len(video.frames) == 12
     directions = g.pixel_center_directions(W, H)
@@ -101,7 +102,8 @@ def test_same_seed_same_frames_and_workers_do_not_matter(tmp_path):
 def test_video_background_and_round_trip_of_the_two_projections(tmp_path):
     """Real-video backgrounds stream; a crop extracted from the synthetic video at a label direction and pasted back
     at that direction reproduces the region."""
-    from augment.mosaic import extract_perspective, paste_crop, procedural_room
+    from augment.mosaic import procedural_room
+    from augment.perspective import extract_perspective, paste_crop
 
     room = procedural_room(W, H, np.random.default_rng(0))
     (tmp_path / "bg").mkdir()
@@ -151,3 +153,62 @@ def test_cli(tmp_path, capsys):
     assert main(["extract-crops", str(tmp_path), str(tmp_path / "crops"), "--fov", "50", "--size", "32"]) == 0
     out = capsys.readouterr().out
     assert "1 crops from 1 clips" in out and (tmp_path / "crops" / "3").is_dir()
+    assert main(["extract-crops", str(tmp_path), str(tmp_path / "cube"), "--size", "32", "--projection", "cubemap"]) == 0
+    assert "1 crops from 1 clips in" in capsys.readouterr().out and (tmp_path / "cube" / "3").is_dir()
+    (tmp_path / "video_dev" / "s" / "fold1_room0_mix001.mp4").unlink()
+    assert main(["synth-video", str(tmp_path), "--split", "s", "--size", "256x128", "--projection", "cubemap"]) == 0
+    assert "1 videos written" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["synth-video", str(tmp_path), "--split", "s", "--projection", "fisheye"])
+
+
+def _grey_video(path, levels, fps=10):
+    """A video whose frame k is flat grey ``levels[k]``: which source frame a background came from is readable."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (W, H))
+    for level in levels:
+        writer.write(np.full((H, W, 3), level, np.uint8))
+    writer.release()
+
+
+def test_event_free_runs_follow_the_label_frames():
+    from av_seld.data.synth_video import event_free_runs
+
+    events = Events.from_arrays(*zip(*[(1, 0, 0, 0, 0), (2, 3, 1, 10, 0), (5, 0, 0, 0, 0)]))
+    assert event_free_runs(events, 24, 30.0) == ((0, 3), (9, 15), (18, 24))  # label n = video frames 3n .. 3n + 2
+    assert event_free_runs(events, 8, 10.0) == ((0, 1), (3, 5), (6, 8))
+    assert event_free_runs(Events.from_arrays(*zip(*[(0, 0, 0, 0, 0)])), 0, 10.0) == ()
+
+
+def test_labelled_background_video_gives_only_event_free_frames(tmp_path, caplog):
+    """A background video with a CSV beside it: frames 0-9 have events (dark), 10-19 not (light); only light ones
+    are used, the count is logged, and a video that is busy throughout is an error."""
+    levels = [10 + 10 * k for k in range(20)]
+    _grey_video(tmp_path / "bg" / "room.mp4", levels)
+    write_reference_csv(tmp_path / "bg" / "room.csv", Events.from_arrays(*zip(*[(n, 1, 0, 30, 0) for n in range(10)])))
+    _write_labels(tmp_path / "out", "s", "fold1_room0_mix001", [(n, 6, 0, 90, 0) for n in range(25)])  # 2.5 s
+    with caplog.at_level("INFO", logger="av_seld"):
+        list(synthesize_video_dataset(tmp_path / "out", split="s", background=tmp_path / "bg", width=W, height=H,
+                                      fps=10, seed=4))
+    assert "10 of 20 frames of 1 labelled videos have no event active and qualify" in caplog.text
+    frames = read_video_at_label_rate(tmp_path / "out" / "video_dev" / "s" / "fold1_room0_mix001.mp4", width=W,
+                                      height=H).frames
+    away = frames[:, H // 2 - 10 : H // 2 + 10, 3 * W // 4 - 10 : 3 * W // 4 + 10].mean(axis=(1, 2, 3))  # φ = −90
+    assert len(away) == 25 and away.min() > 100, away  # never an event frame (levels ≤ 100)
+    assert len(np.unique(np.round(away / 10))) >= 8  # the event-free frames play, looped
+
+    # A STARSS-style dataset root: labelled clips qualify the same way; a clip without labels is left out.
+    root = tmp_path / "starss"
+    _grey_video(root / "video_dev" / "dev-train" / "fold3_room1_mix001.mp4", levels)
+    _grey_video(root / "video_dev" / "dev-train" / "fold3_room1_mix002.mp4", levels[:5])
+    write_reference_csv(root / "metadata_dev" / "dev-train" / "fold3_room1_mix001.csv",
+                        Events.from_arrays(*zip(*[(n, 1, 0, 30, 0) for n in range(3, 8)])))
+    from av_seld.data.synth_video import scan_backgrounds
+
+    found = scan_backgrounds(root)
+    assert [(v.path.name, v.runs) for v in found.videos] == [("fold3_room1_mix001.mp4", ((0, 3), (8, 20)))]
+    assert "1 videos without a reference CSV are not used" in caplog.text
+
+    write_reference_csv(tmp_path / "bg" / "room.csv", Events.from_arrays(*zip(*[(n, 1, 0, 30, 0) for n in range(20)])))
+    with pytest.raises(InputError, match="no background frame qualifies"):
+        list(synthesize_video_dataset(tmp_path / "out", split="s", background=tmp_path / "bg", width=W, height=H))

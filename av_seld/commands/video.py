@@ -9,6 +9,7 @@ import argparse
 def cmd_synth_video(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from augment.mosaic import MosaicConfig
     from augment.visibility import VisibilityConfig
     from av_seld.data.synth_video import metadata_files, parse_size, synthesize_video_dataset
 
@@ -25,7 +26,8 @@ def cmd_synth_video(args: argparse.Namespace) -> int:
     total = len(metadata_files(args.dataset_root, args.split))
     results = synthesize_video_dataset(args.dataset_root, split=args.split, crops=args.crops,
                                        background=args.background, width=width, height=height, fps=args.fps,
-                                       seed=args.seed, workers=args.workers, visibility=visibility)
+                                       seed=args.seed, workers=args.workers, visibility=visibility,
+                                       config=MosaicConfig(projection=args.projection))
     made = skipped = frames = 0
     wall_s = 0.0
     for result in tqdm(results, total=total, unit="clip", desc="synth-video"):
@@ -47,7 +49,8 @@ def cmd_extract_crops(args: argparse.Namespace) -> int:
 
     crops = written = clips = 0
     for result in tqdm(extract_crops(args.dataset_root, args.out_dir, fov_deg=args.fov, size=args.size,
-                                     split=args.split), unit="clip", desc="extract-crops"):
+                                     split=args.split, projection=args.projection), unit="clip",
+                       desc="extract-crops"):
         clips += 1
         crops += result.num_crops
         written += result.num_written
@@ -66,9 +69,11 @@ def register(subparsers) -> None:
     p.add_argument("--crops", default="builtin", metavar="builtin|DIR",
                    help="object images per class, DIR/<class name or index>/*.png|jpg (e.g. from extract-crops); "
                         "default: built-in procedural sprites")
-    p.add_argument("--background", metavar="PANORAMA_OR_VIDEO_DIR",
-                   help="an equirectangular panorama or 360° video without events, or a folder of them (one drawn per "
-                        "clip); default: a procedural room")
+    p.add_argument("--background", metavar="PANORAMA_VIDEO_OR_DATASET",
+                   help="an equirectangular panorama or 360° video, a folder of them, or a STARSS-style dataset root "
+                        "(one drawn per clip); a video with labels (<name>.csv beside it, or the root's metadata_dev) "
+                        "gives only frames with no event active, and their count is logged; default: a procedural "
+                        "room")
     p.add_argument("--size", default="1920x960", metavar="WxH", help="frame size, width first (like ffmpeg), W = 2 H "
                    "(default 1920x960; 640x320 for quick runs)")
     p.add_argument("--fps", type=float, default=30.0, help="frames per second (default 30)")
@@ -79,6 +84,9 @@ def register(subparsers) -> None:
     p.add_argument("--invisible", type=float, default=0.0, metavar="FRACTION",
                    help="realistic variant: share of sounding events not drawn (out of sight; still labelled; "
                         "default 0)")
+    p.add_argument("--projection", choices=("perspective", "cubemap"), default="perspective",
+                   help="how a crop is laid onto the sphere: perspective (one warp, default) or cubemap (the crop on a "
+                        "cube face, py360convert's c2e, turned onto the label direction; softer and slower)")
     p.add_argument("--workers", type=int, default=1)
     p.set_defaults(func=cmd_synth_video)
 
@@ -92,4 +100,8 @@ def register(subparsers) -> None:
     p.add_argument("--fov", type=float, default=60.0, help="horizontal field of view in degrees (default 60)")
     p.add_argument("--size", type=int, default=224, help="crop width and height in pixels (default 224)")
     p.add_argument("--split", help="only this split (default: all)")
+    p.add_argument("--projection", choices=("perspective", "cubemap"), default="perspective",
+                   help="perspective: a view centred on the event (default); cubemap: the window of the frame's "
+                        "cube face (py360convert's e2c) around it, or a view turned onto it (e2p) where the face's "
+                        "edge would cut it or the face is the top or bottom one")
     p.set_defaults(func=cmd_extract_crops)

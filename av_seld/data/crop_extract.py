@@ -4,7 +4,8 @@ For each clip with both a reference CSV and a video, a label frame qualifies whe
 ``max_motion_deg`` over ``steady_frames`` label frames on each side and no other event is within ``isolation_deg``
 (so the crop shows one sound source); per track (class, source) at most one crop every ``min_gap_frames``. The crop
 is a perspective view of ``fov_deg`` centred on the labelled direction (:func:`augment.mosaic.extract_perspective`),
-``size × size`` pixels, from the video frame that the timing module assigns to the label frame. Output:
+``size × size`` pixels, from the video frame that the timing module assigns to the label frame; ``projection``
+``"cubemap"`` cuts it from the frame's cubemap instead (:func:`augment.cubemap.extract_cubemap`). Output:
 ``OUT_DIR/<class index>/<clip>_f<frame>_s<source>.png`` and ``OUT_DIR/index.csv`` (path, class, clip, frame, azimuth,
 elevation, fov), which ``av-seld synth-video --crops OUT_DIR`` reads. Resumable: existing PNGs are not redone.
 """
@@ -22,7 +23,9 @@ from typing import Iterator
 import numpy as np
 
 from augment.crops import INDEX_COLUMNS, INDEX_NAME, write_crop
-from augment.mosaic import extract_perspective
+from augment.cubemap import extract_cubemap
+from augment.mosaic import PROJECTIONS
+from augment.perspective import extract_perspective
 from av_seld import timing
 from av_seld.geometry import angular_distance_xyz_deg
 from av_seld.io.dataset import index_dataset
@@ -85,11 +88,16 @@ class ExtractResult:
 
 def extract_crops(dataset_root: str | os.PathLike, out_dir: str | os.PathLike, *, fov_deg: float = 60.0,
                   size: int = 224, split: str | None = None, steady_frames: int = 3, max_motion_deg: float = 3.0,
-                  isolation_deg: float | None = None, min_gap_frames: int = 20) -> Iterator[ExtractResult]:
+                  isolation_deg: float | None = None, min_gap_frames: int = 20,
+                  projection: str = "perspective") -> Iterator[ExtractResult]:
     """Extract crops from every clip (of ``split``, or all) that has metadata and video; yields one result per clip
-    and writes ``out_dir/index.csv`` when all are done. ``isolation_deg`` defaults to ``fov_deg``."""
+    and writes ``out_dir/index.csv`` when all are done. ``isolation_deg`` defaults to ``fov_deg``; ``projection``
+    is ``"perspective"`` or ``"cubemap"``."""
     if size < 8:
         raise ValueError(f"size must be at least 8 pixels, got {size}")
+    if projection not in PROJECTIONS:
+        raise ValueError(f"projection must be one of {', '.join(PROJECTIONS)}, got {projection!r}")
+    extract = extract_cubemap if projection == "cubemap" else extract_perspective
     isolation = fov_deg if isolation_deg is None else isolation_deg
     index = index_dataset(dataset_root, None if split is None else [split])
     clips = [clip for clip in index.clips if clip.metadata is not None and clip.video is not None]
@@ -115,7 +123,7 @@ def extract_crops(dataset_root: str | os.PathLike, out_dir: str | os.PathLike, *
                     current = next((item for item in frames if item[0] >= spot.frame), None)
                 if current is None or current[0] != spot.frame:
                     continue  # past the end of the video
-                crop = extract_perspective(current[1], spot.azimuth_deg, spot.elevation_deg, fov_deg, size)
+                crop = extract(current[1], spot.azimuth_deg, spot.elevation_deg, fov_deg, size)
                 write_crop(out_dir / relative, crop)
                 written += 1
             kept += 1
