@@ -184,7 +184,6 @@ def fetch(url: str, dest: str | os.PathLike, *, size: int | None, md5: str,
             return dest
         raise InputError(dest, f"exists but does not match the record (expected md5 {md5}); delete it to download "
                                "it again")
-    dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     offset = part.stat().st_size if part.exists() else 0
     if size is not None and offset > size:
@@ -223,6 +222,7 @@ def _download_into(url: str, part: Path, offset: int, size: int | None, progress
         length = response.headers.get("Content-Length")
         total = size if size is not None else (offset + int(length) if length is not None else None)
         done = offset
+        part.parent.mkdir(parents=True, exist_ok=True)  # only once the server answers: offline leaves nothing
         try:
             with open(part, "ab" if offset else "wb") as out:
                 while chunk := response.read(CHUNK_BYTES):
