@@ -61,8 +61,13 @@ wav paths relative to the CSV) or ``foa.sofa`` / ``mic.sofa``; or a single ``.so
 (or (M, 4, 1, N)), ``Data.SamplingRate``, and ``SourcePosition`` (M or 1, 3) of ``Type`` ``spherical`` (azimuth,
 elevation in degrees as in docs/conventions.md, radius in m) or ``cartesian`` (m; ``ListenerPosition`` is subtracted
 when it is cartesian too; ``ListenerView`` is not applied, i.e. the listener must face +x). FOA responses must be
-ACN/SN3D; MIC responses in M1..M4 order. Responses are resampled to 24 kHz, aligned so that the direct sound (first
-sample within 20 dB of the peak) is at sample ``MEASURED_PRE_SAMPLES``, and cut to ``max_response_s``. An event is
+ACN/SN3D; MIC responses in M1..M4 order. The folder may also be the TAU spatial room impulse response database
+(``TAU-SRIR_DB``, Zenodo record 6408611, ``av-seld download tau-srir``): ``rirdata.mat`` names the rooms and
+gives the DOA of every response (``rirdata.room(r).rirs(t, h).doa_xyz``, unit vectors), and each room's
+``rirs_NN_<name>.mat`` (MATLAB v7.3) holds ``rirs(t, h).foa`` / ``.mic``, [7200 samples × 4 × N] at 24 kHz, per
+trajectory t and height h (``read_tau_srir``); it is a set of rooms, one per clip in turn. Responses are resampled
+to 24 kHz, aligned so that the direct sound (first sample within 20 dB of the peak) is at sample
+``MEASURED_PRE_SAMPLES``, and cut to ``max_response_s``. An event is
 rendered with the response of the nearest measured direction, and that direction is the label; a moving event
 switches between measured directions with the same crossfaded windows as above.
 """
@@ -588,10 +593,11 @@ class SimulatedRoom:
 @dataclass(frozen=True)
 class ResponseSet:
     """Measured responses of one format: (M, 4, L) float32 at 24 kHz, direct sound at ``MEASURED_PRE_SAMPLES``,
-    measured at azimuth_deg / elevation_deg (M,) and distance_m (M,) (NaN when unknown)."""
+    measured at azimuth_deg / elevation_deg (M,) and distance_m (M,) (NaN when unknown). ``responses`` is an array,
+    or for the TAU-SRIR DB a :class:`TauResponses` that reads them when indexed (``responses[m]`` is (4, L))."""
 
     fmt: str
-    responses: np.ndarray
+    responses: np.ndarray | TauResponses
     azimuth_deg: np.ndarray
     elevation_deg: np.ndarray
     distance_m: np.ndarray
@@ -713,13 +719,183 @@ def read_sofa(path: str | os.PathLike, fmt: str | None = None, max_response_s: f
                        np.asarray(el, dtype=np.float64), np.asarray(dist, dtype=np.float64), str(path))
 
 
+# ------------------------------------------------------------------------------- TAU spatial room impulse responses
+
+TAU_INFO_FILE = "rirdata.mat"
+TAU_FOLDER = "TAU-SRIR_DB"
+
+
+def tau_srir_folder(path: str | os.PathLike) -> Path | None:
+    """The TAU-SRIR DB folder at ``path`` (it holds ``rirdata.mat``) or in ``path/TAU-SRIR_DB``; None if neither."""
+    path = Path(path)
+    for folder in (path, path / TAU_FOLDER):
+        if (folder / TAU_INFO_FILE).is_file():
+            return folder
+    return None
+
+
+@dataclass(frozen=True)
+class TauRoom:
+    """One room of the TAU-SRIR DB: its name, its ``rirs_NN_<name>.mat`` and the DOAs (unit x, y, z) of its
+    responses per trajectory and height, ``doa_xyz[t][h]`` (N, 3), in the order of the responses in the file."""
+
+    name: str
+    path: Path
+    doa_xyz: tuple[tuple[np.ndarray, ...], ...]
+    sample_rate: float
+
+
+def _mat_text(value) -> str:
+    return str(np.asarray(value).ravel()[0])
+
+
+def tau_srir_rooms(folder: str | os.PathLike) -> list[TauRoom]:
+    """The rooms that ``rirdata.mat`` lists (``rirdata.room(r).name`` and ``.rirs(t, h).doa_xyz``, ``rirdata.fs``),
+    each with its ``rirs_*_<name>.mat`` (checked to exist), in the database's order."""
+    from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
+
+    folder = Path(folder)
+    info = folder / TAU_INFO_FILE
+    try:
+        rirdata = loadmat(info)["rirdata"][0, 0]
+        rooms = rirdata["room"].ravel()
+        rate = float(np.asarray(rirdata["fs"]).ravel()[0]) if "fs" in rirdata.dtype.names else float(SAMPLE_RATE)
+        parsed = []
+        for room in rooms:
+            name = _mat_text(room["name"])
+            rirs = room["rirs"]
+            doa = tuple(tuple(np.asarray(rirs[t, h]["doa_xyz"], dtype=np.float64).reshape(-1, 3)
+                              for h in range(rirs.shape[1])) for t in range(rirs.shape[0]))
+            parsed.append((name, doa))
+    except (OSError, ValueError, KeyError, IndexError, TypeError, MatReadError, NotImplementedError) as err:
+        raise InputError(info, f"cannot be read as the TAU-SRIR DB's rirdata.mat (rirdata.room(r).name, "
+                               f".rirs(t, h).doa_xyz): {err}") from None
+    if not parsed:
+        raise InputError(info, "lists no rooms")
+    out = []
+    for name, doa in parsed:
+        files = sorted(folder.glob(f"rirs_*_{name}.mat"))
+        if len(files) != 1:
+            raise InputError(folder, f"room {name!r} of {TAU_INFO_FILE} needs one rirs_NN_{name}.mat here, found "
+                                     f"{len(files)}")
+        out.append(TauRoom(name, files[0], doa, rate))
+    return out
+
+
+class TauResponses:
+    """The (M, 4, L) responses of one room and format, read from its ``.mat`` file when first asked for and
+    prepared as the other measured responses (24 kHz, direct sound at ``MEASURED_PRE_SAMPLES``, float32).
+
+    A room holds up to 6480 responses of 7200 samples per format (0.75 GB as float32), and a scene uses a few of
+    them, so only the trajectory/height blocks that hold a used response are read (a block is one array of the
+    file). ``rirs(t, h).<fmt>`` is a [samples × 4 × N] array: a MATLAB v7.3 (HDF5) file is read with h5py, an older
+    MAT-file with scipy.io.loadmat.
+    """
+
+    def __init__(self, room: TauRoom, fmt: str, max_response_s: float):
+        self.room, self.fmt = room, fmt
+        self.blocks = [(t, h) for t, row in enumerate(room.doa_xyz) for h, doa in enumerate(row) if len(doa)]
+        counts = [len(room.doa_xyz[t][h]) for t, h in self.blocks]
+        self.starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self.max_response_s = max_response_s
+        self._prepared: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def check(self) -> None:
+        """Raise :class:`InputError` unless the room's file has ``rirs.<fmt>`` (HDF5 files only: an older
+        MAT-file would have to be read whole)."""
+        import h5py
+
+        path = self.room.path
+        if not h5py.is_hdf5(path):
+            return
+        try:
+            with h5py.File(path, "r") as f:
+                found = "rirs" in f and self.fmt in f["rirs"]
+        except OSError as err:
+            raise InputError(path, f"cannot be read as a MATLAB v7.3 file: {err}") from None
+        if not found:
+            raise InputError(path, f"has no rirs.{self.fmt} ({self.fmt.upper()} responses)")
+
+    def _read_block(self, t: int, h: int) -> np.ndarray:
+        """(N, 4, samples) float64 of trajectory t, height h."""
+        import h5py
+
+        path = self.room.path
+        try:
+            if h5py.is_hdf5(path):
+                with h5py.File(path, "r") as f:
+                    field = f["rirs"][self.fmt]
+                    # MATLAB stores a t × h struct array's field as an h × t array of references (dimensions
+                    # reversed), and each [samples × 4 × N] array as an (N, 4, samples) dataset.
+                    item = f[field[h, t]] if field.dtype == h5py.ref_dtype else field
+                    block = np.asarray(item[()], dtype=np.float64)
+            else:
+                from scipy.io import loadmat
+
+                rirs = loadmat(path, variable_names=["rirs"])["rirs"]
+                block = np.asarray(rirs[t, h][self.fmt], dtype=np.float64).transpose(2, 1, 0)
+        except (OSError, KeyError, ValueError, IndexError) as err:
+            raise InputError(path, f"cannot read rirs({t + 1}, {h + 1}).{self.fmt}: {err}") from None
+        expected = len(self.room.doa_xyz[t][h])
+        if block.ndim != 3 or block.shape[:2] != (expected, 4):
+            raise InputError(path, f"rirs({t + 1}, {h + 1}).{self.fmt} has shape {block.shape[::-1]} (MATLAB "
+                                   f"order); expected [samples x 4 x {expected}] as its DOAs in {TAU_INFO_FILE}")
+        return block
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        index = int(index)
+        if index not in self._prepared:
+            b = int(np.searchsorted(self.starts, index, side="right")) - 1
+            block = self._read_block(*self.blocks[b])
+            keep = min(self.max_response_s, block.shape[2] / self.room.sample_rate)
+            prepared = _prepare(block, self.room.sample_rate, keep)
+            for k, response in enumerate(prepared):
+                self._prepared[int(self.starts[b]) + k] = response
+        return self._prepared[index]
+
+
+def read_tau_srir(folder: str | os.PathLike, fmt: str, room: int = 0, max_response_s: float = 2.0) -> ResponseSet:
+    """The ``fmt`` responses of room number ``room`` (0-based, in ``rirdata.mat``'s order) of the TAU-SRIR DB.
+
+    Directions come from ``doa_xyz`` (unit vectors, x front, y left, z up: the axes of docs/conventions.md);
+    distances are not given per response (NaN). FOA is ACN/SN3D (W, Y, Z, X) and MIC M1..M4, the formats of
+    STARSS23. Responses are read lazily (:class:`TauResponses`).
+    """
+    rooms = tau_srir_rooms(folder)
+    if not 0 <= room < len(rooms):
+        raise InputError(folder, f"has {len(rooms)} rooms; room {room} asked for")
+    tau = rooms[room]
+    doa = np.concatenate([d for row in tau.doa_xyz for d in row if len(d)])
+    az, el = cart_to_sph(doa)
+    responses = TauResponses(tau, fmt, max_response_s)
+    responses.check()
+    return ResponseSet(fmt, responses, wrap_azimuth(np.asarray(az, float)),
+                       np.asarray(el, dtype=np.float64), np.full(len(doa), np.nan), f"{tau.path} ({tau.name})")
+
+
+def measured_room_count(path: str | os.PathLike) -> int:
+    """How many rooms the measured responses at ``path`` hold: the TAU-SRIR DB's rooms, else 1."""
+    folder = tau_srir_folder(path)
+    return 1 if folder is None else len(tau_srir_rooms(folder))
+
+
 def open_response_sets(path: str | os.PathLike, formats: tuple[str, ...],
-                       max_response_s: float = 2.0) -> dict[str, ResponseSet]:
-    """The measured responses of ``formats`` from a folder (``foa.csv``/``mic.csv``/``foa.sofa``/``mic.sofa``) or
-    one ``.sofa`` file; raises :class:`InputError` when a format is not there."""
+                       max_response_s: float = 2.0, room: int = 0) -> dict[str, ResponseSet]:
+    """The measured responses of ``formats`` from a folder (``foa.csv``/``mic.csv``/``foa.sofa``/``mic.sofa``, or
+    the TAU-SRIR DB, whose room number ``room`` is read) or one ``.sofa`` file; raises :class:`InputError` when a
+    format is not there."""
     path = Path(path)
     sets = {}
-    if path.is_file() and path.suffix.lower() == ".sofa":
+    tau = tau_srir_folder(path) if path.is_dir() else None
+    if room != 0 and tau is None:
+        raise InputError(path, f"holds one room; room {room} asked for")
+    if tau is not None:
+        sets = {fmt: read_tau_srir(tau, fmt, room, max_response_s) for fmt in formats}
+    elif path.is_file() and path.suffix.lower() == ".sofa":
         one = read_sofa(path, None, max_response_s)
         sets[one.fmt] = one
     elif path.is_dir():
@@ -730,7 +906,7 @@ def open_response_sets(path: str | os.PathLike, formats: tuple[str, ...],
                 sets[fmt] = read_sofa(path / f"{fmt}.sofa", fmt, max_response_s)
     else:
         raise InputError(path, "room responses not found (a folder with foa.csv/mic.csv/foa.sofa/mic.sofa, "
-                               "or a .sofa file)")
+                               "the TAU-SRIR DB folder, or a .sofa file)")
     missing = [fmt for fmt in formats if fmt not in sets]
     if missing:
         raise InputError(path, f"no {'/'.join(missing).upper()} responses here (found: "
@@ -751,6 +927,10 @@ class MeasuredRoom:
         self.grid = sph_to_cart(self.azimuth_deg, self.elevation_deg)  # (M, 3)
         self.index = {}  # format → index of each grid direction in that format's set
         for fmt, s in sets.items():
+            if np.array_equal(s.azimuth_deg, self.azimuth_deg) and np.array_equal(s.elevation_deg,
+                                                                                  self.elevation_deg):
+                self.index[fmt] = np.arange(len(self.grid))  # the usual case; (M, M) products are large for M ~ 6000
+                continue
             other = sph_to_cart(s.azimuth_deg, s.elevation_deg)
             match = np.argmax(self.grid @ other.T, axis=1)
             error = np.degrees(np.arccos(np.clip(np.sum(self.grid * other[match], axis=1), -1, 1)))
@@ -778,8 +958,9 @@ class MeasuredRoom:
             centres = np.minimum(np.arange(n // hop + 2) * hop, n - 1)
             nearest = np.argmax(sph_to_cart(az[centres], el[centres]) @ self.grid.T, axis=1)
             for fmt in formats:
-                responses = self.sets[fmt].responses[self.index[fmt]]
-                audio[fmt] = render_switched(signal, nearest, responses, hop)
+                # one response at a time: responses may be read lazily (TauResponses)
+                audio[fmt] = render_switched(signal, nearest, lambda g, fmt=fmt: self.sets[fmt].responses[
+                    self.index[fmt][g]], hop)
             rendered = nearest[np.minimum((np.arange(n) + hop // 2) // hop, len(nearest) - 1)]  # nearest centre
         return EventRender(audio, MEASURED_PRE_SAMPLES, self.azimuth_deg[rendered], self.elevation_deg[rendered])
 
@@ -788,5 +969,6 @@ __all__ = [
     "RoomConfig", "RoomsFile", "SCENE_KEYS", "load_rooms_config", "ShoeboxRoom", "sample_room", "distance_to_walls",
     "Images", "image_sources", "images_response", "EventRender", "RoomAcoustics", "crossfade_windows",
     "render_switched", "fibonacci_grid", "SimulatedRoom", "ResponseSet", "read_response_csv", "read_sofa",
-    "open_response_sets", "MeasuredRoom", "MEASURED_PRE_SAMPLES",
+    "open_response_sets", "MeasuredRoom", "MEASURED_PRE_SAMPLES", "TAU_INFO_FILE", "TAU_FOLDER", "TauRoom",
+    "TauResponses", "tau_srir_folder", "tau_srir_rooms", "read_tau_srir", "measured_room_count",
 ]

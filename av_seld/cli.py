@@ -18,7 +18,8 @@ log = logging.getLogger("av_seld")
 # ``func`` default runs the command. Keep their top-level imports light (import heavy modules inside the command).
 COMMAND_MODULES: tuple[str, ...] = ("av_seld.commands.video", "av_seld.commands.visual", "av_seld.commands.viz",
                                      "av_seld.commands.features", "av_seld.commands.acs", "av_seld.commands.train",
-                                     "av_seld.commands.pretrain_visual", "av_seld.commands.sounds")
+                                     "av_seld.commands.pretrain_visual", "av_seld.commands.sounds",
+                                     "av_seld.commands.download")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -143,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reverberant rooms: a YAML room config (simulated shoebox rooms, e.g. "
                         "configs/synth/rooms_default.yaml; its 'scene' section sets scene parameters), a folder of "
                         "measured 4-channel responses (foa.csv/mic.csv: file,azimuth,elevation[,distance]; or "
-                        "foa.sofa/mic.sofa) or a .sofa file; default: anechoic")
+                        "foa.sofa/mic.sofa; or the TAU-SRIR DB folder of 'av-seld download tau-srir', one of its "
+                        "rooms per clip in turn) or a .sofa file; default: anechoic")
     p.add_argument("--trajectories", metavar="DIR",
                    help="render each clip from a reference CSV of this folder (frame, class, source, azimuth, "
                         "elevation[, distance]; e.g. real STARSS22 labels) instead of random events: its events' "

@@ -9,7 +9,8 @@ One run at a time per output: a second run into the same root and split is refus
 
 Rooms (``rooms=``): a YAML file (``augment.rooms.load_rooms_config``) gives ``num_rooms`` simulated shoebox rooms,
 room r drawn from ``default_rng([seed, 0, r])``; clip k is rendered in room (k − 1) mod num_rooms, named
-``room{room + r + 1}``. A folder of measured responses or a ``.sofa`` file is one room, named ``room{room + 1}``.
+``room{room + r + 1}``. A folder of measured responses or a ``.sofa`` file is one room, named ``room{room + 1}``;
+the TAU-SRIR DB folder holds several (nine), used in the same way as the simulated ones.
 Without rooms clips are anechoic and named ``room{room}``.
 """
 
@@ -67,32 +68,33 @@ class RoomsSpec:
 
     path: str
     config: room_models.RoomConfig | None  # None: measured responses at ``path``
+    measured_rooms: int = 1  # rooms at ``path`` (the TAU-SRIR DB has several)
 
     @property
     def num_rooms(self) -> int:
-        return self.config.num_rooms if self.config is not None else 1
+        return self.config.num_rooms if self.config is not None else self.measured_rooms
 
 
 def open_rooms(path: str | os.PathLike, formats: tuple[str, ...]) -> RoomsSpec:
     """A rooms YAML file (simulated rooms) or measured responses (folder or ``.sofa``), checked now."""
     if str(path).lower().endswith((".yaml", ".yml")):
         return RoomsSpec(str(path), room_models.load_rooms_config(path).room)
-    _measured_room(str(path), tuple(formats))  # reads and checks the responses once, here
-    return RoomsSpec(str(path), None)
+    _measured_room(str(path), tuple(formats), 0)  # reads and checks the (first room's) responses once, here
+    return RoomsSpec(str(path), None, room_models.measured_room_count(path))
 
 
 @functools.lru_cache(maxsize=2)  # responses are read once per worker process
-def _measured_room(path: str, formats: tuple[str, ...]) -> room_models.MeasuredRoom:
-    return room_models.MeasuredRoom(room_models.open_response_sets(path, formats))
+def _measured_room(path: str, formats: tuple[str, ...], room: int) -> room_models.MeasuredRoom:
+    return room_models.MeasuredRoom(room_models.open_response_sets(path, formats, room=room))
 
 
 def _room_for_clip(rooms: RoomsSpec | None, number: int, seed: int, formats: tuple[str, ...]):
     """The acoustics to render clip ``number`` with (its room is (number − 1) mod num_rooms); None: anechoic."""
     if rooms is None:
         return None
+    r = (number - 1) % rooms.num_rooms
     if rooms.config is None:
-        return _measured_room(rooms.path, formats)
-    r = (number - 1) % rooms.config.num_rooms
+        return _measured_room(rooms.path, formats, r)
     shoebox = room_models.sample_room(np.random.default_rng([seed, 0, r]), rooms.config)
     return room_models.SimulatedRoom(shoebox, rooms.config, seed=[seed, number])
 
