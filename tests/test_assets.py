@@ -26,7 +26,12 @@ def test_shipped_weights_match_their_checksums_and_load(name, digest):
     assert path.is_file(), f"{path} is listed in SHA256SUMS but missing"
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, f"{path}: checksum differs from SHA256SUMS"
     assert (ASSETS / "README.md").read_text().count(path.name) >= 1, f"{path.name} is not described in assets/README.md"
-    if path.suffix == ".pt":
+    if path.name.startswith("visual_"):  # YOLO weights (visual_weights): they load into the visual encoder
+        from av_seld.models.visual import YoloVisualEncoder
+
+        encoder = YoloVisualEncoder(model=path.stem.split("_")[1], weights=path, frame_size=(64, 128))
+        assert sum(p.numel() for p in encoder.parameters()) > 0
+    elif path.suffix == ".pt":
         model = build_model_from_checkpoint(load_checkpoint(path))
         assert sum(p.numel() for p in model.parameters()) > 0
 
