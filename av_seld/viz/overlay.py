@@ -113,9 +113,10 @@ def draw_label(image: np.ndarray, text: str, x: int, y: int, colour_bgr: Sequenc
 
 def place_label(text: str, centre: tuple[int, int], reach: int, scale: float, size: tuple[int, int],
                 taken: Sequence[Box] = (), *, prefer: str = "right") -> tuple[int, int]:
-    """Baseline origin for a marker's label: beside it (right, left, below, above; ``prefer="below"`` starts below,
-    as reference rings do), the first place inside the panorama (``size`` = (width, height)) that overlaps no box of
-    ``taken``; the first place inside when every one overlaps."""
+    """Baseline origin for a marker's label: beside it (``prefer`` first: "right", then left, below, above; "left"
+    swaps the first two; "below" tries below, above, right, left, as for reference rings), the first place inside the
+    panorama (``size`` = (width, height)) that overlaps no box of ``taken``; the first place inside when every one
+    overlaps."""
     thick = max(1, int(round(scale * 2)))
     (text_w, text_h), base = cv2.getTextSize(text, _FONT, scale, thick)
     pad = max(2, int(round(3 * scale)))
@@ -125,7 +126,8 @@ def place_label(text: str, centre: tuple[int, int], reach: int, scale: float, si
               "left": (i - reach - pad - 1 - text_w, j + text_h // 2),
               "below": (i - text_w // 2, j + reach + pad + text_h + 1),
               "above": (i - text_w // 2, j - reach - pad - base - 1)}
-    order = ["right", "left", "below", "above"] if prefer == "right" else ["below", "above", "right", "left"]
+    order = {"right": ["right", "left", "below", "above"], "left": ["left", "right", "below", "above"],
+             "below": ["below", "above", "right", "left"]}[prefer]
     fitting = []
     for name in order:
         x, y = places[name]
@@ -147,12 +149,13 @@ def _reach(radius: int, filled: bool) -> int:
 
 def draw_marker(image: np.ndarray, azimuth_deg: float, elevation_deg: float, colour_bgr: Sequence[int], *,
                 radius: int | None = None, filled: bool = True, label: str | None = None,
-                taken: list[Box] | None = None) -> tuple[int, int]:
+                taken: list[Box] | None = None, label_side: str | None = None) -> tuple[int, int]:
     """Draw one direction on an equirectangular BGR ``image`` (H, W, 3) uint8, in place; seam-aware.
 
     ``filled``: a disc with a dark outline (prediction); else a ring with a dark outline (reference), 1.6× larger.
     ``label``: a name written beside it on a dark plate (right of a disc, below a ring, with a coloured border for
-    rings), away from the boxes of ``taken`` where it can be; its box is appended to ``taken``.
+    rings; ``label_side`` one of :func:`place_label`'s ``prefer``, e.g. off a moving source's path), away from the
+    boxes of ``taken`` where it can be; its box is appended to ``taken``.
     Returns the pixel (column, row) of the direction (``geometry.equirect_pixel``): the disc is centred on it.
     """
     height, width = image.shape[:2]
@@ -172,7 +175,7 @@ def draw_marker(image: np.ndarray, azimuth_deg: float, elevation_deg: float, col
         scale = label_scale(width)
         taken = [] if taken is None else taken
         x, y = place_label(label, (i, j), reach, scale, (width, height), taken,
-                           prefer="right" if filled else "below")
+                           prefer=label_side or ("right" if filled else "below"))
         taken.append(draw_label(image, label, x, y, colour, scale, border=not filled))
     return i, j
 
@@ -346,8 +349,16 @@ class OverlayRenderer:
         inside = 0 <= label_frame < self.num_label_frames
         pred = self.pred_frames[label_frame] if inside else []
         ref = self.ref_frames[label_frame] if inside and self.ref_frames is not None else []
-        if self.trail_frames and pred:
+        sides: dict[tuple[int, int], str] = {}  # a moving source's name goes off its path: neither on its trail
+        if self.trail_frames and pred:                # nor where it is heading
             trails = [(e.class_index, self._trail(label_frame, (e.class_index, e.source))) for e in pred]
+            for e, (_, points) in zip(pred, trails):
+                if len(points) > 1:
+                    (az0, el0), (az1, el1) = points[-2], points[-1]
+                    u, v = sph_to_equirect(np.array([az0, az1]), np.array([el0, el1]), self.width, self.height)
+                    across, up = abs(float(horizontal_pixel_offset(u[0], u[1], self.width))), abs(float(v[1] - v[0]))
+                    if max(across, up) >= 0.5:  # moved by half a pixel or more in the last label frame
+                        sides[(e.class_index, e.source)] = "below" if across >= up else "right"
             trails = [(c, t) for c, t in trails if len(t) > 1]
             if trails:
                 colour = np.zeros(pano.shape, dtype=np.uint8)
@@ -366,7 +377,8 @@ class OverlayRenderer:
         taken: list[Box] = []
         for e in pred:
             draw_marker(pano, e.azimuth_deg, e.elevation_deg, class_colour_bgr(e.class_index), radius=self.radius,
-                        filled=True, label=_name(e.class_index), taken=taken)
+                        filled=True, label=_name(e.class_index), taken=taken,
+                        label_side=sides.get((e.class_index, e.source)))
         scale = label_scale(self.width)
         for e, pixel in rings:
             if any(p.class_index == e.class_index and angular_distance_deg(
