@@ -6,7 +6,7 @@
 __version__ = "0.1.0"
 
 
-def load(checkpoints, device="cpu"):
+def load(checkpoints, device="auto"):
     """Load one checkpoint, or several as an ensemble, for prediction (:func:`av_seld.api.load`)."""
     from av_seld.api import load as _load
 

@@ -43,11 +43,13 @@ class Prediction:
 class SeldPredictor:
     """One or several av-seld checkpoints (an ensemble averages their outputs after matching tracks)."""
 
-    def __init__(self, checkpoints: PathLike | Sequence[PathLike], device: str | torch.device = "cpu"):
+    def __init__(self, checkpoints: PathLike | Sequence[PathLike], device: str | torch.device = "auto"):
         from av_seld.training.predict import _check_formats, load_for_inference
+        from av_seld.utils.device import pick_device
 
         paths = [checkpoints] if isinstance(checkpoints, (str, os.PathLike)) else list(checkpoints)
-        self.models = [load_for_inference(p, torch.device(device)) for p in paths]
+        device = pick_device(device, key="device")
+        self.models = [load_for_inference(p, device) for p in paths]
         _check_formats(self.models)
 
     @property
@@ -80,6 +82,6 @@ class SeldPredictor:
         return Prediction(output, events)
 
 
-def load(checkpoints: PathLike | Sequence[PathLike], device: str | torch.device = "cpu") -> SeldPredictor:
+def load(checkpoints: PathLike | Sequence[PathLike], device: str | torch.device = "auto") -> SeldPredictor:
     """Load one checkpoint, or several as an ensemble, for prediction (see :class:`SeldPredictor`)."""
     return SeldPredictor(checkpoints, device)

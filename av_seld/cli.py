@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 
 from av_seld import __version__
 from av_seld.errors import InputError, Interrupted
 from av_seld.utils.atomic import UNWRITABLE_ERRNOS
+from av_seld.utils.device import add_device_argument
+from av_seld.utils.text import count
 
 log = logging.getLogger("av_seld")
 
@@ -87,15 +91,19 @@ def cmd_synth_audio(args: argparse.Namespace) -> int:
             audio_s += result.audio_seconds
             wall_s += result.wall_seconds
     speed = f", {audio_s / wall_s:.1f} s of audio per second per worker" if wall_s else ""
-    print(f"{made} clips written, {skipped} already complete, in {args.out_root}{speed}")
+    print(f"{count(made, 'clip')} written, {skipped} already complete, in {args.out_root}{speed}")
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from av_seld.demo import FULL, QUICK, run_demo
+    from av_seld.utils.device import pick_device
+    from av_seld.utils.progress import progress_bars
 
-    run_demo(Path(args.out), seed=args.seed, size=QUICK if args.quick else FULL, workers=args.workers,
-             visual_weights=args.visual_weights, progress=True)
+    pick_device(args.device)  # a GPU this machine lacks: one error line naming --device, before any work
+    with progress_bars():
+        run_demo(Path(args.out), seed=args.seed, size=QUICK if args.quick else FULL, workers=args.workers,
+                 visual_weights=args.visual_weights, progress=True, device=args.device)
     return 0
 
 
@@ -108,37 +116,41 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score prediction CSVs against reference CSVs (DCASE SELD metrics)",
                        description="Score every prediction CSV in PRED_DIR against the reference CSV of the same name "
                                    "in REF_DIR (flat, or in split sub-folders), exactly as the official DCASE scorer.")
-    p.add_argument("reference_dir", metavar="REF_DIR")
-    p.add_argument("prediction_dir", metavar="PRED_DIR")
+    p.add_argument("reference_dir", metavar="REF_DIR", help="reference CSVs (flat, or in split sub-folders)")
+    p.add_argument("prediction_dir", metavar="PRED_DIR", help="prediction CSVs of the same file names")
     p.add_argument("--edition", choices=("2023", "2024"), default="2023",
                    help="2023: segment-level (default); 2024: frame-level with distance")
-    p.add_argument("--average", choices=("macro", "micro"), default="macro")
+    p.add_argument("--average", choices=("macro", "micro"), default="macro",
+                   help="macro: mean over the 13 classes, as DCASE ranks (default); micro: over all events")
     p.add_argument("--jackknife", action="store_true", help="95%% jackknife confidence intervals (leave one clip out)")
     p.add_argument("--no-distance", action="store_true", help="2024: score directions only")
     p.add_argument("--json", metavar="OUT.json", help="also write the scores as JSON")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("index", help="list the clips of a STARSS23-layout dataset and what each lacks")
-    p.add_argument("dataset_root", metavar="DATASET_ROOT")
+    p.add_argument("dataset_root", metavar="DATASET_ROOT", help="folder holding foa_dev/, mic_dev/, video_dev/, "
+                   "metadata_dev/ (and *_eval/)")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("synth-audio", help="synthesize a STARSS23-format FOA/MIC dataset of spatial sound scenes",
                        description="Render scenes of sound events (static and moving sources, same-class overlap, "
                                    "diffuse ambient noise) to OUT_ROOT/{foa_dev,mic_dev,metadata_dev}/SPLIT/. "
                                    "Resumable: finished clips are skipped.")
-    p.add_argument("out_root", metavar="OUT_ROOT")
+    p.add_argument("out_root", metavar="OUT_ROOT", help="dataset root to write (created when missing)")
     p.add_argument("--num-clips", type=int, help="clips to render (required without --trajectories; with it, "
                    "default one per timeline window)")
     p.add_argument("--duration", type=float, help="seconds per clip (default 60; with --trajectories: each CSV is cut "
                    "into windows of this length, default the whole CSV)")
     p.add_argument("--split", required=True, help="split folder name, e.g. dev-train-synth")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--format", choices=("foa", "mic", "both"), default="foa")
+    p.add_argument("--seed", type=int, default=0, help="each clip depends only on the seed and its number "
+                   "(default 0)")
+    p.add_argument("--format", choices=("foa", "mic", "both"), default="foa", help="audio format(s) to render "
+                   "(default foa)")
     p.add_argument("--clips", metavar="DIR_OR_CSV", help="mono clips by class (folder or path,class CSV); "
                    "default: the built-in procedural sound bank")
     p.add_argument("--missing-class", choices=("skip", "error"), default="skip",
                    help="a class without clips: leave it out of the scenes (default) or stop")
-    p.add_argument("--max-polyphony", type=int, default=3)
+    p.add_argument("--max-polyphony", type=int, default=3, help="most events sounding at once (default 3)")
     p.add_argument("--fold", type=int, default=1, help="fold number in the clip names (default 1)")
     p.add_argument("--rooms", metavar="CONFIG_OR_DIR",
                    help="reverberant rooms: a YAML room config (simulated shoebox rooms, e.g. "
@@ -154,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "13 classes, mixed unlabelled at random times and directions")
     p.add_argument("--interferer-rate", type=float, metavar="PER_MINUTE",
                    help="interferers per minute of clip (Poisson mean; default 4)")
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
     p.set_defaults(func=cmd_synth_audio)
 
     p = sub.add_parser("demo", help="synthesise a small audio-visual dataset, train on it, score and draw (CPU)",
@@ -163,10 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "DCASE2023 metrics, draw predictions over a test video and write a report. "
                                    "Resumable: rerunning reuses what is done.")
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the data and the training (default 0)")
     p.add_argument("--workers", type=int, default=2, help="processes for data synthesis (default 2)")
     p.add_argument("--visual-weights", metavar="PT", help="local YOLO11n .pt to start the visual encoder from")
     p.add_argument("--quick", action="store_true", help="a tiny run that checks every stage (learns nothing)")
+    add_device_argument(p, default="cpu")
     p.set_defaults(func=cmd_demo)
 
     for name in COMMAND_MODULES:
@@ -175,6 +188,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        try:
+            code = _run(argv)
+        except SystemExit:  # argparse's --help, --version and usage errors
+            sys.stdout.flush()
+            raise
+        sys.stdout.flush()  # a closed pipe shows here, not as an "Exception ignored" message at exit
+        return code
+    except BrokenPipeError:  # the reader went away (`av-seld ... | head`): stop quietly, as a command killed by SIGPIPE
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter flushes stdout once more at exit
+        return 128 + signal.SIGPIPE
+
+
+def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     log.setLevel(logging.DEBUG if args.verbose else logging.INFO)

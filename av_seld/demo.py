@@ -110,6 +110,21 @@ def _scores_line(name: str, scores: dict) -> str:
             f"{100 * scores['LR']:8.1f}%")
 
 
+COMPARISON_FILE = "comparison.json"  # in RUN/eval/: the table of systems av-seld report shows
+
+
+def write_comparison(path: Path, rows: dict[str, dict], folders: dict[str, str], *, split: str, num_clips: int) -> None:
+    """Save the systems' scores side by side (``{"split", "num_clips", "systems": [{"system", "eval", SELD, ER, F,
+    LE, LR}]}``, ``eval`` the folder under ``RUN/eval/`` that holds each system's predictions and scores)."""
+    import json
+
+    from av_seld.utils.atomic import write_text_atomic
+
+    systems = [{"system": name, "eval": folders[name], **{k: float(v) for k, v in scores.items()}}
+               for name, scores in rows.items()]
+    write_text_atomic(path, json.dumps({"split": split, "num_clips": num_clips, "systems": systems}, indent=2) + "\n")
+
+
 @dataclass
 class DemoResult:
     run_dir: Path
@@ -122,8 +137,9 @@ class DemoResult:
 
 
 def run_demo(out_dir: str | Path, *, seed: int = 0, size: DemoSize = FULL, workers: int = 2,
-             visual_weights: str | None = None, progress: bool = False) -> DemoResult:
-    """Run every stage under ``out_dir`` (``data/``, ``runs/``); prints the metrics table and where things are."""
+             visual_weights: str | None = None, progress: bool = False, device: str = "cpu") -> DemoResult:
+    """Run every stage under ``out_dir`` (``data/``, ``runs/``); prints the metrics table and where things are.
+    ``device``: where the network trains and predicts (auto, cpu, cuda or cuda:N)."""
     from av_seld.classes import NUM_CLASSES
     from av_seld.io.labels import read_prediction_csv, read_reference_csv
     from av_seld.models import build_model
@@ -132,6 +148,7 @@ def run_demo(out_dir: str | Path, *, seed: int = 0, size: DemoSize = FULL, worke
     from av_seld.training.predict import ClipFiles, loaded_from_payload, with_thresholds
     from av_seld.training.hooks import ProgressHook
     from av_seld.training.run import model_params, train
+    from av_seld.utils.device import pick_device
 
     start = time.perf_counter()
     out_dir = Path(out_dir)
@@ -141,27 +158,33 @@ def run_demo(out_dir: str | Path, *, seed: int = 0, size: DemoSize = FULL, worke
     synthesize_data(root, size, seed, workers, progress)
 
     config = demo_config(root, out_dir / "runs", size, seed, visual_weights)
-    print(f"[2/4] training {config.model.name} on CPU (visual features cached first)")
+    torch_device = pick_device(device)
+    config.train.device = str(torch_device)
+    where = "CPU" if torch_device.type == "cpu" else str(torch_device)
+    print(f"[2/4] training {config.model.name} on {where} (visual features cached first)")
     result = train(config, resume=(Path(config.train.out_dir) / config.train.name / "last.pt").exists(),
                    extra_hooks=[ProgressHook("train")] if progress else [], workers=workers)
 
     print("[3/4] scoring the held-out test clips")
     # every row goes through the path of `av-seld infer` (sliding windows over features computed from the wav)
     checkpoint = load_checkpoint(result.best_checkpoint)
-    trained = loaded_from_payload(result.best_checkpoint, checkpoint, torch.device("cpu"))
+    trained = loaded_from_payload(result.best_checkpoint, checkpoint, torch_device)
     clips, metadata = split_clips(result.test_set, with_video=True)
     eval_root = result.run_dir / "eval"
 
     torch.manual_seed(config.train.seed)
     untrained_net = build_model(config.model.name, **model_params(config, trained.model.in_channels))
-    untrained = with_thresholds(loaded_from_payload(result.best_checkpoint, checkpoint, torch.device("cpu"),
+    untrained = with_thresholds(loaded_from_payload(result.best_checkpoint, checkpoint, torch_device,
                                                     model=untrained_net), np.full(NUM_CLASSES, config.eval.threshold))
     no_video = [ClipFiles(c.name, c.audio, None) for c in clips]  # every frame marked "without video"
+    folders = {"trained (audio + video)": "test", "trained, video masked": "test_video_masked",
+               "untrained (same network)": "test_untrained"}
     rows = {"trained (audio + video)": result.test.scores.summary(),
             "trained, video masked": evaluate_split([trained], no_video, metadata, eval_root / "test_video_masked",
                                                     edition=config.eval.edition).scores.summary(),
             "untrained (same network)": evaluate_split([untrained], clips, metadata, eval_root / "test_untrained",
                                                        edition=config.eval.edition).scores.summary()}
+    write_comparison(eval_root / COMPARISON_FILE, rows, folders, split=SPLITS["test"], num_clips=len(clips))
     print(result.test.format_table())
     print(f"\n  {'system':<26}{'SELD':>7}{'ER':>8}{'F20°':>9}{'LE':>9}{'LR':>9}")
     for name, row in rows.items():

@@ -467,11 +467,12 @@ def pretrain_visual(config: PretrainConfig, run_dir: str | os.PathLike, *, resum
     from av_seld.training.schedule import learning_rate
     from av_seld.training.trainer import Trainer, seed_everything
     from av_seld.utils.atomic import atomic_path
+    from av_seld.utils.device import pick_device
 
     if not config.roots:
         raise InputError("config", "roots is empty: give at least one dataset root")
     torch.set_flush_denormal(True)  # the fine-tuned YOLO's gradients underflow to denormals: 3x slower on CPU
-    device = torch.device(device)
+    device = pick_device(device, key="device", where=getattr(config, "source", None))
     run_dir = Path(run_dir)
     if (run_dir / "last.pt").exists() and not resume:
         raise InputError(run_dir, "run folder already holds a run: pass --resume to continue it, or choose another")

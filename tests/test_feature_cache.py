@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 
 import numpy as np
@@ -55,6 +56,29 @@ def test_running_stats_merge_equals_numpy():
 def test_train_split_matching():
     assert is_train_split("dev-train-sony", ["dev-train"]) and is_train_split("dev-train", ["dev-train"])
     assert not is_train_split("dev-training", ["dev-train"]) and not is_train_split("dev-test-sony", ["dev-train"])
+
+
+def test_statistics_file_is_left_alone_when_current_and_the_splits_used_are_logged(root, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="av_seld")
+    cache = tmp_path / "cache"
+    job = prepare_feature_cache(root, audio_format="foa", cache_dir=cache, train_splits=["dev-train"])
+    job.run()
+    stats_path = cache / STATS_FILE
+    first = stats_path.stat()
+    # dev-train covers dev-train-a and dev-train-b: the log names the splits actually used and the rule
+    assert "statistics of 3 training clips (" in caplog.text
+    assert "from splits dev-train-a, dev-train-b (dev-train covers dev-train-*) written to" in caplog.text
+    caplog.clear()
+    os.utime(stats_path, ns=(first.st_atime_ns, first.st_mtime_ns - 10**9))  # a rewrite would move it forward
+    before = stats_path.stat()
+    prepare_feature_cache(root, audio_format="foa", cache_dir=cache, train_splits=["dev-train"]).run()
+    after = stats_path.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert "unchanged in" in caplog.text
+    # other training splits give other statistics: the file is rewritten
+    prepare_feature_cache(root, audio_format="foa", cache_dir=cache, train_splits=["dev-train-a"]).run()
+    assert stats_path.stat().st_mtime_ns != before.st_mtime_ns
+    assert "from split dev-train-a written to" in caplog.text
 
 
 def test_cache_files_and_statistics(root, tmp_path):
@@ -124,13 +148,17 @@ def test_bad_requests_raise_input_errors(root, tmp_path):
         prepare_feature_cache(mic_root, audio_format="mic", cache_dir=cache)
 
 
-def test_cli_extract_features(root, tmp_path, capsys):
+def test_cli_extract_features(root, tmp_path, capsys, caplog):
+    caplog.set_level(logging.INFO, logger="av_seld")
     out = tmp_path / "salsa"
     mic_root = _write_root(tmp_path / "mic", "mic", CLIPS[:2])
     assert main(["extract-features", str(mic_root), "--format", "mic", "--kind", "mic_salsalite", "--out", str(out),
                  "--train-split", "dev-train-a"]) == 0
     printed = capsys.readouterr().out
-    assert "2 clips computed, 0 already cached" in printed and "1 training clips" in printed
+    assert "2 clips computed, 0 already cached" in printed and "statistics" not in printed
+    # the statistics are reported once, by the library's log line, with the split they came from
+    [line] = [r.getMessage() for r in caplog.records if "statistics of" in r.getMessage()]
+    assert "statistics of 1 training clip (" in line and "from split dev-train-a written to" in line
     assert np.load(out / "dev" / "dev-train-b" / "fold1_room1_mix002.npy").shape == (7, 40, 382)  # 0.77 s: 8 label frames
     assert FeatureStats.load(out / STATS_FILE).mean.shape == (7, 382)
     assert main(["extract-features", str(mic_root), "--format", "mic", "--kind", "mic_salsalite", "--out", str(out),

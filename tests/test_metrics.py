@@ -110,6 +110,30 @@ def test_false_alarm_is_an_insertion():
     assert micro.LR == approx(1.0)
 
 
+def test_classwise_rows_count_support_and_errors_per_class():
+    ref = base_reference()  # classes 0 and 3, two blocks each
+    pred = [r for r in ref if r[1] != 3] + [(f, 5, 0, 0, 0) for f in range(5)]  # class 3 missed, class 5 a false alarm
+    # 2023 counts (1 s block, track) pairs, 2024 (frame, event) pairs up to the last reference frame: class 0 has
+    # 2 blocks / 19 frames, class 3 2 blocks / 10 frames, and class 5's false alarm lies in 1 block / 5 frames.
+    for edition, (support_0, support_3, false_5) in (("2023", (2, 2, 1)), ("2024", (19, 10, 5))):
+        rows = {row["class"]: row for row in score(ref, pred, edition=edition).classwise}
+        assert (rows[0]["support"], rows[0]["TP"], rows[0]["FP"], rows[0]["FN"], rows[0]["class_ER"]) == \
+            (support_0, support_0, 0, 0, 0.0)
+        assert (rows[3]["support"], rows[3]["TP"], rows[3]["FN"], rows[3]["class_ER"]) == (support_3, 0, support_3, 1.0)
+        # class 5 has no reference: absent (support 0, no error rate of its own), and its false alarms are counted
+        assert rows[5]["support"] == 0 and math.isnan(rows[5]["class_ER"]) and rows[5]["FP"] == false_5
+        assert all(rows[c]["support"] == 0 and rows[c]["FP"] == 0 for c in (1, 2, 4, 6, 7, 8, 9, 10, 11, 12))
+
+
+def test_class_error_rate_is_the_error_rate_when_one_class_is_present():
+    ref = [(f, 3, 0, 30, 0) for f in range(30)]
+    pred = [(f, 3, 0, 30 + (25 if f < 10 else 0), 0) for f in range(5, 30)] + [(f, 3, 1, -90, 0) for f in range(20, 30)]
+    for edition in ("2023", "2024"):
+        scores = score(ref, pred, edition=edition)
+        assert scores.classwise[3]["class_ER"] == approx(scores.ER)
+        assert scores.classwise[3]["support"] == (3 if edition == "2023" else 29)
+
+
 def test_same_class_overlap_hungarian_matching():
     ref = [(f, 0, 0, 30, 0) for f in range(10)] + [(f, 0, 1, -60, 0) for f in range(10)]
     ref.sort(key=lambda r: r[0])

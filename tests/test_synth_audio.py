@@ -149,7 +149,7 @@ def test_bad_clips_are_named(tmp_path):
 def test_cli_synth_audio(tmp_path, capsys):
     args = ["synth-audio", str(tmp_path), "--num-clips", "1", "--duration", "2", "--split", "t", "--seed", "4"]
     assert main(args) == 0
-    assert "1 clips written" in capsys.readouterr().out
+    assert "1 clip written" in capsys.readouterr().out
     assert main(args) == 0
     assert "0 clips written, 1 already complete" in capsys.readouterr().out
     assert (tmp_path / "metadata_dev" / "t" / "fold1_room0_mix001.csv").is_file()
@@ -196,7 +196,7 @@ def test_cli_synth_audio_with_rooms(tmp_path, capsys):
     args = ["synth-audio", str(tmp_path / "out"), "--num-clips", "1", "--duration", "2", "--split", "t",
             "--rooms", str(tmp_path / "rooms.yaml"), "--format", "both"]
     assert main(args) == 0
-    assert "1 clips written" in capsys.readouterr().out
+    assert "1 clip written" in capsys.readouterr().out
     ref = read_reference_csv(tmp_path / "out" / "metadata_dev" / "t" / "fold1_room1_mix001.csv")
     durations = np.bincount(ref.source)
     assert len(ref) and durations[durations > 0].max() <= 11  # the YAML's 0.5-1.0 s events reached the scene

@@ -143,7 +143,7 @@ def test_input_errors(tmp_path):
 def test_cli(tmp_path, capsys):
     _write_labels(tmp_path, "s", "fold1_room0_mix001", [(n, 3, 0, 45, 0) for n in range(10)])
     assert main(["synth-video", str(tmp_path), "--split", "s", "--size", "256x128", "--seed", "2"]) == 0
-    assert "1 videos written, 0 already complete" in capsys.readouterr().out
+    assert "1 video written, 0 already complete" in capsys.readouterr().out
     assert video_info(tmp_path / "video_dev" / "s" / "fold1_room0_mix001.mp4")[0] == 30
     assert main(["synth-video", str(tmp_path), "--split", "s", "--size", "256x128"]) == 0
     assert "0 videos written, 1 already complete" in capsys.readouterr().out
@@ -152,9 +152,9 @@ def test_cli(tmp_path, capsys):
     assert main(["synth-video", str(tmp_path), "--split", "s", "--crops", str(tmp_path / "nope")]) == 2
     assert main(["extract-crops", str(tmp_path), str(tmp_path / "crops"), "--fov", "50", "--size", "32"]) == 0
     out = capsys.readouterr().out
-    assert "1 crops from 1 clips" in out and (tmp_path / "crops" / "3").is_dir()
+    assert "1 crop from 1 clip" in out and (tmp_path / "crops" / "3").is_dir()
     assert main(["extract-crops", str(tmp_path), str(tmp_path / "cube"), "--size", "32", "--projection", "cubemap"]) == 0
-    assert "1 crops from 1 clips in" in capsys.readouterr().out and (tmp_path / "cube" / "3").is_dir()
+    assert "1 crop from 1 clip in" in capsys.readouterr().out and (tmp_path / "cube" / "3").is_dir()
     (tmp_path / "video_dev" / "s" / "fold1_room0_mix001.mp4").unlink()
     assert main(["synth-video", str(tmp_path), "--split", "s", "--size", "256x128", "--projection", "cubemap"]) == 0
     assert "1 videos written" in capsys.readouterr().out

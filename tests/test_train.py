@@ -42,8 +42,12 @@ def test_debug_tiny_trains_resumes_and_infers(tiny_root, tmp_path, capsys):
     for name in ("config.yaml", "train_log.csv", "val_log.csv", "last.pt", "best.pt", "eval/test/scores.json"):
         assert (run / name).is_file(), name
     assert len(list((run / "eval" / "test" / "pred").glob("*.csv"))) == 2
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "DCASE2023 segment-level SELD metrics" in out and "run folder" in out
+    # the test table has its own heading, after the validation line; the phases after training show progress
+    assert out.index("validation (best checkpoint") < out.index("test (best checkpoint") < out.index("DCASE2023")
+    assert all(name in captured.err for name in ("predicting", "calibrating thresholds", "test: predicting"))
     assert load_config(run / "config.yaml").train.max_steps == 3
 
     # a second run into the same folder must not clobber it

@@ -290,7 +290,7 @@ def test_precompute_visual_caches_resumes_and_matches_the_encoder(av_dataset, ca
     root, split = av_dataset
     args = ["precompute-visual", str(root), "--size", f"{W}x{H}", "--grid", "4x2", "--split", split]
     assert main(args) == 0
-    assert "1 clips cached, 0 already cached, 1 without video" in capsys.readouterr().out
+    assert "1 clip cached, 0 already cached, 1 without video" in capsys.readouterr().out
     folder = cache_dir(VisualCacheSpec(frame_size=(H, W), token_grid=GRID), root)
     path = folder / split / "fold1_room1_mix001.npy"
     raw = np.load(path)

@@ -16,11 +16,15 @@ from av_seld.errors import LabelFormatError, VideoFormatError
 from av_seld.geometry import equirect_pixel, sph_to_equirect
 from av_seld.io.labels import Events, write_prediction_csv, write_reference_csv
 from av_seld.viz import class_colour_bgr
+from av_seld.classes import CLASS_NAMES, NUM_CLASSES
+from av_seld.viz import CLASS_COLOURS_RGB
 from av_seld.viz.overlay import (
     OverlayRenderer,
+    draw_label,
     draw_marker,
     label_frames_of_video_frames,
     render_overlay_video,
+    snapshot_frames,
 )
 
 W, H, FPS, NUM_FRAMES = 128, 64, 10.0, 20  # 2 s
@@ -116,8 +120,8 @@ def test_overlay_video_end_to_end(tmp_path):
     assert len(reader) == NUM_FRAMES and reader.get_avg_fps() == pytest.approx(FPS)
     assert reader[0].shape[1] == W
     snaps = sorted(out.parent.glob("overlay_frame*.png"))
-    assert [p.name for p in snaps] == ["overlay_frame000000.png", "overlay_frame000005.png",
-                                       "overlay_frame000016.png"]
+    assert [p.name for p in snaps] == ["overlay_frame000005.png", "overlay_frame000010.png",  # --snapshots 1: the
+                                       "overlay_frame000016.png"]                            # middle event frame
     assert not list(out.parent.glob(".*"))  # no temporary files left behind
     frame = cv2.imread(str(snaps[1]))  # lossless: exact colours
     assert frame.shape[:2] == (reader[0].shape[0], W)
@@ -213,3 +217,70 @@ def test_missing_video_and_bad_csv_name_the_file(tmp_path, capsys):
                  "--snapshot-times", "9"]) == 2
     assert "outside the video" in capsys.readouterr().err
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_snapshots_are_frames_that_show_events(tmp_path):
+    # No event: spread over the whole video, the middle of each share (never the empty first frame by rule).
+    assert snapshot_frames(20, FPS, 2, []) == [5, 15]
+    active = np.zeros(20, bool)
+    active[12:18] = True
+    assert snapshot_frames(20, FPS, 2, [], active) == [13, 16]
+    assert snapshot_frames(20, FPS, 1, [0.0], active) == [0, 15]  # times are kept as asked
+    video = write_video(tmp_path / "clip.mp4")
+    events = static_events(2, 45.0, 0.0).select(np.arange(NUM_FRAMES) >= 12)  # sounding from 1.2 s on
+    result = render_overlay_video(video, tmp_path / "o.mp4", events, events, snapshot_count=3)
+    shown = [int(p.stem.rsplit("_frame", 1)[1]) for p in result.snapshots]
+    assert len(shown) == 3 and all(12 <= k < NUM_FRAMES for k in shown)
+
+
+def _luma(bgr) -> float:
+    b, g, r = (float(c) for c in bgr)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+@pytest.mark.parametrize("background", [0, 255, 128])
+def test_labels_stand_out_from_any_background(background):
+    """Every class colour sits on a plate at least 60 grey levels (luma) lighter or darker than itself, over a black,
+    white or mid-grey frame."""
+    for c in range(NUM_CLASSES):
+        image = np.full((60, 300, 3), background, np.uint8)
+        x0, y0, x1, y1 = draw_label(image, CLASS_NAMES[c], 10, 40, class_colour_bgr(c), 0.6)
+        plate = image[y0, x0 + 1:x1 - 1].astype(float)  # the top row of the plate lies above the text
+        assert abs(_luma(class_colour_bgr(c)) - _luma(np.median(plate, axis=0))) >= 60, CLASS_NAMES[c]
+
+
+def test_rings_are_named_unless_a_prediction_of_their_class_hits_them():
+    width, height = 640, 320
+    hit, missed = static_events(8, 60.0, 20.0), static_events(2, -90.0, 0.0)
+    reference = Events.from_arrays(*[np.concatenate(pair) for pair in zip(
+        *[(e.frame, e.class_index, e.source, e.azimuth_deg, e.elevation_deg) for e in (hit, missed)])])
+    renderer = OverlayRenderer(hit, reference, width=width, height=height, num_label_frames=NUM_FRAMES)
+    frame = renderer.render(np.full((height, width, 3), BACKGROUND, np.uint8), 5, 0.5)
+
+    def coloured(box, class_index):  # pixels near the class colour (text is anti-aliased), far from grey and plate
+        return (np.abs(box.astype(int) - class_colour_bgr(class_index)).sum(axis=-1) < 150).sum()
+
+    i, j = equirect_pixel(-90.0, 0.0, width, height)
+    assert coloured(frame[j + 10:j + 40, i - 60:i + 60], 2) > 20  # the missed event's name under its ring
+    i, j = equirect_pixel(60.0, 20.0, width, height)
+    assert coloured(frame[j + 10:j + 40, i - 60:i + 60], 8) == 0  # the hit is named once, beside its disc
+    assert coloured(frame[j - 12:j + 12, i + 8:i + 120], 8) > 20
+
+
+@pytest.mark.parametrize("width", [256, 640, 1920])
+def test_timeline_names_whole_and_a_time_readout(width):
+    renderer = OverlayRenderer(static_events(3, 0.0, 0.0), None, width=width, height=width // 2,
+                               num_label_frames=NUM_FRAMES)
+    room = renderer.label_w - renderer.swatch_px - 6
+    assert [renderer._fit(name, room) for name in CLASS_NAMES] == list(CLASS_NAMES)
+    black = np.zeros((width // 2, width, 3), np.uint8)
+    start, later = renderer.render(black, 0, 0.0), renderer.render(black, 15, 1.5)
+    header = slice(width // 2, width // 2 + renderer.header_px)
+    assert np.any(start[header, renderer.clock_x:] != later[header, renderer.clock_x:])  # the clock moved
+    assert renderer._clock(1.5) == "1.5 / 2.0 s"
+
+
+def test_class_colours_are_far_apart():
+    lab = cv2.cvtColor(np.array([CLASS_COLOURS_RGB], np.float32) / 255, cv2.COLOR_RGB2Lab)[0]
+    distances = np.linalg.norm(lab[:, None] - lab[None], axis=-1)[np.triu_indices(NUM_CLASSES, 1)]
+    assert len(set(CLASS_COLOURS_RGB)) == NUM_CLASSES and distances.min() > 28  # CIELAB ΔE*ab

@@ -99,6 +99,19 @@ def test_training_curves(tmp_path):
         read_log_csv(bad)
 
 
+def test_training_curves_of_a_one_step_run_show_their_points(tmp_path):
+    train, val = tmp_path / "train_log.csv", tmp_path / "val_log.csv"
+    train.write_text("step,epoch,loss,lr,grad_norm\n1,0,1.05,1e-08,2.0\n")
+    val.write_text("step,epoch,ER,F,LE,LR,SELD\n1,1,0.0,0.0,180,0.0,0.75\n")
+    fig = plot_training_curves(None, train, val)
+    loss_line = fig.axes[0].lines[0]
+    assert loss_line.get_marker() == "o" and loss_line.get_xdata().tolist() == [1.0]  # a lone point is drawn
+    assert fig.axes[-1].get_xlim() == (0.0, 2.0)  # a window around the step, not matplotlib's ±0.05
+    long = tmp_path / "long_log.csv"
+    long.write_text("step,epoch,loss,lr,grad_norm\n" + "".join(f"{s},0,1.0,0.001,1.0\n" for s in range(1, 101)))
+    assert plot_training_curves(None, long).axes[0].lines[0].get_marker() in ("None", None, "")  # many: a line
+
+
 def test_plots_render_without_a_display(tmp_path):
     code = (
         "import sys, numpy as np\n"

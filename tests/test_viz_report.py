@@ -15,7 +15,7 @@ import pytest
 from av_seld.classes import CLASS_NAMES
 from av_seld.cli import main
 from av_seld.errors import InputError
-from av_seld.io.labels import write_prediction_csv, write_reference_csv
+from av_seld.io.labels import Events, write_prediction_csv, write_reference_csv
 from av_seld.metrics import evaluate_folders
 from av_seld.metrics.simulate import simulate_prediction, simulate_reference
 from av_seld.viz.report import find_evaluations, write_report
@@ -108,6 +108,80 @@ def test_report_errors_name_the_file(tmp_path, capsys):
     (bad / "scores.json").write_text('{"F": 0.5}')
     with pytest.raises(InputError, match="scores.json: has no 'SELD'"):
         write_report(tmp_path / "bad")
+
+
+def _two_class_evaluation(folder):
+    """Two clips whose references hold only classes 0 and 3; the prediction also has false alarms of class 5."""
+    for k in range(2):
+        ref = Events.from_arrays(np.r_[np.arange(20), np.arange(5, 15)], np.r_[np.zeros(20), np.full(10, 3)],
+                                 np.zeros(30), np.r_[np.full(20, 30.0), np.full(10, -90.0)], np.zeros(30))
+        pred = Events.from_arrays(np.r_[ref.frame, np.arange(4)], np.r_[ref.class_index, np.full(4, 5)],
+                                  np.zeros(34), np.r_[ref.azimuth_deg, np.zeros(4)], np.zeros(34))
+        write_reference_csv(folder / "ref" / f"clip{k}.csv", ref)
+        write_prediction_csv(folder / "pred" / f"clip{k}.csv", pred)
+    evaluate_folders(folder / "ref", folder / "pred").write_json(folder / "scores.json")
+
+
+def test_classes_absent_from_the_reference_are_marked_absent_not_scored_as_180_degrees(tmp_path):
+    run = tmp_path / "run"
+    _two_class_evaluation(run / "eval" / "test")
+    page = write_report(run)[1].read_text()
+    rows = {}
+    for absent, c, cells in re.findall(r'<tr( class="absent")?><td class="name"><span class="swatch"[^>]*></span>(\d+) '
+                                       r'[^<]*</td>(.*?)</tr>', page):
+        rows[int(c)] = (bool(absent), re.findall(r"<td>(.*?)</td>", cells))
+    assert len(rows) == 13
+    head = re.search(r'<th class="name">class</th>(.*?)</tr>', page).group(1)
+    assert re.findall(r"<th>(.*?)</th>", head)[:6] == ["support", "TP", "FP", "FN", "ER of the class", "F"]
+    absent, cells = rows[0]
+    assert not absent and cells[:5] == ["4", "4", "0", "0", "0.000"] and cells[6] == "0.0°"  # 2 clips × 2 blocks
+    absent, cells = rows[5]
+    assert absent and cells[0] == "0" and cells[2] == "2" and cells[5:8] == ["absent"] * 3  # F, LE, LR
+    assert all(rows[c][0] for c in range(13) if c not in (0, 3)) and "180.0°" not in page.split("Per class")[1].split(
+        "</table>")[0]
+    assert "11 of 13 classes have no reference event in these clips" in page
+
+
+def test_plotted_class_bars_leave_absent_classes_blank(tmp_path):
+    from av_seld.viz.plots import plot_class_metrics
+
+    _two_class_evaluation(tmp_path)
+    fig = plot_class_metrics(None, json.loads((tmp_path / "scores.json").read_text()))
+    f_axis, le_axis = fig.axes[0], fig.axes[1]
+    heights = [patch.get_height() for patch in le_axis.patches]
+    assert heights[0] == pytest.approx(0.0) and heights[3] == pytest.approx(0.0) and heights[5] == 0.0
+    assert sum(text.get_text() == "absent" for text in le_axis.texts) == 11
+    assert [t.get_text() for t in fig.axes[-1].get_xticklabels()][:2] == ["female speech (4)", "male speech (0)"]
+    assert f_axis.patches[0].get_height() == pytest.approx(100.0)
+
+
+def test_index_shows_the_run_the_model_size_and_the_systems_compared(run_dir):
+    from av_seld.models import build_model
+    from av_seld.training.checkpoint import save_checkpoint
+
+    params = {"in_channels": 7, "widths": [4, 8], "blocks": [1, 1], "pools": [[5, 2], [1, 2]], "dim": 8, "depth": 1,
+              "heads": 2, "kernel_size": 3}
+    model = build_model("resnet_conformer", **params)
+    size = sum(p.numel() for p in model.parameters())
+    save_checkpoint(run_dir / "best.pt", {"model_name": "resnet_conformer", "model_params": params,
+                                          "model_state": model.state_dict(), "features": "foa_logmel_iv",
+                                          "format": "foa", "thresholds": np.full(13, 0.4),
+                                          "train_state": {"step": 20, "epoch": 1, "best_score": 0.55, "best_step": 20}})
+    (run_dir / "config.yaml").write_text("model:\n  name: resnet_conformer\ntrain:\n  max_steps: 20\n")
+    systems = [{"system": "trained", "eval": "val", "SELD": 0.5, "ER": 0.6, "F": 0.3, "LE": 20.0, "LR": 0.6},
+               {"system": "untrained", "eval": "missing", "SELD": 0.9, "ER": 1.0, "F": 0.0, "LE": 90.0, "LR": 0.1}]
+    (run_dir / "eval" / "comparison.json").write_text(json.dumps({"split": "dev-test", "num_clips": 3,
+                                                                  "systems": systems}))
+    index = write_report(run_dir)[0].read_text()
+    assert f"<b>resnet_conformer</b>, {size:,} parameters, foa_logmel_iv features of FOA audio" in index
+    assert "<td>20</td><td>1</td><td>0.5500 at step 20</td>" in index and "0.4 for all classes" in index
+    assert "max_steps: 20" in index  # the recipe
+    comparison = index.split("Systems compared")[1]
+    assert '<a href="eval_val.html">trained</a>' in comparison and "untrained" in comparison
+    assert "0.5000" in comparison and "0.9000" in comparison
+    (run_dir / "eval" / "comparison.json").write_text('{"systems": 3}')
+    with pytest.raises(InputError, match="comparison.json: expected"):
+        write_report(run_dir)
 
 
 def _chromium():

@@ -9,6 +9,7 @@ def cmd_acs(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from av_seld.data.acs_expand import clips_to_expand, expand_dataset, parse_transforms
+    from av_seld.utils.text import count
 
     parse_transforms(args.transforms, args.format)  # a bad --transforms fails before any indexing
     total = len(clips_to_expand(args.dataset_root, args.format, args.split))
@@ -19,8 +20,8 @@ def cmd_acs(args: argparse.Namespace) -> int:
         written += result.written
         skipped += result.skipped
         with_video += result.has_video
-    print(f"{written} transformed clips written, {skipped} already complete, from {total} {args.format.upper()} "
-          f"clips ({with_video} with video) in {args.out_root}")
+    print(f"{count(written, 'transformed clip')} written, {skipped} already complete, from "
+          f"{count(total, args.format.upper() + ' clip')} ({with_video} with video) in {args.out_root}")
     return 0
 
 
@@ -31,14 +32,14 @@ def register(subparsers) -> None:
                     "chosen channel-swap transform: wav, csv and (where present) mp4, named <clip>_acsNN with NN the "
                     "transform's map number (00 = identity; FOA 00-15, MIC 00, 04, 05, 06, 09, 10, 11, 15). "
                     "Resumable: finished files are skipped.")
-    p.add_argument("dataset_root", metavar="DATASET_ROOT")
-    p.add_argument("out_root", metavar="OUT_ROOT")
+    p.add_argument("dataset_root", metavar="DATASET_ROOT", help="STARSS23-layout root to read")
+    p.add_argument("out_root", metavar="OUT_ROOT", help="dataset root to write the transformed clips to")
     p.add_argument("--transforms", default="all", metavar="all|N|I,J,...",
                    help="all transforms (default; 16 FOA, 8 MIC), N per clip drawn at random (seeded), or a comma "
                         "list of transform indices of the format (FOA 0-15, MIC 0-7)")
-    p.add_argument("--format", choices=("foa", "mic"), default="foa")
+    p.add_argument("--format", choices=("foa", "mic"), default="foa", help="audio format to transform (default foa)")
     p.add_argument("--split", metavar="NAME", help="only this split (default: every split)")
     p.add_argument("--seed", type=int, default=0, help="seed of the per-clip draw for --transforms N")
     p.add_argument("--no-video", action="store_true", help="leave the mp4 files out")
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
     p.set_defaults(func=cmd_acs)

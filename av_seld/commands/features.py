@@ -13,6 +13,7 @@ def cmd_extract_features(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from av_seld.data.feature_cache import DEFAULT_TRAIN_SPLITS, prepare_feature_cache
+    from av_seld.utils.text import count
 
     job = prepare_feature_cache(args.dataset_root, audio_format=args.format, kind=args.kind, cache_dir=args.out,
                                 train_splits=args.train_split or DEFAULT_TRAIN_SPLITS)
@@ -24,10 +25,8 @@ def cmd_extract_features(args: argparse.Namespace) -> int:
             computed += not result.skipped
             bar.update()
 
-        stats = job.run(workers=args.workers, progress=progress)
-    print(f"{computed} clips computed, {skipped} already cached, in {job.cache_dir}")
-    print(f"statistics of {len(job.train_clips)} training clips ({stats.count} frames, splits "
-          f"{', '.join(job.train_splits)}): {job.cache_dir / 'stats.npz'}")
+        job.run(workers=args.workers, progress=progress)  # logs where the statistics are, and of which splits
+    print(f"{count(computed, 'clip')} computed, {skipped} already cached, in {job.cache_dir}")
     return 0
 
 
@@ -38,7 +37,7 @@ def register(subparsers) -> None:
                     "OUT/<set>/<split>/<clip>.npy (float32, channels x frames x bins), and the per channel x bin "
                     "mean and std over the training split(s) into OUT/stats.npz. Resumable: cached clips are "
                     "skipped.")
-    p.add_argument("dataset_root", metavar="DATASET_ROOT")
+    p.add_argument("dataset_root", metavar="DATASET_ROOT", help="STARSS23-layout root with foa_dev/ or mic_dev/")
     p.add_argument("--format", choices=("foa", "mic"), required=True, help="which audio to read")
     p.add_argument("--kind", choices=FEATURE_KINDS,
                    help="feature kind (default: foa_logmel_iv for FOA, mic_logmel_gcc for MIC)")

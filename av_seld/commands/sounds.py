@@ -11,23 +11,26 @@ DEFAULT_SOURCES = Path(__file__).resolve().parents[2] / "configs" / "sounds" / "
 
 def cmd_fetch_sounds(args: argparse.Namespace) -> int:
     from av_seld.data.sound_sources import fetch_packages, load_sound_sources
+    from av_seld.utils.text import count
 
     config = load_sound_sources(args.sources)
     fetched = fetch_packages(config, args.packages_dir, force=args.force)
-    print(f"{len(fetched)} packages fetched, {len(config.packages) - len(fetched)} already there, "
+    print(f"{count(len(fetched), 'package')} fetched, {len(config.packages) - len(fetched)} already there, "
           f"in {args.packages_dir}")
     return 0
 
 
 def cmd_build_sounds(args: argparse.Namespace) -> int:
     from av_seld.data.sound_sources import build_sound_bank, load_sound_sources
+    from av_seld.utils.text import count
 
     config = load_sound_sources(args.sources)
     summary = build_sound_bank(config, args.packages_dir, args.out_dir)
     print(summary.format_table())
     if summary.skipped_silent:
-        print(f"{len(summary.skipped_silent)} silent files left out")
-    print(f"{len(summary.rows)} segments written to {args.out_dir} (manifest: {Path(args.out_dir) / 'manifest.csv'})")
+        print(f"{count(len(summary.skipped_silent), 'silent file')} left out")
+    print(f"{count(len(summary.rows), 'segment')} written to {args.out_dir} "
+          f"(manifest: {Path(args.out_dir) / 'manifest.csv'})")
     return 0
 
 
@@ -38,7 +41,7 @@ def register(subparsers) -> None:
         description="Download every package the sources file names through its registry's client (apt-get "
                     "download for Debian, pip download for PyPI) and unpack it into PACKAGES_DIR/<package>/. "
                     "Nothing is installed. Packages already unpacked are skipped.")
-    p.add_argument("packages_dir", metavar="PACKAGES_DIR")
+    p.add_argument("packages_dir", metavar="PACKAGES_DIR", help="folder to unpack the packages into")
     p.add_argument("--sources", default=str(DEFAULT_SOURCES), metavar="YAML", help=sources_help)
     p.add_argument("--force", action="store_true", help="download and unpack again")
     p.set_defaults(func=cmd_fetch_sounds)
@@ -51,7 +54,7 @@ def register(subparsers) -> None:
                     "OUT_DIR/{pretrain,benchmark}/distractors/*.wav and OUT_DIR/manifest.csv (source package, file "
                     "and licence of each segment). A source file goes wholly to one pool. Use a pool folder with "
                     "'av-seld synth-audio --clips OUT_DIR/pretrain'.")
-    p.add_argument("out_dir", metavar="OUT_DIR")
+    p.add_argument("out_dir", metavar="OUT_DIR", help="sound bank folder to write")
     p.add_argument("--packages-dir", required=True, metavar="DIR", help="where 'av-seld fetch-sounds' unpacked them")
     p.add_argument("--sources", default=str(DEFAULT_SOURCES), metavar="YAML", help=sources_help)
     p.set_defaults(func=cmd_build_sounds)

@@ -26,51 +26,59 @@ def train_locked(config, **kwargs):
 def cmd_train(args: argparse.Namespace) -> int:
     from av_seld.config import load_config
     from av_seld.training.hooks import ProgressHook
+    from av_seld.utils.device import pick_device
+    from av_seld.utils.progress import progress_bars
+    from av_seld.utils.text import count
 
     overrides = list(args.overrides)
+    if args.device is not None:
+        pick_device(args.device)  # a GPU this machine lacks: one error line naming --device, before any work
+        overrides.append(f"train.device={args.device}")
     if args.visual_init:
         overrides.append(f"model.params.visual_init={args.visual_init}")
     config = load_config(args.config, overrides)
-    result = train_locked(config, resume=args.resume, extra_hooks=[ProgressHook()], workers=args.workers)
+    with progress_bars():
+        result = train_locked(config, resume=args.resume, extra_hooks=[ProgressHook()], workers=args.workers)
     if result.val_scores:
         print("validation (best checkpoint, calibrated thresholds): "
               + ", ".join(f"{k} {v:.3f}" for k, v in result.val_scores.items()))
     if result.test is not None:
+        print(f"test (best checkpoint, calibrated thresholds; {result.run_dir / 'eval' / 'test'}):")
         print(result.test.format_table())
-    print(f"run folder: {result.run_dir} (best checkpoint {result.best_checkpoint}, {result.steps} steps)")
+    print(f"run folder: {result.run_dir} (best checkpoint {result.best_checkpoint}, {count(result.steps, 'step')})")
     return 0
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from av_seld.training.predict import infer_folder
-    from av_seld.training.run import pick_device
+    from av_seld.training.predict import folder_clips, infer_folder
+    from av_seld.utils.device import pick_device
+    from av_seld.utils.text import count
 
-    device = pick_device(args.device, key="--device")
-    bar = tqdm(desc="infer", unit="clip")
-    written = infer_folder(args.checkpoints, args.audio, args.out, video_dir=args.video, device=device,
-                           progress=lambda _: bar.update(1))
-    bar.close()
-    print(f"{len(written)} prediction files in {args.out}")
+    device = pick_device(args.device)
+    with tqdm(total=len(folder_clips(args.audio, args.video)), desc="infer", unit="clip") as bar:
+        written = infer_folder(args.checkpoints, args.audio, args.out, video_dir=args.video, device=device,
+                               progress=lambda _: bar.update(1))
+    print(f"{count(len(written), 'prediction file')} in {args.out}")
     return 0
 
 
 def cmd_test(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import torch
     from tqdm import tqdm
 
     from av_seld.training.evaluation import evaluate_split, root_clips
     from av_seld.training.predict import load_for_inference
+    from av_seld.utils.device import pick_device
 
-    models = [load_for_inference(c, torch.device(args.device)) for c in args.checkpoints]
+    device = pick_device(args.device)
+    models = [load_for_inference(c, device) for c in args.checkpoints]
     clips, metadata = root_clips(args.dataset_root, args.split, models[0].audio_format, with_video=not args.no_video)
     out = Path(args.out) if args.out else Path(args.checkpoints[0]).parent / "eval" / args.split
-    bar = tqdm(total=len(clips), desc="test", unit="clip")
-    result = evaluate_split(models, clips, metadata, out, edition=args.edition, progress=lambda _: bar.update(1))
-    bar.close()
+    with tqdm(total=len(clips), desc="test", unit="clip") as bar:
+        result = evaluate_split(models, clips, metadata, out, edition=args.edition, progress=lambda _: bar.update(1))
     print(result.format_table())
     print(f"predictions and scores in {out} (pred/, scores.json, scores.txt)")
     return 0
@@ -85,23 +93,26 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
+    from av_seld.utils.device import add_device_argument
+
     p = sub.add_parser("train", help="train a model from a recipe (configs/*.yaml)",
                        description="Train the model of a recipe; key=value arguments override recipe keys "
                                    "(e.g. optim.lr=3e-4 data.roots=[data/synth]).")
-    p.add_argument("config", metavar="CONFIG")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    p.add_argument("config", metavar="CONFIG", help="recipe, e.g. configs/debug_tiny.yaml")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe keys to override, e.g. optim.lr=3e-4")
     p.add_argument("--resume", action="store_true", help="continue the run in the run folder from last.pt")
     p.add_argument("--workers", type=int, default=1, help="processes for filling feature caches")
+    add_device_argument(p, default=None, what="train.device")
     p.add_argument("--visual-init", metavar="PATH", help="initialise the visual encoder of an audio-visual model from "
                    "a pretrain-visual checkpoint (same as model.params.visual_init=PATH)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("infer", help="prediction CSVs for a folder of clips from one or several checkpoints")
-    p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT")
+    p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help="one checkpoint, or several: an ensemble")
     p.add_argument("--audio", required=True, metavar="DIR", help="folder of 4-channel 24 kHz wav files")
     p.add_argument("--video", metavar="DIR", help="folder of 360° mp4 files of the same names (audio-visual models)")
-    p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the prediction CSVs (one per wav)")
+    add_device_argument(p)
     p.set_defaults(func=cmd_infer)
 
     p = sub.add_parser("test", help="predict a labelled split with checkpoints and score it (infer + evaluate)",
@@ -109,12 +120,12 @@ def register(sub) -> None:
                                    "does (with the clips' videos for audio-visual checkpoints), write the prediction "
                                    "CSVs and score them with the DCASE metrics as av-seld evaluate does.")
     p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help="one checkpoint, or several: an ensemble")
-    p.add_argument("dataset_root", metavar="DATASET_ROOT")
+    p.add_argument("dataset_root", metavar="DATASET_ROOT", help="STARSS23-layout root holding the split")
     p.add_argument("--split", required=True, help="split folder name (NAME also covers NAME-*), e.g. dev-test")
     p.add_argument("--no-video", action="store_true", help="audio-visual checkpoints: predict with the video masked")
     p.add_argument("--edition", choices=("2023", "2024"), default="2023", help="DCASE metric edition (default 2023)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: CHECKPOINT's folder/eval/SPLIT)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    add_device_argument(p)
     p.set_defaults(func=cmd_test)
 
     p = sub.add_parser("export", help="a checkpoint as a small inference checkpoint or a TorchScript program",
@@ -122,8 +133,8 @@ def register(sub) -> None:
                                    "Python API and train.init_from). torchscript: the network traced for one window, "
                                    "taking standardised features (and cached visual features for AV models); the "
                                    "statistics, thresholds and input names are stored in its av_seld.json extra file.")
-    p.add_argument("checkpoint", metavar="CHECKPOINT")
-    p.add_argument("--out", required=True, metavar="PATH")
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint of av-seld train (best.pt, last.pt)")
+    p.add_argument("--out", required=True, metavar="PATH", help="file to write")
     p.add_argument("--format", choices=("inference", "torchscript"), default="inference",
                    help="what to write (default inference)")
     p.set_defaults(func=cmd_export)

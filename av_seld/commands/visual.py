@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from av_seld.geometry import DEFAULT_FRAME_SIZE
+from av_seld.utils.device import add_device_argument
 from av_seld.utils.sizes import Size, SizeAction
 
 
@@ -24,7 +25,10 @@ def cmd_precompute_visual(args: argparse.Namespace) -> int:
 
     from av_seld.data.visual_cache import VisualCacheSpec, cache_dir, precompute_visual_features
     from av_seld.io.dataset import index_dataset
+    from av_seld.utils.device import pick_device
+    from av_seld.utils.text import count
 
+    device = pick_device(args.device)  # a GPU this machine lacks: one error line naming --device, before any work
     spec = VisualCacheSpec(model=args.model, weights=args.weights, frame_size=args.size.hw, token_grid=args.grid.hw,
                            circular_padding=not args.no_circular, seed=args.seed)
     folder = cache_dir(spec, args.dataset_root, args.out)
@@ -33,14 +37,14 @@ def cmd_precompute_visual(args: argparse.Namespace) -> int:
     frames = 0
     seconds = 0.0
     results = precompute_visual_features(args.dataset_root, spec, split=args.split, cache_root=args.out,
-                                         batch_size=args.batch_size)
+                                         batch_size=args.batch_size, device=str(device))
     for result in tqdm(results, total=num_clips, unit="clip", desc="precompute-visual"):
         counts[result.status] += 1
         frames += result.num_valid
         seconds += result.seconds
     speed = f" ({1000 * seconds / frames:.1f} ms per frame)" if frames else ""
-    print(f"{counts['cached']} clips cached, {counts['exists']} already cached, {counts['no-video']} without video; "
-          f"{frames} frames encoded{speed}; features in {folder}")
+    print(f"{count(counts['cached'], 'clip')} cached, {counts['exists']} already cached, {counts['no-video']} without "
+          f"video; {count(frames, 'frame')} encoded{speed}; features in {folder}")
     return 0
 
 
@@ -52,7 +56,7 @@ def register(subparsers) -> None:
                     "CACHE/<tag>/<split>/<clip>.npy (CACHE defaults to DATASET_ROOT/visual_features). Resumable: "
                     "clips already cached are skipped. Never downloads anything: without --weights the encoder "
                     "has random weights (seeded by --seed).")
-    p.add_argument("dataset_root", metavar="DATASET_ROOT")
+    p.add_argument("dataset_root", metavar="DATASET_ROOT", help="STARSS23-layout root with video_dev/")
     p.add_argument("--weights", metavar="PATH", help="local ultralytics .pt checkpoint of --model")
     p.add_argument("--model", default="yolo11n", type=yolo_model,
                    help="yolo11{n,s,m} or yolov8{n,s,m} (default yolo11n)")
@@ -68,4 +72,5 @@ def register(subparsers) -> None:
     p.add_argument("--no-circular", action="store_true", help="zero padding at the seam instead of circular")
     p.add_argument("--batch-size", type=int, default=16, help="frames per encoder call (default 16)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights when no --weights (default 0)")
+    add_device_argument(p)
     p.set_defaults(func=cmd_precompute_visual)

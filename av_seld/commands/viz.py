@@ -16,6 +16,7 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     from av_seld.io.labels import read_prediction_csv, read_reference_csv
     from av_seld.io.video import video_info
     from av_seld.utils.sizes import parse_size
+    from av_seld.utils.text import count
     from av_seld.viz.overlay import parse_times, render_overlay_video
 
     try:
@@ -36,7 +37,7 @@ def cmd_visualize(args: argparse.Namespace) -> int:
                 raise
             raise InputError(None, str(e)) from None
     audio = "" if args.audio is None else (", with audio" if result.audio_muxed else ", without audio (no ffmpeg)")
-    print(f"wrote {result.path}: {result.num_frames} frames at {result.fps:.3f} fps, "
+    print(f"wrote {result.path}: {count(result.num_frames, 'frame')} at {result.fps:.3f} fps, "
           f"{result.frame_size[0]}x{result.frame_size[1]}{audio}")
     for snap in result.snapshots:
         print(f"wrote {snap}")
@@ -61,11 +62,14 @@ def register(subparsers) -> None:
     p.add_argument("--pred", required=True, metavar="PRED.csv", help="prediction CSV (polar or Cartesian)")
     p.add_argument("--ref", metavar="REF.csv", help="reference CSV, drawn as rings")
     p.add_argument("--audio", metavar="CLIP.wav", help="audio to mux into the output (needs ffmpeg on PATH)")
-    p.add_argument("--out", required=True, metavar="OUT.mp4")
+    p.add_argument("--out", required=True, metavar="OUT.mp4", help="overlay video to write (H.264 with the system "
+                   "ffmpeg, else mp4v)")
     p.add_argument("--size", metavar="WxH", help="panorama size in the output, width first (like ffmpeg; default: the "
                    "video's)")
     p.add_argument("--trail", type=float, default=1.0, metavar="SECONDS", help="trail length (default 1 s; 0: none)")
-    p.add_argument("--snapshots", type=int, default=0, metavar="N", help="also save N evenly spaced frames as PNG")
+    p.add_argument("--snapshots", type=int, default=0, metavar="N",
+                   help="also save N frames as PNG, spread over the frames that show events (reference events when "
+                        "--ref is given, else predicted ones)")
     p.add_argument("--snapshot-times", metavar="T1,T2", help="also save the frames at these times (seconds) as PNG")
     p.set_defaults(func=cmd_visualize)
 
@@ -73,7 +77,7 @@ def register(subparsers) -> None:
                               description="Read RUN_DIR/eval/<name>/scores.json (+ optional pred/, ref/, overlays/) "
                                           "and RUN_DIR/{train,val}_log.csv; write RUN_DIR/report/index.html and one "
                                           "page per evaluation (see av_seld/viz/report.py for the layout).")
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run folder of av-seld train (or any folder with eval/ or logs)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: RUN_DIR/report)")
     p.add_argument("--max-clips", type=int, default=20, help="clips with plots per evaluation (default 20)")
     p.set_defaults(func=cmd_report)

@@ -86,6 +86,12 @@ class ExtractResult:
     num_written: int
 
 
+def crop_clips(dataset_root: str | os.PathLike, split: str | None = None) -> list:
+    """The clips :func:`extract_crops` reads: those (of ``split``, or all) with both metadata and video."""
+    index = index_dataset(dataset_root, None if split is None else [split])
+    return [clip for clip in index.clips if clip.metadata is not None and clip.video is not None]
+
+
 def extract_crops(dataset_root: str | os.PathLike, out_dir: str | os.PathLike, *, fov_deg: float = 60.0,
                   size: int = 224, split: str | None = None, steady_frames: int = 3, max_motion_deg: float = 3.0,
                   isolation_deg: float | None = None, min_gap_frames: int = 20,
@@ -99,8 +105,7 @@ def extract_crops(dataset_root: str | os.PathLike, out_dir: str | os.PathLike, *
         raise ValueError(f"projection must be one of {', '.join(PROJECTIONS)}, got {projection!r}")
     extract = extract_cubemap if projection == "cubemap" else extract_perspective
     isolation = fov_deg if isolation_deg is None else isolation_deg
-    index = index_dataset(dataset_root, None if split is None else [split])
-    clips = [clip for clip in index.clips if clip.metadata is not None and clip.video is not None]
+    clips = crop_clips(dataset_root, split)
     if not clips:
         log.warning("%s: no clip has both a reference CSV and a video", dataset_root)
     out_dir = Path(out_dir)

@@ -34,6 +34,7 @@ from av_seld.errors import InputError, UnwritableError
 from av_seld.io.audio import read_wav, wav_info
 from av_seld.io.dataset import Clip, index_dataset
 from av_seld.utils.atomic import atomic_path, write_text_atomic
+from av_seld.utils.text import count
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,15 @@ class FeatureStats:
     std: np.ndarray
     count: int
 
+    def same_as_file(self, path: str | os.PathLike) -> bool:
+        """Whether ``path`` holds exactly these statistics (False for a file that cannot be read)."""
+        try:
+            old = FeatureStats.load(path)
+        except InputError:
+            return False
+        return (old.kind == self.kind and old.count == self.count and np.array_equal(old.mean, self.mean)
+                and np.array_equal(old.std, self.std))
+
     def save(self, path: str | os.PathLike) -> None:
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
@@ -141,6 +151,17 @@ def is_train_split(split: str, train_splits: Iterable[str]) -> bool:
     """A split is a training split when it equals one of ``train_splits`` or extends one with ``-...``
     (``dev-train`` covers ``dev-train-sony``, ``dev-train-tau`` and ``dev-train-synth``)."""
     return any(split == name or split.startswith(name + "-") for name in train_splits)
+
+
+def describe_splits(asked: Iterable[str], used: Iterable[str]) -> str:
+    """The splits a prefix rule picked, for logs: "from split dev-train" or "from splits dev-train-sony,
+    dev-train-tau (dev-train covers dev-train-*)"."""
+    asked, used = list(asked), sorted(set(used))
+    text = f"from split{'' if len(used) == 1 else 's'} {', '.join(used) or 'none'}"
+    widened = [name for name in asked if any(split.startswith(name + "-") for split in used)]
+    if widened:
+        text += " (" + "; ".join(f"{name} covers {name}-*" for name in widened) + ")"
+    return text
 
 
 def read_cache_meta(cache_dir: str | os.PathLike) -> dict:
@@ -274,9 +295,13 @@ class FeatureCacheJob:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
         stats = FeatureStats(self.kind, total.mean, total.std, total.count)
-        stats.save(self.cache_dir / STATS_FILE)
-        log.info("%s: statistics of %d training clips (%d frames) written to %s", self.root, len(train), total.count,
-                 self.cache_dir / STATS_FILE)
+        path = self.cache_dir / STATS_FILE
+        current = path.is_file() and stats.same_as_file(path)
+        if not current:  # an unchanged file keeps its time stamp: nothing downstream sees new statistics
+            stats.save(path)
+        log.info("%s: statistics of %s (%d frames) %s %s %s", self.root, count(len(train), "training clip"),
+                 total.count, describe_splits(self.train_splits, (c.split for c in train)),
+                 "unchanged in" if current else "written to", path)
         return stats
 
 

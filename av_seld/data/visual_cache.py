@@ -122,7 +122,8 @@ def _num_label_frames(clip: Clip) -> int | None:
 
 
 def encode_clip(encoder, clip: Clip, *, batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
-    """Pooled features of one clip's video at the label rate: ``(float32 (T, C, rows, cols), valid (T,))``."""
+    """Pooled features of one clip's video at the label rate: ``(float32 (T, C, rows, cols), valid (T,))``; frames go
+    to the encoder's device."""
     import torch
 
     from av_seld.io.video import read_video_at_label_rate
@@ -131,10 +132,11 @@ def encode_clip(encoder, clip: Clip, *, batch_size: int = 16) -> tuple[np.ndarra
     video = read_video_at_label_rate(clip.video, num_label_frames=_num_label_frames(clip), width=width, height=height)
     valid_frames = video.frames[video.valid]  # (M, H, W, 3) uint8, a prefix of the label frames
     out = np.full((len(video.frames), encoder.feature_dim, *encoder.token_grid), np.nan, dtype=np.float32)
+    device = next(encoder.parameters()).device
     with torch.inference_mode():
         for start in range(0, len(valid_frames), batch_size):
-            batch = torch.from_numpy(valid_frames[start : start + batch_size]).permute(0, 3, 1, 2)
-            out[start : start + len(batch)] = encoder.pooled_features(batch).numpy()
+            batch = torch.from_numpy(valid_frames[start : start + batch_size]).permute(0, 3, 1, 2).to(device)
+            out[start : start + len(batch)] = encoder.pooled_features(batch).float().cpu().numpy()
     return out, video.valid
 
 
@@ -145,8 +147,10 @@ def precompute_visual_features(
     split: str | None = None,
     cache_root: str | os.PathLike | None = None,
     batch_size: int = 16,
+    device: str = "cpu",
 ) -> Iterator[ClipResult]:
     """Cache the features of every clip with video under ``dataset_root`` (one split, or all); yields per clip.
+    ``device``: where the encoder runs (see :func:`av_seld.utils.device.pick_device`).
 
     Clips whose file exists are skipped ("exists"); clips without video are reported ("no-video").
     """
@@ -165,10 +169,11 @@ def precompute_visual_features(
         return
 
     from av_seld.models.visual import YoloVisualEncoder
+    from av_seld.utils.device import pick_device
 
     encoder = YoloVisualEncoder(model=spec.model, weights=spec.weights, frame_size=spec.frame_size,
                                 token_grid=spec.token_grid, circular_padding=spec.circular_padding, seed=spec.seed,
-                                freeze=True).eval()
+                                freeze=True).eval().to(pick_device(device))
     _write_info(folder, spec, encoder.channels)
     for clip, path in todo:
         start = time.perf_counter()

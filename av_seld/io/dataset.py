@@ -16,6 +16,7 @@ from pathlib import Path
 
 from av_seld.errors import InputError
 from av_seld.utils.atomic import is_listed
+from av_seld.utils.text import count
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +82,8 @@ class DatasetIndex:
     def report(self, max_names: int = 10) -> str:
         """A short summary: clips per split, then which clips lack audio, metadata or video."""
         counts = Counter((clip.set, clip.split) for clip in self.clips)
-        lines = [f"{self.root}: {len(self.clips)} clips in {len(counts)} split{'' if len(counts) == 1 else 's'}"]
-        lines += [f"  {split} ({set_}): {n} clips" for (set_, split), n in sorted(counts.items())]
+        lines = [f"{self.root}: {count(len(self.clips), 'clip')} in {count(len(counts), 'split')}"]
+        lines += [f"  {split} ({set_}): {count(n, 'clip')}" for (set_, split), n in sorted(counts.items())]
         for what, clips in self.missing().items():
             line = f"missing {what}: {len(clips)}"
             if clips:

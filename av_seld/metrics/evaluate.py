@@ -27,6 +27,7 @@ from av_seld.metrics.seld import (
     segment_counts_2023,
 )
 from av_seld.utils.atomic import is_listed, write_text_atomic
+from av_seld.utils.text import count
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class Evaluation:
         else:
             title = "DCASE2024 frame-level SELD metrics (20° threshold" + (
                 ", relative distance gate 1.0)" if self.eval_distance else ", distance not evaluated)")
-        lines = [f"{title}, {s.average} average, {len(self.clips)} clips"]
+        lines = [f"{title}, {s.average} average, {count(len(self.clips), 'clip')}"]
         ci = (lambda k, scale=1.0, fmt="{:.2f}": "" if self.interval(k) is None else
               "  [" + ", ".join(fmt.format(v * scale) for v in self.interval(k)) + "]")
         lines.append(f"  SELD score  {s.SELD:7.4f}{ci('SELD', 1, '{:.4f}')}")
@@ -106,7 +107,9 @@ class Evaluation:
                     line += f"{row['RDE']:8.3f}"
                 lines.append(line)
         if self.unscored_references:
-            lines.append(f"\n  {len(self.unscored_references)} reference file(s) had no prediction and were not scored")
+            unscored = len(self.unscored_references)
+            verb = "was" if unscored == 1 else "were"
+            lines.append(f"\n  {count(unscored, 'reference file')} had no prediction and {verb} not scored")
         return "\n".join(lines)
 
 

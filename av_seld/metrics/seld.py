@@ -60,6 +60,7 @@ class SELDCounts:
     total_doa_error: np.ndarray  # degrees, summed over matched tracks / pairs
     total_dist_error: np.ndarray  # metres (2024 only)
     total_rel_dist_error: np.ndarray  # (2024 only)
+    class_errors: np.ndarray  # S + D + I counted within each class alone: sum over blocks of max(FP + spatial FP, FN)
     substitutions: int = 0
     deletions: int = 0
     insertions: int = 0
@@ -236,6 +237,7 @@ def segment_counts_2023(reference: Events, prediction: Events, *, num_classes: i
     counts.de_tp = np.where(some_matched, n_matched, 0).sum(0).astype(float)
     counts.total_doa_error = np.where(some_matched[..., None], mean_err, 0).sum((0, 2))
     counts.substitutions, counts.deletions, counts.insertions = _sdi((fp + fp_spatial).sum(1), fn.sum(1))
+    counts.class_errors = np.maximum(fp + fp_spatial, fn).sum(0).astype(float)
     return counts
 
 
@@ -292,6 +294,7 @@ def frame_counts_2024(reference: Events, prediction: Events, *, num_classes: int
     counts.fn = fn.sum(0).astype(float)
     counts.de_fn = counts.fn.copy()
     counts.substitutions, counts.deletions, counts.insertions = _sdi((fp + n_fail).sum(1), fn.sum(1))
+    counts.class_errors = np.maximum(fp + n_fail, fn).sum(0).astype(float)
     return counts
 
 
@@ -337,9 +340,13 @@ def compute_scores(counts: SELDCounts, *, edition: str = "2023", average: str = 
     lr = c.de_tp / (EPS + c.de_tp + c.de_fn)
     seld = _seld(edition, with_distance, np.repeat(er, n_classes), f, le, lr, rde)
     classwise = []
+    # Per class, beside the scores: how many reference events it had (its support; 0: absent from the clips, its
+    # LE is then the official 180° and F 0 by convention) and its own error rate, S + D + I counted within the class.
+    class_er = np.divide(c.class_errors, c.n_ref, out=np.full(n_classes, np.nan), where=c.n_ref > 0)
     for k in range(n_classes):
         row = {"class": k, "ER": float(er), "F": float(f[k]), "LE": float(le[k]), "LR": float(lr[k]),
-               "SELD": float(seld[k])}
+               "SELD": float(seld[k]), "support": int(c.n_ref[k]), "class_ER": float(class_er[k]),
+               "TP": int(c.tp[k]), "FP": int(c.fp[k] + c.fp_spatial[k]), "FN": int(c.fn[k])}
         if with_distance:
             row.update(DE=float(de[k]), RDE=float(rde[k]))
         classwise.append(row)

@@ -30,6 +30,7 @@ from av_seld.metrics.seld import SELDCounts, SELDScores, compute_scores
 from av_seld.postprocess import multi_accdoa_to_events
 from av_seld.training.inference import model_forward
 from av_seld.training.trainer import move_to
+from av_seld.utils.progress import phase
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +51,16 @@ def collect_outputs(model: nn.Module, dataset, *, batch_size: int = 8, device: t
     outputs: dict[str, np.ndarray] = {}
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                                          collate_fn=collate_samples)
-    for batch in loader:
-        clips, starts = batch["clip"], batch["start_frame"].tolist()
-        out = model_forward(model, move_to(batch, device)).float().cpu().numpy()  # (B, T, 3, 3, 13)
-        for key, start, chunk in zip(clips, starts, out):
-            if key not in outputs:
-                outputs[key] = np.zeros((lengths[key],) + chunk.shape[1:], dtype=np.float32)
-            end = min(lengths[key], start + chunk.shape[0])
-            outputs[key][start:end] = chunk[:end - start]
+    with phase("validation", len(loader), unit="batch") as update:
+        for batch in loader:
+            clips, starts = batch["clip"], batch["start_frame"].tolist()
+            out = model_forward(model, move_to(batch, device)).float().cpu().numpy()  # (B, T, 3, 3, 13)
+            for key, start, chunk in zip(clips, starts, out):
+                if key not in outputs:
+                    outputs[key] = np.zeros((lengths[key],) + chunk.shape[1:], dtype=np.float32)
+                end = min(lengths[key], start + chunk.shape[0])
+                outputs[key][start:end] = chunk[:end - start]
+            update()
     return outputs
 
 
@@ -89,18 +92,23 @@ def calibrate_thresholds(outputs: dict[str, np.ndarray], refs: dict[str, Events]
     def seld(thresholds) -> float:
         return score_outputs(outputs, refs, thresholds=thresholds, merge_deg=merge_deg, edition=edition).SELD
 
-    scored = [(seld(t), i, t) for i, t in enumerate(grid)]
-    best_score, _, start = min(scored)
-    thresholds = np.full(NUM_CLASSES, float(start))
-    for c in range(NUM_CLASSES):
-        for t in grid:
-            if t == thresholds[c]:
-                continue
-            trial = thresholds.copy()
-            trial[c] = t
-            score = seld(trial)
-            if score < best_score - 1e-12:
-                best_score, thresholds = score, trial
+    with phase("calibrating thresholds", len(grid) + NUM_CLASSES * (len(grid) - 1), unit="trial") as update:
+        scored = []
+        for i, t in enumerate(grid):
+            scored.append((seld(t), i, t))
+            update()
+        best_score, _, start = min(scored)
+        thresholds = np.full(NUM_CLASSES, float(start))
+        for c in range(NUM_CLASSES):
+            for t in grid:
+                if t == thresholds[c]:
+                    continue
+                trial = thresholds.copy()
+                trial[c] = t
+                score = seld(trial)
+                update()
+                if score < best_score - 1e-12:
+                    best_score, thresholds = score, trial
     return thresholds
 
 
@@ -136,18 +144,24 @@ def root_clips(root: str | os.PathLike, split: str, audio_format: str, *,
     from av_seld.errors import InputError
     from av_seld.io.dataset import index_dataset
 
+    from av_seld.data.feature_cache import describe_splits
+    from av_seld.utils.text import count
+
     clips = [c for c in index_dataset(root).clips if is_train_split(c.split, [split])
              and getattr(c, audio_format) is not None and c.metadata is not None]
     if not clips:
         raise InputError(root, f"no clips with {audio_format.upper()} audio and labels in split {split}")
+    log.info("%s: %s %s", root, count(len(clips), "clip"), describe_splits([split], (c.split for c in clips)))
     return clip_files(clips, audio_format, with_video=with_video)
 
 
 def split_outputs(models, clips, *, progress: Callable | None = None) -> dict[str, np.ndarray]:
-    """Outputs of every clip through the infer path, keyed by clip name."""
+    """Outputs of every clip through the infer path, keyed by clip name. Without ``progress``, a "predicting" phase
+    (a bar where the command shows them, :mod:`av_seld.utils.progress`)."""
     from av_seld.training.predict import predict_outputs
 
-    return {clip.name: output for clip, output in predict_outputs(models, clips, progress=progress)}
+    with phase("predicting", len(clips)) as update:
+        return {clip.name: output for clip, output in predict_outputs(models, clips, progress=progress or update)}
 
 
 def evaluate_split(models, clips, metadata: dict[str, Path], out_dir: str | os.PathLike, *, edition: str,
@@ -160,7 +174,8 @@ def evaluate_split(models, clips, metadata: dict[str, Path], out_dir: str | os.P
     from av_seld.utils.atomic import write_text_atomic
 
     out_dir = Path(out_dir)
-    write_clip_predictions(models, clips, out_dir / "pred", progress=progress)
+    with phase(f"{out_dir.name}: predicting", len(clips)) as update:
+        write_clip_predictions(models, clips, out_dir / "pred", progress=progress or update)
     ref_dirs = {path.parent for path in metadata.values()}
     if len(ref_dirs) == 1:
         ref_dir = ref_dirs.pop()

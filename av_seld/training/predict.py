@@ -166,10 +166,13 @@ def folder_clips(audio_dir: str | os.PathLike, video_dir: str | os.PathLike | No
 
 
 def infer_folder(checkpoints: Sequence[str | os.PathLike], audio_dir: str | os.PathLike, out_dir: str | os.PathLike,
-                 *, video_dir: str | os.PathLike | None = None, device: str | torch.device = "cpu",
+                 *, video_dir: str | os.PathLike | None = None, device: str | torch.device = "auto",
                  hop_fraction: float = HOP_FRACTION, progress: Callable[[Path], None] | None = None) -> list[Path]:
-    """Write ``OUT_DIR/<clip>.csv`` for every ``AUDIO_DIR/*.wav``; returns the written paths."""
-    device = torch.device(device)
+    """Write ``OUT_DIR/<clip>.csv`` for every ``AUDIO_DIR/*.wav``; returns the written paths. ``device``: auto, cpu,
+    cuda or cuda:N (:func:`av_seld.utils.device.pick_device`)."""
+    from av_seld.utils.device import pick_device
+
+    device = pick_device(device, key="device")
     models = [load_for_inference(c, device) for c in checkpoints]
     _check_formats(models)
     check_inputs(models, audio_dir, video_dir)

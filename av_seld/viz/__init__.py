@@ -20,7 +20,7 @@ CLASS_COLOURS_RGB: tuple[tuple[int, int, int], ...] = (
     (250, 190, 212),  # musical instrument: pink
     (0, 128, 128),  # water tap: teal
     (170, 110, 40),  # bell: brown
-    (220, 190, 255),  # knock: lavender
+    (255, 250, 200),  # knock: beige (lavender was too close to pink: 25.7 apart in CIELAB)
 )
 assert len(CLASS_COLOURS_RGB) == NUM_CLASSES
 

@@ -75,23 +75,95 @@ def marker_radius_px(width: int) -> int:
     return max(3, int(round(width / 160)))
 
 
+def label_scale(width: int) -> float:
+    """Font scale of the class names beside markers on a panorama ``width`` pixels wide."""
+    return max(0.35, width / 1920 * 0.6)
+
+
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels, inclusive-exclusive
+
+
+def _overlaps(a: Box, b: Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def draw_label(image: np.ndarray, text: str, x: int, y: int, colour_bgr: Sequence[int], scale: float, *,
+               border: bool = False) -> Box:
+    """Write ``text`` with its baseline starting at pixel (x, y), in the class colour over a plate that sets it off
+    whatever the frame shows: dark for light colours, light for dark ones (the frame shows through at 20 %).
+    ``border``: a thin frame in the colour around the plate (reference labels). Returns the plate's box. In place on
+    a BGR ``image`` (H, W, 3) uint8."""
+    thick = max(1, int(round(scale * 2)))
+    (text_w, text_h), base = cv2.getTextSize(text, _FONT, scale, thick)
+    pad = max(2, int(round(3 * scale)))
+    height, width = image.shape[:2]
+    box = (max(0, x - pad), max(0, y - text_h - pad), min(width, x + text_w + pad), min(height, y + base + pad))
+    x0, y0, x1, y1 = box
+    if x1 > x0 and y1 > y0:
+        b, g, r = (float(c) for c in colour_bgr)
+        # Rec. 709 luma of the colour; the plate is 80 % opaque, so over any frame a dark plate is at most
+        # 0.2 · 255 + 0.8 · 20 = 67 and a light one at least 0.8 · 240 = 192: both ≥ 62 levels from the colour.
+        plate = 20.0 if 0.2126 * r + 0.7152 * g + 0.0722 * b >= 130 else 240.0
+        image[y0:y1, x0:x1] = (image[y0:y1, x0:x1].astype(np.float32) * 0.2 + plate * 0.8).astype(np.uint8)
+        if border:
+            cv2.rectangle(image, (x0, y0), (x1 - 1, y1 - 1), tuple(int(c) for c in colour_bgr), 1)
+    cv2.putText(image, text, (x, y), _FONT, scale, tuple(int(c) for c in colour_bgr), thick, cv2.LINE_AA)
+    return box
+
+
+def place_label(text: str, centre: tuple[int, int], reach: int, scale: float, size: tuple[int, int],
+                taken: Sequence[Box] = (), *, prefer: str = "right") -> tuple[int, int]:
+    """Baseline origin for a marker's label: beside it (``prefer`` first: "right", then left, below, above; "left"
+    swaps the first two; "below" tries below, above, right, left, as for reference rings), the first place inside the
+    panorama (``size`` = (width, height)) that overlaps no box of ``taken``; the first place inside when every one
+    overlaps."""
+    thick = max(1, int(round(scale * 2)))
+    (text_w, text_h), base = cv2.getTextSize(text, _FONT, scale, thick)
+    pad = max(2, int(round(3 * scale)))
+    i, j = centre
+    width, height = size
+    places = {"right": (i + reach + pad + 1, j + text_h // 2),
+              "left": (i - reach - pad - 1 - text_w, j + text_h // 2),
+              "below": (i - text_w // 2, j + reach + pad + text_h + 1),
+              "above": (i - text_w // 2, j - reach - pad - base - 1)}
+    order = {"right": ["right", "left", "below", "above"], "left": ["left", "right", "below", "above"],
+             "below": ["below", "above", "right", "left"]}[prefer]
+    fitting = []
+    for name in order:
+        x, y = places[name]
+        box = (x - pad, y - text_h - pad, x + text_w + pad, y + base + pad)
+        if box[0] >= 0 and box[1] >= 0 and box[2] <= width and box[3] <= height:
+            if not any(_overlaps(box, other) for other in taken):
+                return x, y
+            fitting.append((x, y))
+    if fitting:
+        return fitting[0]
+    x, y = places[order[0]]  # a panorama too small for the name: keep as much of it as possible in view
+    return min(max(0, x), max(0, width - text_w)), min(max(text_h + pad, y), height - base)
+
+
+def _reach(radius: int, filled: bool) -> int:
+    """How far from its centre a marker of ``radius`` reaches, outline included (a ring is 1.6× the disc)."""
+    return radius + 1 if filled else int(round(radius * 1.6)) + max(1, radius // 3) + 1
+
+
 def draw_marker(image: np.ndarray, azimuth_deg: float, elevation_deg: float, colour_bgr: Sequence[int], *,
-                radius: int | None = None, filled: bool = True, label: str | None = None) -> tuple[int, int]:
+                radius: int | None = None, filled: bool = True, label: str | None = None,
+                taken: list[Box] | None = None, label_side: str | None = None) -> tuple[int, int]:
     """Draw one direction on an equirectangular BGR ``image`` (H, W, 3) uint8, in place; seam-aware.
 
     ``filled``: a disc with a dark outline (prediction); else a ring with a dark outline (reference), 1.6× larger.
+    ``label``: a name written beside it on a dark plate (right of a disc, below a ring, with a coloured border for
+    rings; ``label_side`` one of :func:`place_label`'s ``prefer``, e.g. off a moving source's path), away from the
+    boxes of ``taken`` where it can be; its box is appended to ``taken``.
     Returns the pixel (column, row) of the direction (``geometry.equirect_pixel``): the disc is centred on it.
     """
     height, width = image.shape[:2]
     radius = marker_radius_px(width) if radius is None else radius
     i, j = equirect_pixel(azimuth_deg, elevation_deg, width, height)
     colour = tuple(int(c) for c in colour_bgr)
-    if filled:
-        ring_radius, reach = radius, radius + 1
-    else:
-        ring_radius = int(round(radius * 1.6))
-        thickness = max(1, radius // 3)
-        reach = ring_radius + thickness + 1
+    ring_radius, thickness = int(round(radius * 1.6)), max(1, radius // 3)
+    reach = _reach(radius, filled)
     for x in _copies_x(i, width, reach):
         if filled:
             cv2.circle(image, (x, j), radius + 1, (0, 0, 0), -1, cv2.LINE_8)
@@ -100,14 +172,11 @@ def draw_marker(image: np.ndarray, azimuth_deg: float, elevation_deg: float, col
             cv2.circle(image, (x, j), ring_radius, (0, 0, 0), thickness + 2, cv2.LINE_AA)
             cv2.circle(image, (x, j), ring_radius, colour, thickness, cv2.LINE_AA)
     if label:
-        scale = max(0.3, width / 1920 * 0.6)
-        (text_w, _), _ = cv2.getTextSize(label, _FONT, scale, 1)
-        thick = max(1, int(round(scale * 2)))
-        x0, y0 = i + reach + 2, max(j - radius, int(20 * scale))
-        if x0 + text_w >= width:  # keep the name on the panorama: left of the marker near the right edge
-            x0 = i - reach - 2 - text_w
-        cv2.putText(image, label, (x0, y0), _FONT, scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
-        cv2.putText(image, label, (x0, y0), _FONT, scale, colour, thick, cv2.LINE_AA)
+        scale = label_scale(width)
+        taken = [] if taken is None else taken
+        x, y = place_label(label, (i, j), reach, scale, (width, height), taken,
+                           prefer=label_side or ("right" if filled else "below"))
+        taken.append(draw_label(image, label, x, y, colour, scale, border=not filled))
     return i, j
 
 
@@ -156,6 +225,10 @@ class OverlayResult:
     snapshots: list[Path] = field(default_factory=list)
 
 
+def _name(class_index: int) -> str:
+    return CLASS_NAMES[class_index] if class_index < NUM_CLASSES else str(class_index)
+
+
 def _active(events: Events | None, num_label_frames: int) -> np.ndarray:
     """(num_label_frames, NUM_CLASSES) bool: classes with at least one event in each label frame."""
     active = np.zeros((num_label_frames, NUM_CLASSES), dtype=bool)
@@ -187,14 +260,22 @@ class OverlayRenderer:
 
     # ----------------------------------------------------------------------------------------------- timeline
     def _build_strip(self) -> None:
-        self.row_px = max(6, 2 * int(round(self.height / 80)))  # even: half for the reference, half for the prediction
+        self.row_px = max(10, 2 * int(round(self.height / 80)))  # even: half for the reference, half the prediction
         self.header_px = self.row_px + 4
         strip_h = self.header_px + NUM_CLASSES * self.row_px + 2
         strip_h += strip_h % 2  # even frame sizes keep video encoders happy
         self.strip_h = strip_h
-        self.font_scale = max(0.25, 0.6 * self.row_px / 22)
-        names_w = max(cv2.getTextSize(name, _FONT, self.font_scale, 1)[0][0] for name in CLASS_NAMES) + 8
+        # Class names at a size that fills the row; smaller (down to 0.25) when the longest would take more than a
+        # third of the width; only then are names cut, by their measured width.
+        self.font_scale = max(0.3, 0.6 * self.row_px / 22)
+        self.swatch_px = self.row_px - 3
+        margin = self.swatch_px + 8
+        longest = max(cv2.getTextSize(name, _FONT, self.font_scale, 1)[0][0] for name in CLASS_NAMES)
+        if longest + margin > self.width // 3:
+            self.font_scale = max(0.25, self.font_scale * (self.width // 3 - margin) / longest)
+        names_w = max(cv2.getTextSize(name, _FONT, self.font_scale, 1)[0][0] for name in CLASS_NAMES) + margin
         self.label_w = min(names_w, self.width // 3)
+        self.duration_s = self.num_label_frames * timing.LABEL_HOP_S
         strip = np.full((strip_h, self.width, 3), 24, dtype=np.uint8)
         self.plot_w = self.width - self.label_w
         # Each column shows whether a class is active anywhere in the label frames it spans.
@@ -215,13 +296,33 @@ class OverlayRenderer:
                 strip[top:top + half - 1, self.label_w:][:, ref_cols[:, c]] = dim
             strip[top + half:top + self.row_px - 1, self.label_w:][:, pred_cols[:, c]] = colour
             baseline = top + self.row_px - max(1, self.row_px // 5)
-            cv2.putText(strip, CLASS_NAMES[c][: max(1, self.label_w // 6)], (3, baseline), _FONT, self.font_scale,
-                        tuple(int(x) for x in colour), 1, cv2.LINE_AA)
-        key = "rows: reference (upper, dim) / prediction (lower)   panorama: disc = prediction, ring = reference"
+            # A swatch in the class colour, the name in light grey: dark class colours stay legible on the strip.
+            cv2.rectangle(strip, (2, top + 1), (1 + self.swatch_px, top + self.swatch_px),
+                          tuple(int(x) for x in colour), -1)
+            cv2.putText(strip, self._fit(CLASS_NAMES[c], self.label_w - self.swatch_px - 6),
+                        (self.swatch_px + 5, baseline), _FONT, self.font_scale, (225, 225, 225), 1, cv2.LINE_AA)
+        clock_w = cv2.getTextSize(self._clock(self.duration_s), _FONT, self.font_scale, 1)[0][0] + 8
+        keys = ("rows: reference (upper, dim) / prediction (lower)   panorama: disc = prediction, ring = reference",
+                "rows: reference (upper) / prediction (lower); ring = reference, disc = prediction",
+                "upper: reference, lower: prediction")
         if self.reference is None:
-            key = "rows: prediction   panorama: disc = prediction"
+            keys = ("rows: prediction   panorama: disc = prediction", "prediction")
+        key = next((k for k in keys if cv2.getTextSize(k, _FONT, self.font_scale, 1)[0][0] + 6 <= self.width - clock_w),
+                   "")
         cv2.putText(strip, key, (3, self.header_px - 4), _FONT, self.font_scale, (200, 200, 200), 1, cv2.LINE_AA)
+        self.clock_x = self.width - clock_w + 4
         self.strip = strip
+
+    def _fit(self, text: str, width_px: int) -> str:
+        """``text``, cut (ending in ".") only as far as needed to be at most ``width_px`` wide."""
+        if cv2.getTextSize(text, _FONT, self.font_scale, 1)[0][0] <= width_px:
+            return text
+        while len(text) > 1 and cv2.getTextSize(text + ".", _FONT, self.font_scale, 1)[0][0] > width_px:
+            text = text[:-1]
+        return text + "."
+
+    def _clock(self, time_s: float) -> str:
+        return f"{time_s:.1f} / {self.duration_s:.1f} s"
 
     def _playhead_x(self, time_s: float) -> int:
         frac = time_s / (self.num_label_frames * timing.LABEL_HOP_S)
@@ -248,8 +349,16 @@ class OverlayRenderer:
         inside = 0 <= label_frame < self.num_label_frames
         pred = self.pred_frames[label_frame] if inside else []
         ref = self.ref_frames[label_frame] if inside and self.ref_frames is not None else []
-        if self.trail_frames and pred:
+        sides: dict[tuple[int, int], str] = {}  # a moving source's name goes off its path: neither on its trail
+        if self.trail_frames and pred:                # nor where it is heading
             trails = [(e.class_index, self._trail(label_frame, (e.class_index, e.source))) for e in pred]
+            for e, (_, points) in zip(pred, trails):
+                if len(points) > 1:
+                    (az0, el0), (az1, el1) = points[-2], points[-1]
+                    u, v = sph_to_equirect(np.array([az0, az1]), np.array([el0, el1]), self.width, self.height)
+                    across, up = abs(float(horizontal_pixel_offset(u[0], u[1], self.width))), abs(float(v[1] - v[0]))
+                    if max(across, up) >= 0.5:  # moved by half a pixel or more in the last label frame
+                        sides[(e.class_index, e.source)] = "below" if across >= up else "right"
             trails = [(c, t) for c, t in trails if len(t) > 1]
             if trails:
                 colour = np.zeros(pano.shape, dtype=np.uint8)
@@ -261,23 +370,42 @@ class OverlayRenderer:
                     a = alpha[y:y + h, x:x + w, None].astype(np.float32) * (0.8 / 255)
                     roi = pano[y:y + h, x:x + w].astype(np.float32)
                     pano[y:y + h, x:x + w] = (roi * (1 - a) + colour[y:y + h, x:x + w] * a).astype(np.uint8)
-        for e in ref:
-            draw_marker(pano, e.azimuth_deg, e.elevation_deg, class_colour_bgr(e.class_index), radius=self.radius,
-                        filled=False)
+        # Rings under discs; discs' names first, then the rings' names where room is left. A ring is named unless a
+        # disc of its class lies within the DCASE 20° threshold (a hit: the disc's name already says it).
+        rings = [(e, draw_marker(pano, e.azimuth_deg, e.elevation_deg, class_colour_bgr(e.class_index),
+                                 radius=self.radius, filled=False)) for e in ref]
+        taken: list[Box] = []
         for e in pred:
-            name = CLASS_NAMES[e.class_index] if e.class_index < NUM_CLASSES else str(e.class_index)
             draw_marker(pano, e.azimuth_deg, e.elevation_deg, class_colour_bgr(e.class_index), radius=self.radius,
-                        filled=True, label=name)
+                        filled=True, label=_name(e.class_index), taken=taken,
+                        label_side=sides.get((e.class_index, e.source)))
+        scale = label_scale(self.width)
+        for e, pixel in rings:
+            if any(p.class_index == e.class_index and angular_distance_deg(
+                    p.azimuth_deg, p.elevation_deg, e.azimuth_deg, e.elevation_deg) <= 20.0 for p in pred):
+                continue
+            x, y = place_label(_name(e.class_index), pixel, _reach(self.radius, filled=False), scale,
+                               (self.width, self.height), taken, prefer="below")
+            taken.append(draw_label(pano, _name(e.class_index), x, y, class_colour_bgr(e.class_index), scale,
+                                    border=True))
         strip = self.strip.copy()
         x = self._playhead_x(time_s)
         cv2.line(strip, (x, self.header_px - 2), (x, self.strip_h - 1), (255, 255, 255), 1)
+        cv2.putText(strip, self._clock(time_s), (self.clock_x, self.header_px - 4), _FONT, self.font_scale,
+                    (235, 235, 235), 1, cv2.LINE_AA)
         return np.concatenate([pano, strip], axis=0)
 
 
-def _parse_snapshot_frames(num_frames: int, fps: float, count: int, times_s: Sequence[float]) -> list[int]:
+def snapshot_frames(num_frames: int, fps: float, count: int, times_s: Sequence[float],
+                    active: np.ndarray | None = None) -> list[int]:
+    """Video frames to save as PNG: ``count`` spread over the frames that show events (``active``, (num_frames,)
+    bool; the middle of each of ``count`` equal shares of them, so never an empty first frame), or over the whole
+    video when none does; plus the frames at ``times_s`` (seconds). Sorted, without repeats."""
     frames = set()
     if count > 0:
-        frames.update(int(round(x)) for x in np.linspace(0, num_frames - 1, count))
+        candidates = np.flatnonzero(active) if active is not None and np.any(active) else np.arange(num_frames)
+        picks = np.floor((np.arange(count) + 0.5) * len(candidates) / count).astype(np.int64)
+        frames.update(int(candidates[k]) for k in np.minimum(picks, len(candidates) - 1))
     for t in times_s:
         if t < 0 or t * fps > num_frames - 0.5:
             raise ValueError(f"snapshot time {t:g} s is outside the video (0 .. {num_frames / fps:.2f} s)")
@@ -295,7 +423,8 @@ def render_overlay_video(
 
     size: (width, height) of the panorama in the output (default: the video's own). The output frames are the
     panorama plus the timeline strip below it. snapshot_count / snapshot_times_s: also save those frames (evenly
-    spaced / at those times in seconds) as ``<out stem>_frameNNNNNN.png`` beside the video. progress: called with the
+    spread over the frames with events, see :func:`snapshot_frames` / at those times in seconds) as
+    ``<out stem>_frameNNNNNN.png`` beside the video. progress: called with the
     number of frames done after each batch. Returns an :class:`OverlayResult`.
     """
     video_path, out_path = Path(video_path), Path(out_path)
@@ -316,14 +445,17 @@ def render_overlay_video(
     renderer = OverlayRenderer(prediction, reference, width=width, height=height, num_label_frames=num_label,
                                trail_s=trail_s)
     out_size = (width, height + renderer.strip_h)
-    snapshot_frames = set(_parse_snapshot_frames(num_frames, fps, snapshot_count, snapshot_times_s))
+    # Frames with events: the reference's when there is one (what the clip holds), else the prediction's.
+    shown = renderer.ref_frames if renderer.ref_frames is not None else renderer.pred_frames
+    active = np.array([0 <= n < len(shown) and len(shown[n]) > 0 for n in label_of_frame.tolist()], dtype=bool)
+    snapshots_at = set(snapshot_frames(num_frames, fps, snapshot_count, snapshot_times_s, active))
     snapshots: list[Path] = []
     with VideoWriter(out_path, fps, out_size, audio=audio_path, channels="bgr") as writer:
         for indices, batch in reader.batches(batch_frames=DECODE_BATCH):
             for k, rgb in zip(indices.tolist(), batch):
                 out = renderer.render(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), int(label_of_frame[k]), k / fps)
                 writer.write(out)
-                if k in snapshot_frames:
+                if k in snapshots_at:
                     snap = out_path.with_name(f"{out_path.stem}_frame{k:06d}.png")
                     with atomic_path(snap) as snap_tmp:
                         if not cv2.imwrite(os.fspath(snap_tmp), out):

@@ -141,12 +141,19 @@ def plot_class_metrics(path: str | os.PathLike | None, scores, *, title: str = "
     """Per-class bars of F (%), LE (°), LR (%) and SELD score; NaN / null values are left blank.
 
     scores: a ``SELDScores`` or the dict of ``Evaluation.to_dict()`` (read back from ``Evaluation.write_json``).
+    Where the rows give each class's ``support`` (reference events), the class names say it, and a class without
+    any is marked "absent" in the F, LE and LR panels instead of a bar: its 0 % and 180° are conventions of the
+    official average, not errors the model made.
     """
     rows = classwise_rows(scores)
     if not rows:
         raise ValueError("no per-class rows to plot (micro-averaged scores have none)")
     classes = [int(r["class"]) for r in rows]
     names = [CLASS_NAMES[c] if c < NUM_CLASSES else str(c) for c in classes]
+    support = [r.get("support") for r in rows]
+    absent = np.array([s == 0 for s in support])
+    if all(s is not None for s in support):
+        names = [f"{name} ({int(s)})" for name, s in zip(names, support)]
     colours = [_colour(c) for c in classes]
     # Upper limits leave room for the value labels above full bars.
     panels = (("F", "F20° (%)", 100.0, (0, 115)), ("LE", "LE (°)", 1.0, (0, 200)), ("LR", "LR (%)", 100.0, (0, 115)),
@@ -156,16 +163,20 @@ def plot_class_metrics(path: str | os.PathLike | None, scores, *, title: str = "
     x = np.arange(len(rows))
     for ax, (key, label, scale, ylim) in zip(axes, panels):
         values = np.array([_value(r, key) for r in rows]) * scale
-        ax.bar(x, np.nan_to_num(values), color=colours, edgecolor="black", linewidth=0.5)
-        for xi, v in zip(x, values):
-            ax.annotate("n/a" if np.isnan(v) else f"{v:.2f}" if key == "SELD" else f"{v:.0f}",
-                        (xi, 0 if np.isnan(v) else v), ha="center", va="bottom", fontsize=7)
+        blank = absent if key in ("F", "LE", "LR") else np.zeros(len(rows), dtype=bool)
+        ax.bar(x, np.where(blank, 0.0, np.nan_to_num(values)), color=colours, edgecolor="black", linewidth=0.5)
+        for xi, v, skip in zip(x, values, blank):
+            text = "absent" if skip else "n/a" if np.isnan(v) else f"{v:.2f}" if key == "SELD" else f"{v:.0f}"
+            ax.annotate(text, (xi, 0 if skip or np.isnan(v) else v), ha="center", va="bottom", fontsize=7,
+                        color="grey" if skip else "black")
         ax.set_ylabel(label)
         if ylim:
             ax.set_ylim(*ylim)
         ax.grid(True, axis="y", alpha=0.3)
     axes[-1].set_xticks(x)
     axes[-1].set_xticklabels(names, rotation=30, ha="right")
+    if all(s is not None for s in support):
+        axes[-1].set_xlabel("class (reference events)")
     if title:
         axes[0].set_title(title)
     if path is not None:
@@ -212,10 +223,12 @@ def plot_training_curves(path: str | os.PathLike | None, train_log: str | os.Pat
     panels = (["loss", "lr"] if train is not None else []) + val_keys
     fig = new_figure(10, 2.2 * max(1, len(panels)))
     axes = np.atleast_1d(fig.subplots(max(1, len(panels)), 1, sharex=True))
+    # A short run logs a few points: mark each, or a single one would draw nothing.
+    train_marker = dict(marker="o", markersize=3) if train is not None and len(train["step"]) <= 50 else {}
     for ax, key in zip(axes, panels):
         if key in ("loss", "lr") and train is not None:
             if key in train:
-                ax.plot(train["step"], train[key], color="tab:blue", linewidth=1)
+                ax.plot(train["step"], train[key], color="tab:blue", linewidth=1, **train_marker)
             lr = train.get("lr", np.zeros(0))
             if key == "lr" and lr.size and np.all(lr[np.isfinite(lr)] > 0):
                 ax.set_yscale("log")
@@ -224,6 +237,10 @@ def plot_training_curves(path: str | os.PathLike | None, train_log: str | os.Pat
             ax.plot(val["step"], val[key], color="tab:red", marker="o", markersize=3, linewidth=1)
             ax.set_ylabel(f"val {key}")
         ax.grid(True, alpha=0.3)
+    steps = np.concatenate([log["step"] for log in (train, val) if log is not None])
+    steps = steps[np.isfinite(steps)]
+    if steps.size and steps.min() == steps.max():  # one step: a window around it, not matplotlib's ±0.05
+        axes[-1].set_xlim(steps.min() - 1, steps.max() + 1)
     axes[-1].set_xlabel("step")
     if path is not None:
         save_figure(fig, path)

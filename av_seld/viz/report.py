@@ -11,18 +11,25 @@ RUN_DIR layout read (the trainer writes it; everything but one ``scores.json`` o
       eval/<name>/reference.json         optional  {"reference_dir": "PATH"} (absolute, or relative to eval/<name>)
       eval/<name>/overlays/<clip>.mp4    optional  overlay videos (``av-seld visualize``), matched to clips by stem;
       eval/<name>/overlays/<clip>_frame*.png  optional  their snapshots (the first one is shown in the report)
+      eval/comparison.json               optional  systems scored side by side (``av-seld demo``: trained, video
+                                                   masked, untrained; see av_seld.demo.write_comparison)
+      config.yaml                        optional  the resolved recipe (shown, with the model's size)
+      best.pt, last.pt                   optional  checkpoints (step, best score, calibrated thresholds)
 
 A folder under ``eval/`` without ``scores.json`` is skipped with a warning. A run needs at least one evaluation or
 one of the two logs, else :class:`InputError`.
 
 Written (default ``RUN_DIR/report/``)::
 
-    index.html       training curves and a summary table of every evaluation, linking to:
-    eval_<name>.html per evaluation: metrics table, per-class bars, per-clip scores (when references are found),
-                     azimuth/elevation plots of the first ``max_clips`` clips, and links to their overlay videos
+    index.html       the run (recipe, model size, checkpoints), a summary table of every evaluation, the systems
+                     comparison and the training curves, linking to:
+    eval_<name>.html per evaluation: metrics table, per-class counts and scores (classes absent from the reference
+                     marked so), per-class bars, per-clip scores (when references are found), azimuth/elevation
+                     plots of the first ``max_clips`` clips, and links to their overlay videos
 
 Pages need no network: CSS is inline, plots are embedded as base64 PNG, and videos are linked by relative path
-(``../eval/<name>/overlays/<clip>.mp4``; mp4v videos open in a desktop player, browsers may not play them).
+(``../eval/<name>/overlays/<clip>.mp4``; H.264 when the system ffmpeg wrote them, which browsers play; mp4v videos
+open in a desktop player).
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from pathlib import Path
 from av_seld.classes import CLASS_NAMES, NUM_CLASSES
 from av_seld.errors import InputError
 from av_seld.utils.atomic import write_text_atomic
+from av_seld.utils.text import count
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +62,10 @@ th { background: #eef1f5; } td.name, th.name { text-align: left; }
 img { max-width: 100%; border: 1px solid #ddd; background: white; }
 .meta { color: #666; font-size: 0.9em; } .clip { margin-bottom: 28px; }
 .swatch { display: inline-block; width: 10px; height: 10px; margin-right: 6px; border: 1px solid #444; }
+tr.absent td { color: #999; }
+pre { background: white; border: 1px solid #ddd; padding: 8px; font-size: 0.85em; max-height: 420px; overflow: auto; }
 """
+COUNT_KEYS = ("support", "TP", "FP", "FN", "class_ER")  # per-class counts of scores.json (older files lack them)
 
 
 @dataclass
@@ -118,6 +129,10 @@ def find_evaluations(run_dir: str | os.PathLike) -> list[EvalRun]:
 
 
 # ----------------------------------------------------------------------------------------------------- HTML bits
+def _clips(number) -> str:
+    return count(number, "clip") if isinstance(number, int) else "? clips"
+
+
 def _esc(text) -> str:
     return html.escape(str(text), quote=True)
 
@@ -156,21 +171,47 @@ def _summary_table(rows: list[tuple[str, str, dict]]) -> str:
     return f'<table><tr><th class="name">evaluation</th>{head}</tr>{"".join(body)}</table>'
 
 
+_COUNT_HEADS = {"support": "support", "TP": "TP", "FP": "FP", "FN": "FN", "class_ER": "ER of the class"}
+
+
 def _classwise_table(scores: dict) -> str:
+    """Per class: its counts (support = reference events; TP, FP, FN at 20°; its own error rate) and scores. A class
+    with no reference event is marked absent: its F, LE and LR are conventions of the official average (0, 180° in
+    2023, 0), not measurements, and its FP column says whether it was falsely detected."""
     from av_seld.viz import class_colour_rgb
 
     rows = scores.get("classwise") or []
     if not rows:
         return '<p class="meta">No per-class rows (micro average).</p>'
-    keys = [k for k in SUMMARY_KEYS if k != "ER" and any(r.get(k) is not None for r in rows)]
-    out = ['<table><tr><th class="name">class</th>' + "".join(f"<th>{k}</th>" for k in keys) + "</tr>"]
+    counts = [k for k in COUNT_KEYS if any(r.get(k) is not None for r in rows)]
+    keys = [k for k in ("F", "LE", "LR", "SELD", "DE", "RDE") if any(r.get(k) is not None for r in rows)]
+    out = ['<table><tr><th class="name">class</th>' + "".join(f"<th>{_COUNT_HEADS[k]}</th>" for k in counts)
+           + "".join(f"<th>{k}</th>" for k in keys) + "</tr>"]
+    absent_count = 0
     for r in rows:
         c = int(r["class"])
         name = CLASS_NAMES[c] if c < NUM_CLASSES else str(c)
         colour = "#%02x%02x%02x" % class_colour_rgb(c)
-        out.append(f'<tr><td class="name"><span class="swatch" style="background:{colour}"></span>{c} {_esc(name)}'
-                   "</td>" + "".join(f"<td>{_fmt(k, r.get(k))}</td>" for k in keys) + "</tr>")
-    return "".join(out) + "</table>"
+        absent = r.get("support") == 0
+        absent_count += absent
+        cells = []
+        for k in counts:
+            value = r.get(k)
+            text = "–" if value is None else (f"{value:.3f}" if k == "class_ER" else str(int(value)))
+            cells.append(f"<td>{text}</td>")
+        for k in keys:
+            cells.append("<td>absent</td>" if absent and k in ("F", "LE", "LR") else f"<td>{_fmt(k, r.get(k))}</td>")
+        row_class = ' class="absent"' if absent else ""
+        out.append(f'<tr{row_class}><td class="name"><span class="swatch" style="background:{colour}"></span>{c} '
+                   f'{_esc(name)}</td>{"".join(cells)}</tr>')
+    out.append("</table>")
+    if absent_count:
+        out.append(f'<p class="meta">{absent_count} of {len(rows)} classes have no reference event in these clips '
+                   "(absent). The official macro average still counts them, with F = 0 and LR = 0"
+                   + (" and LE = 180°" if str(scores.get("edition", "2023")) == "2023" else "")
+                   + ", so its SELD score is worse than that of the classes present alone; FP shows whether an "
+                     "absent class was falsely detected.</p>")
+    return "".join(out)
 
 
 def _page(title: str, body: str) -> str:
@@ -197,6 +238,90 @@ def _clip_scores(run: EvalRun, name: str, pred, ref) -> dict | None:
         return None
 
 
+def _run_section(run_dir: Path) -> str:
+    """The recipe (``config.yaml``, folded), the model's size and the checkpoints of a run folder; '' without any."""
+    parts = []
+    checkpoints = [p for p in (run_dir / "best.pt", run_dir / "last.pt") if p.is_file()]
+    config_path = run_dir / "config.yaml"
+    if not checkpoints and not config_path.is_file():
+        return ""
+    rows = []
+    model_line = ""
+    for path in checkpoints:
+        try:
+            from av_seld.training.checkpoint import load_checkpoint
+
+            payload = load_checkpoint(path)
+        except InputError as err:
+            logger.warning("%s", err)
+            rows.append(f'<tr><td class="name">{_esc(path.name)}</td><td colspan="5">unreadable: {_esc(err.reason)}'
+                        "</td></tr>")
+            continue
+        state = payload.get("train_state") or {}
+        best = state.get("best_score")
+        thresholds = payload.get("thresholds")
+        if thresholds is not None:
+            values = sorted({round(float(t), 3) for t in thresholds})
+            thresholds = (f"{values[0]:g} for all classes" if len(values) == 1 else
+                          ", ".join(f"{float(t):g}" for t in thresholds))
+        best_text = "–" if best is None or not math.isfinite(best) else f"{best:.4f} at step {state.get('best_step')}"
+        rows.append(f'<tr><td class="name">{_esc(path.name)}</td><td>{path.stat().st_size / 1e6:.1f} MB</td>'
+                    f'<td>{_esc(state.get("step", "–"))}</td><td>{_esc(state.get("epoch", "–"))}</td>'
+                    f'<td>{_esc(best_text)}</td><td class="name">{_esc(thresholds or "–")}</td></tr>')
+        if not model_line:
+            model_line = _model_line(payload)
+    if model_line:
+        parts.append(f"<p>{model_line}</p>")
+    if rows:
+        parts.append('<table><tr><th class="name">checkpoint</th><th>size</th><th>step</th><th>epoch</th>'
+                     '<th>best validation SELD</th><th class="name">activity thresholds</th></tr>'
+                     + "".join(rows) + "</table>")
+    if config_path.is_file():
+        try:
+            text = config_path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise InputError(config_path, f"cannot be read: {err}") from None
+        parts.append(f"<details><summary>recipe: {_esc(config_path.name)}</summary><pre>{_esc(text)}</pre></details>")
+    return "<h2>Run</h2>" + "".join(parts)
+
+
+def _model_line(payload: dict) -> str:
+    """"av_conformer, 2,170,777 parameters (1,234 trained), foa_logmel_iv features of FOA audio"."""
+    import torch
+
+    try:
+        from av_seld.training.checkpoint import build_model_from_checkpoint
+
+        model = build_model_from_checkpoint(payload)
+        total = sum(p.numel() for p in model.parameters())
+        trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    except Exception as err:  # a checkpoint of another version: its tensors still tell the size
+        logger.warning("cannot rebuild the model of the checkpoint (%s); counting its state tensors", err)
+        state = payload.get("model_state") or {}
+        total = sum(t.numel() for t in state.values() if isinstance(t, torch.Tensor))
+        trained = None
+    size = f"{total:,} parameters" + (f" ({trained:,} trained)" if trained is not None and trained != total else "")
+    what = f"{payload.get('features', '?')} features of {str(payload.get('format', '?')).upper()} audio"
+    return f"<b>{_esc(payload.get('model_name', '?'))}</b>, {size}, {_esc(what)}"
+
+
+def _comparison_section(run_dir: Path) -> str:
+    """The systems table of ``eval/comparison.json`` (``av-seld demo``), linked to their evaluation pages."""
+    path = run_dir / "eval" / "comparison.json"
+    if not path.is_file():
+        return ""
+    data = _read_json(path)
+    systems = data.get("systems")
+    if not isinstance(systems, list) or not all(isinstance(s, dict) and "system" in s for s in systems):
+        raise InputError(path, "expected {\"systems\": [{\"system\": NAME, \"eval\": FOLDER, \"SELD\": ...}]}")
+    rows = [(_esc(s["system"]), f"eval_{s['eval']}.html" if (run_dir / "eval" / str(s.get("eval"))).is_dir() else "", s)
+            for s in systems]
+    clips = data.get("num_clips")
+    where = f'{_esc(data.get("split", "?"))}, {_clips(clips)}'
+    return (f"<h2>Systems compared</h2><p class=\"meta\">The same test clips ({where}) scored for each system.</p>"
+            + _summary_table(rows).replace(">evaluation<", ">system<", 1))
+
+
 def render_evaluation_page(run: EvalRun, out_dir: Path, *, max_clips: int = 20) -> str:
     """HTML of one evaluation's page (see the module docstring)."""
     from av_seld.io.labels import read_prediction_csv, read_reference_csv
@@ -205,7 +330,7 @@ def render_evaluation_page(run: EvalRun, out_dir: Path, *, max_clips: int = 20) 
     s = run.scores
     parts = [f"<h1>Evaluation: {_esc(run.name)}</h1>",
              f'<p class="meta">{_esc(run.folder)} · edition {_esc(s.get("edition", "?"))}, '
-             f'{_esc(s.get("average", "?"))} average, {_esc(s.get("num_clips", "?"))} clips · '
+             f'{_esc(s.get("average", "?"))} average, {_esc(_clips(s.get("num_clips")))} · '
              '<a href="index.html">all evaluations</a></p>',
              "<h2>Scores</h2>", _summary_table([(_esc(run.name), "", s)]), "<h2>Per class</h2>", _classwise_table(s)]
     if s.get("classwise"):
@@ -268,10 +393,12 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
         raise InputError(run_dir, "nothing to report: no eval/<name>/scores.json, train_log.csv or val_log.csv")
 
     written = []
-    index = [f"<h1>Run report: {_esc(run_dir.resolve().name)}</h1>", f'<p class="meta">{_esc(run_dir.resolve())}</p>']
+    index = [f"<h1>Run report: {_esc(run_dir.resolve().name)}</h1>", f'<p class="meta">{_esc(run_dir.resolve())}</p>',
+             _run_section(run_dir)]
     if evaluations:
         index.append("<h2>Evaluations</h2>")
         index.append(_summary_table([(_esc(r.name), f"eval_{r.name}.html", r.scores) for r in evaluations]))
+    index.append(_comparison_section(run_dir))
     if logs:
         index.append("<h2>Training</h2>")
         fig = plot_training_curves(None, logs.get("train_log"), logs.get("val_log"))
