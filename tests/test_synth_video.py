@@ -157,7 +157,7 @@ def test_cli(tmp_path, capsys):
     assert "1 crop from 1 clip in" in capsys.readouterr().out and (tmp_path / "cube" / "3").is_dir()
     (tmp_path / "video_dev" / "s" / "fold1_room0_mix001.mp4").unlink()
     assert main(["synth-video", str(tmp_path), "--split", "s", "--size", "256x128", "--projection", "cubemap"]) == 0
-    assert "1 videos written" in capsys.readouterr().out
+    assert "1 video written" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["synth-video", str(tmp_path), "--split", "s", "--projection", "fisheye"])
 
@@ -207,7 +207,7 @@ def test_labelled_background_video_gives_only_event_free_frames(tmp_path, caplog
 
     found = scan_backgrounds(root)
     assert [(v.path.name, v.runs) for v in found.videos] == [("fold3_room1_mix001.mp4", ((0, 3), (8, 20)))]
-    assert "1 videos without a reference CSV are not used" in caplog.text
+    assert "1 video without a reference CSV not used" in caplog.text
 
     write_reference_csv(tmp_path / "bg" / "room.csv", Events.from_arrays(*zip(*[(n, 1, 0, 30, 0) for n in range(20)])))
     with pytest.raises(InputError, match="no background frame qualifies"):

@@ -56,8 +56,8 @@ def register(subparsers) -> None:
                     "dev-train-tau, dev-test-sony and dev-test-tau split folders (record 7880637); tau-srir into "
                     "ROOT/TAU-SRIR_DB/, the folder 'synth-audio --rooms' reads (record 6408611). A folder that "
                     "is already there is skipped.")
-    p.add_argument("dataset", choices=tuple(DATASETS))
-    p.add_argument("root", metavar="ROOT")
+    p.add_argument("dataset", choices=tuple(DATASETS), help="which dataset: " + ", ".join(DATASETS))
+    p.add_argument("root", metavar="ROOT", help="folder to download and unpack into (archives kept in ROOT/archives)")
     p.add_argument("--parts", metavar="LIST",
                    help=f"starss23: comma-separated parts among {','.join(starss.parts)} "
                         f"(default {','.join(starss.default_parts)})")

@@ -51,6 +51,7 @@ from av_seld.io.video import VideoReader, VideoWriter
 from av_seld.utils import sizes
 from av_seld.utils.atomic import remove_stale_temps
 from av_seld.utils.lock import output_lock
+from av_seld.utils.text import count
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +142,8 @@ def scan_backgrounds(background: str | os.PathLike) -> Backgrounds:
         clips = [clip for clip in index_dataset(path).clips if clip.video is not None]
         unlabelled = [clip.name for clip in clips if clip.metadata is None]
         if unlabelled:
-            log.warning("%s: %d videos without a reference CSV are not used as backgrounds (%s%s)", path,
-                        len(unlabelled), ", ".join(unlabelled[:3]), ", ..." if len(unlabelled) > 3 else "")
+            log.warning("%s: %s without a reference CSV not used as backgrounds (%s%s)", path,
+                        count(len(unlabelled), "video"), ", ".join(unlabelled[:3]), ", ..." if len(unlabelled) > 3 else "")
         videos = [_labelled_video(clip.video, clip.metadata) for clip in clips if clip.metadata is not None]
     else:
         for video in _files_with(path, VIDEO_SUFFIXES):
