@@ -138,3 +138,19 @@ def test_streaming_keeps_bounded_buffers_and_checks_its_input(tmp_path):
     video_stream = StreamingPredictor([model], video=True)
     with pytest.raises(ValueError, match="frames must be uint8"):
         video_stream.push(np.zeros((4, 2400), np.float32), np.zeros((1, 32, 64, 3), np.uint8))
+
+
+def test_gpu_bench_fails_in_one_line_without_cuda():
+    import subprocess
+    import sys
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: bench/gpu.sh would run")
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(["bash", str(root / "bench" / "gpu.sh")], capture_output=True, text=True, timeout=300,
+                          env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable})
+    assert done.returncode == 2
+    assert done.stdout == "" and len(done.stderr.strip().splitlines()) == 1
+    assert "no CUDA device" in done.stderr
+    bad = subprocess.run(["bash", str(root / "bench" / "gpu.sh"), "--fast"], capture_output=True, text=True)
+    assert bad.returncode == 64 and "unknown argument --fast" in bad.stderr
