@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU figures in one command (`make bench-gpu`): on a CUDA machine, check that training (AMP; cached and live video;
 # online features) and inference run, then print training clips/s and peak memory per recipe, the inference
-# real-time factor with live video, and a DDP run on every visible GPU. About 5 minutes on one GPU.
+# real-time factor with live video, and a DDP run on every visible GPU. Sized for under 8 minutes on one GPU
+# (not yet run on one).
 #
 #   bench/gpu.sh [--dry-run] [--keep]
 #
@@ -65,7 +66,7 @@ done
 # A few real training steps of each path through the trainer (AMP on CUDA is the recipes' default), then the
 # run's own calibration and test scoring through the infer path.
 ROOT="data.roots=[$WORK/data] data.train_splits=[dev-train-synth] data.val_splits=[dev-val-synth] data.test_splits=[dev-val-synth]"
-TRAIN="train.device=$DEVICE train.max_steps=$TRAIN_STEPS train.epochs=1 train.out_dir=$WORK/runs data.batch_size=2"
+TRAIN="train.device=$DEVICE train.max_steps=$TRAIN_STEPS train.epochs=20 train.out_dir=$WORK/runs data.batch_size=2"
 check_train() {
   local name=$1 recipe=$2; shift 2
   local t0=$(date +%s)
