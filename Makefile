@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.av-seld-installed
 
-.PHONY: install test test-all demo bench clean
+.PHONY: install test test-all demo bench bench-gpu clean
 
 install: $(STAMP)
 
@@ -26,6 +26,11 @@ demo: $(STAMP)  # the recipe is configs/demo.yaml
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_metrics.py --compare
+
+# GPU figures in one command (training checks and clips/s per recipe, peak memory, inference real-time factor,
+# DDP); exits 2 with one line where CUDA is absent. bench/gpu.sh --dry-run checks the script on a CPU.
+bench-gpu: $(STAMP)
+	PYTHON=$(BIN)/python bench/gpu.sh
 
 clean:
 	rm -rf build *.egg-info .pytest_cache runs/demo

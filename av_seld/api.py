@@ -68,18 +68,31 @@ class SeldPredictor:
 
         return ensemble_thresholds(self.models)
 
-    def predict(self, audio: PathLike | np.ndarray | torch.Tensor, *, video: PathLike | None = None) -> Prediction:
+    def predict(self, audio: PathLike | np.ndarray | torch.Tensor, *, video: PathLike | None = None,
+                visual_stride: int | None = None) -> Prediction:
         """Predict one clip: ``audio`` a 4-channel 24 kHz wav path or an array (4, samples) in the checkpoints'
-        format; ``video`` the clip's 360° mp4 (audio-visual checkpoints; ignored by audio-only ones)."""
+        format; ``video`` the clip's 360° mp4 (audio-visual checkpoints; ignored by audio-only ones);
+        ``visual_stride`` as ``av-seld infer --visual-stride`` (default: infer's)."""
         from av_seld.io.audio import read_wav
-        from av_seld.training.predict import predict_audio
+        from av_seld.training.predict import VISUAL_STRIDE, predict_audio
 
         if isinstance(audio, (str, os.PathLike)):
             audio = read_wav(audio)
         audio = torch.as_tensor(np.asarray(audio, dtype=np.float32))
-        output = predict_audio(self.models, audio, video=None if video is None else Path(video))
+        output = predict_audio(self.models, audio, video=None if video is None else Path(video),
+                               visual_stride=VISUAL_STRIDE if visual_stride is None else visual_stride)
         events = multi_accdoa_to_events(output, self.thresholds, self.models[0].merge_deg)
         return Prediction(output, events)
+
+    def stream(self, *, video: bool = False, visual_stride: int | None = None):
+        """A :class:`~av_seld.training.streaming.StreamingPredictor`: ``push(audio_chunk, frames)`` then
+        ``finish()``, each returning the label frames that became final (their output and events); the outputs
+        equal :meth:`predict`'s. ``video``: frames (at label rate, ``frame_size`` of the stream) come with the audio."""
+        from av_seld.training.predict import VISUAL_STRIDE
+        from av_seld.training.streaming import StreamingPredictor
+
+        return StreamingPredictor(self.models, video=video,
+                                  visual_stride=VISUAL_STRIDE if visual_stride is None else visual_stride)
 
 
 def load(checkpoints: PathLike | Sequence[PathLike], device: str | torch.device = "auto") -> SeldPredictor:

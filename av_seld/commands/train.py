@@ -57,10 +57,39 @@ def cmd_infer(args: argparse.Namespace) -> int:
     from av_seld.utils.text import count
 
     device = pick_device(args.device)
+    if args.stream:
+        return _infer_stream(args, device)
     with tqdm(total=len(folder_clips(args.audio, args.video)), desc="infer", unit="clip") as bar:
         written = infer_folder(args.checkpoints, args.audio, args.out, video_dir=args.video, device=device,
-                               progress=lambda _: bar.update(1))
+                               visual_stride=args.visual_stride, progress=lambda _: bar.update(1))
     print(f"{count(len(written), 'prediction file')} in {args.out}")
+    return 0
+
+
+def _infer_stream(args: argparse.Namespace, device) -> int:
+    """``infer --stream``: each clip fed in chunks through the streaming predictor; the same CSVs as offline."""
+    import time
+    from pathlib import Path
+
+    from av_seld.postprocess import write_predictions
+    from av_seld.training.predict import check_inputs, ensemble_thresholds, folder_clips, load_for_inference
+    from av_seld.training.streaming import stream_clip
+    from av_seld.utils.text import count
+
+    models = [load_for_inference(c, device) for c in args.checkpoints]
+    check_inputs(models, args.audio, args.video)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    clips = folder_clips(args.audio, args.video)
+    for clip in clips:
+        start = time.perf_counter()
+        got = stream_clip(models, clip.audio, clip.video, chunk_s=args.chunk_s, visual_stride=args.visual_stride)
+        took = time.perf_counter() - start
+        write_predictions(out / f"{clip.name}.csv", got.output, ensemble_thresholds(models), models[0].merge_deg)
+        seconds = len(got.output) / 10
+        print(f"{clip.name}: {len(got.output)} label frames streamed in {got.num_chunks} chunks of {args.chunk_s:g} s, "
+              f"largest latency {got.max_latency_s:.1f} s of input, {took / max(seconds, 1e-9):.3f} s per second")
+    print(f"{count(len(clips), 'prediction file')} in {args.out}")
     return 0
 
 
@@ -93,6 +122,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
+    from av_seld.training.predict import VISUAL_STRIDE
     from av_seld.utils.device import add_device_argument
 
     p = sub.add_parser("train", help="train a model from a recipe (configs/*.yaml)",
@@ -113,6 +143,12 @@ def register(sub) -> None:
     p.add_argument("--video", metavar="DIR", help="folder of 360° mp4 files of the same names (audio-visual models)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the prediction CSVs (one per wav)")
     add_device_argument(p)
+    p.add_argument("--visual-stride", type=int, default=VISUAL_STRIDE, metavar="N",
+                   help="run the visual encoder on every N-th 100 ms label frame; the others read the nearest "
+                        f"(default {VISUAL_STRIDE})")
+    p.add_argument("--stream", action="store_true", help="feed each clip in chunks through the streaming predictor "
+                   "(events of each label frame as soon as it is final; the same CSVs)")
+    p.add_argument("--chunk-s", type=float, default=0.5, metavar="S", help="with --stream: chunk length (default 0.5)")
     p.set_defaults(func=cmd_infer)
 
     p = sub.add_parser("test", help="predict a labelled split with checkpoints and score it (infer + evaluate)",

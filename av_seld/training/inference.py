@@ -39,6 +39,65 @@ def window_starts(num_frames: int, window_frames: int, hop_frames: int) -> list[
 
 
 @torch.no_grad()
+def pool_frames(visual: nn.Module, frames: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Pooled YOLO features (M, C, rows, cols) float32 on the CPU of frames (M, H, W, 3) uint8; zeros where ``valid``
+    (M,) bool is False (those frames are not run). Each frame goes through the backbone once, ``frame_chunk`` at a
+    time, on the encoder's device."""
+    device = next(visual.parameters()).device
+    pooled = torch.zeros((frames.shape[0], visual.feature_dim, *visual.token_grid))
+    if bool(valid.any()):
+        seen = frames[valid].permute(0, 3, 1, 2)  # (M', 3, H, W)
+        pooled[valid] = torch.cat([visual.pooled_features(chunk.to(device)).float().cpu()
+                                   for chunk in seen.split(visual.frame_chunk)])
+    return pooled
+
+
+def sampled_label_frames(num_frames: int, stride: int) -> np.ndarray:
+    """The label frames whose video goes through the visual encoder at ``stride``: 0, stride, 2·stride, ... (S,)."""
+    if stride < 1:
+        raise ValueError(f"visual stride must be >= 1, got {stride}")
+    return np.arange(0, num_frames, stride)
+
+
+VISUAL_SPREAD = ("nearest", "linear")
+
+
+def spread_sampled(sampled: torch.Tensor, sampled_valid: torch.Tensor, label_frames: int | np.ndarray, stride: int,
+                   mode: str = "nearest", first_sampled: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Visual inputs at the label rate from those of every ``stride``-th label frame.
+
+    ``sampled`` (S, ...) float and ``sampled_valid`` (S,) bool, ``sampled[j]`` being label frame
+    ``(first_sampled + j)·stride``'s; ``label_frames``: how many label frames from 0 (an int T) or which ones (T,).
+    Returns ``(T, ...)``, ``(T,)``. Indices past the last sampled frame read the last one.
+
+    ``mode="nearest"``: each label frame reads its nearest sampled frame (an exact tie takes the later one, as
+    :func:`av_seld.timing.video_frame_for_label_frame` does). ``"linear"``: label frame ``i·stride + r`` reads
+    ``(1 - r/stride)·sampled[i] + (r/stride)·sampled[i + 1]`` (pooled features are averages, so a blend is a
+    feature of the same kind), or the valid one of the two when the other is not.
+    """
+    if mode not in VISUAL_SPREAD:
+        raise ValueError(f"visual spread must be one of {VISUAL_SPREAD}, got {mode!r}")
+    frame = np.arange(label_frames) if np.ndim(label_frames) == 0 else np.asarray(label_frames)
+    last = max(len(sampled) - 1, 0)
+    if mode == "nearest" or stride == 1:
+        index = torch.from_numpy(np.clip((frame + stride // 2) // stride - first_sampled, 0, last))
+        return sampled[index], sampled_valid[index]
+    lo = np.clip(frame // stride - first_sampled, 0, last)
+    hi = np.minimum(lo + 1, last)
+    weight = torch.from_numpy(np.where(hi > lo, (frame % stride) / stride, 0.0)).float()
+    lo, hi = torch.from_numpy(lo), torch.from_numpy(hi)
+    valid_lo, valid_hi = sampled_valid[lo], sampled_valid[hi]
+    weight = torch.where(valid_hi & ~valid_lo, 1.0, torch.where(valid_lo & ~valid_hi, 0.0, weight))
+    weight = weight.reshape(-1, *[1] * (sampled.dim() - 1))
+    return (1 - weight) * sampled[lo] + weight * sampled[hi], valid_lo | valid_hi
+
+
+def sampled_needed(label_frame: int, stride: int, mode: str = "nearest") -> int:
+    """The last sampled index :func:`spread_sampled` reads for ``label_frame`` (before clipping at the clip's end)."""
+    return (label_frame + stride // 2) // stride if mode == "nearest" or stride == 1 else label_frame // stride + 1
+
+
+@torch.no_grad()
 def predict_clip(model: nn.Module, features: torch.Tensor, *, window_frames: int, hop_frames: int,
                  num_frames: int | None = None, frames: torch.Tensor | None = None,
                  video_valid: torch.Tensor | None = None, visual_features: torch.Tensor | None = None,
@@ -74,13 +133,7 @@ def predict_clip(model: nn.Module, features: torch.Tensor, *, window_frames: int
         video = pad_to_windows(video[:padded_frames], padded_frames)
     module = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
     if frames is not None and module.uses_video:
-        visual = module.visual
-        pooled = torch.zeros((padded_frames, visual.feature_dim, *visual.token_grid))
-        if bool(valid.any()):
-            seen = video[valid].permute(0, 3, 1, 2)  # (M, 3, H, W)
-            pooled[valid] = torch.cat([visual.pooled_features(chunk.to(device)).float().cpu()
-                                       for chunk in seen.split(visual.frame_chunk)])
-        video, frames = pooled, None
+        video, frames = pool_frames(module.visual, video, valid), None
     video_key = "frames" if frames is not None else "visual_features"
     summed = None
     weight = np.zeros(padded_frames)

@@ -28,11 +28,14 @@ from av_seld.io.audio import read_wav
 from av_seld.io.dataset import data_files
 from av_seld.postprocess import write_predictions
 from av_seld.training.checkpoint import build_model_from_checkpoint, load_checkpoint
-from av_seld.training.inference import ensemble_outputs, predict_clip
+from av_seld.training.inference import (ensemble_outputs, pool_frames, predict_clip, sampled_label_frames,
+                                        spread_sampled)
 
 log = logging.getLogger(__name__)
 
 HOP_FRACTION = 0.5  # window hop of clip inference, as a fraction of the training chunk
+VISUAL_STRIDE = 1  # label frames per visual-encoder frame at inference
+VISUAL_SPREAD_DEFAULT = "nearest"  # how the label frames between two sampled ones read them
 
 
 @dataclass
@@ -91,35 +94,45 @@ def _check_formats(models: Sequence[LoadedModel]) -> None:
         raise InputError(models[0].path, f"the checkpoints expect different audio formats: {sorted(formats)}")
 
 
-def predict_output(models: Sequence[LoadedModel], clip: ClipFiles, *,
-                   hop_fraction: float = HOP_FRACTION) -> np.ndarray:
+def predict_output(models: Sequence[LoadedModel], clip: ClipFiles, *, hop_fraction: float = HOP_FRACTION,
+                   visual_stride: int = VISUAL_STRIDE) -> np.ndarray:
     """Multi-ACCDOA output (T, 3, 3, 13) of one clip's files (see :func:`predict_audio`)."""
     _check_formats(models)
-    return predict_audio(models, torch.from_numpy(read_wav(clip.audio)), video=clip.video, hop_fraction=hop_fraction)
+    return predict_audio(models, torch.from_numpy(read_wav(clip.audio)), video=clip.video, hop_fraction=hop_fraction,
+                         visual_stride=visual_stride)
 
 
 def predict_audio(models: Sequence[LoadedModel], audio: torch.Tensor, *, video: Path | None = None,
-                  hop_fraction: float = HOP_FRACTION) -> np.ndarray:
+                  hop_fraction: float = HOP_FRACTION, visual_stride: int = VISUAL_STRIDE,
+                  visual_spread: str = VISUAL_SPREAD_DEFAULT) -> np.ndarray:
     """Multi-ACCDOA output (T, 3, 3, 13) of one clip: ``audio`` (4, N) float at 24 kHz in the checkpoints' format;
-    features, the clip's frames at label rate for audio-visual models (``video`` None: the "no video" token), sliding
-    windows, and the tracks-matched ensemble mean."""
+    features, the clip's frames for audio-visual models (``video`` None: the "no video" token), sliding windows, and
+    the tracks-matched ensemble mean.
+
+    ``visual_stride``: only every ``visual_stride``-th label frame's video is decoded and run through the visual
+    encoder; the frames in between read the nearest one's features (``visual_spread="linear"``: a blend of the two
+    around it; see :func:`~av_seld.training.inference.spread_sampled`). 1 runs every 100 ms label frame.
+    """
     _check_formats(models)
     if audio.dim() != 2 or audio.shape[0] != 4:
         raise ValueError(f"audio must be (4 channels, samples), got {tuple(audio.shape)}")
     num_frames = timing.num_label_frames(audio.shape[1])
     outputs = []
-    video_cache: dict[tuple[int, int], tuple] = {}
+    frame_cache: dict[tuple[int, int], tuple] = {}  # frame size -> sampled frames, their validity
     for m in models:
         device = next(m.model.parameters()).device
         features = m.extractor(audio.to(device)).cpu()
-        frames = valid = None
+        pooled = valid = None
         if m.is_audio_visual and video is not None:
-            if m.frame_size not in video_cache:
-                video_cache[m.frame_size] = _read_video(Path(video), num_frames, m.frame_size)
-            frames, valid = video_cache[m.frame_size]
+            if m.frame_size not in frame_cache:
+                frame_cache[m.frame_size] = _read_video(Path(video), num_frames, m.frame_size, visual_stride)
+            frames, sampled_valid = frame_cache[m.frame_size]
+            if frames is not None:
+                pooled, valid = spread_sampled(pool_frames(m.model.visual, frames, sampled_valid), sampled_valid,
+                                               num_frames, visual_stride, visual_spread)
         hop = max(1, int(round(m.window_frames * hop_fraction)))
         outputs.append(predict_clip(m.model, features, window_frames=m.window_frames, hop_frames=hop,
-                                    num_frames=num_frames, frames=frames, video_valid=valid))
+                                    num_frames=num_frames, visual_features=pooled, video_valid=valid))
     return ensemble_outputs(outputs)
 
 
@@ -128,18 +141,18 @@ def ensemble_thresholds(models: Sequence[LoadedModel]) -> np.ndarray:
 
 
 def predict_outputs(models: Sequence[LoadedModel], clips: Sequence[ClipFiles], *,
-                    hop_fraction: float = HOP_FRACTION,
+                    hop_fraction: float = HOP_FRACTION, visual_stride: int = VISUAL_STRIDE,
                     progress: Callable[[ClipFiles], None] | None = None) -> Iterator[tuple[ClipFiles, np.ndarray]]:
     """``(clip, output)`` for every clip, in order (see :func:`predict_output`)."""
     for clip in clips:
-        output = predict_output(models, clip, hop_fraction=hop_fraction)
+        output = predict_output(models, clip, hop_fraction=hop_fraction, visual_stride=visual_stride)
         if progress is not None:
             progress(clip)
         yield clip, output
 
 
 def write_clip_predictions(models: Sequence[LoadedModel], clips: Sequence[ClipFiles], out_dir: str | os.PathLike, *,
-                           hop_fraction: float = HOP_FRACTION,
+                           hop_fraction: float = HOP_FRACTION, visual_stride: int = VISUAL_STRIDE,
                            progress: Callable[[Path], None] | None = None) -> list[Path]:
     """Write ``OUT_DIR/<clip name>.csv`` (DCASE prediction CSV) for every clip; returns the written paths."""
     _check_formats(models)
@@ -147,7 +160,7 @@ def write_clip_predictions(models: Sequence[LoadedModel], clips: Sequence[ClipFi
     out_dir.mkdir(parents=True, exist_ok=True)
     thresholds = ensemble_thresholds(models)
     written = []
-    for clip, output in predict_outputs(models, clips, hop_fraction=hop_fraction):
+    for clip, output in predict_outputs(models, clips, hop_fraction=hop_fraction, visual_stride=visual_stride):
         path = out_dir / f"{clip.name}.csv"
         write_predictions(path, output, thresholds, models[0].merge_deg)
         written.append(path)
@@ -167,7 +180,8 @@ def folder_clips(audio_dir: str | os.PathLike, video_dir: str | os.PathLike | No
 
 def infer_folder(checkpoints: Sequence[str | os.PathLike], audio_dir: str | os.PathLike, out_dir: str | os.PathLike,
                  *, video_dir: str | os.PathLike | None = None, device: str | torch.device = "auto",
-                 hop_fraction: float = HOP_FRACTION, progress: Callable[[Path], None] | None = None) -> list[Path]:
+                 hop_fraction: float = HOP_FRACTION, visual_stride: int = VISUAL_STRIDE,
+                 progress: Callable[[Path], None] | None = None) -> list[Path]:
     """Write ``OUT_DIR/<clip>.csv`` for every ``AUDIO_DIR/*.wav``; returns the written paths. ``device``: auto, cpu,
     cuda or cuda:N (:func:`av_seld.utils.device.pick_device`)."""
     from av_seld.utils.device import pick_device
@@ -177,7 +191,8 @@ def infer_folder(checkpoints: Sequence[str | os.PathLike], audio_dir: str | os.P
     _check_formats(models)
     check_inputs(models, audio_dir, video_dir)
     clips = folder_clips(audio_dir, video_dir)
-    return write_clip_predictions(models, clips, out_dir, hop_fraction=hop_fraction, progress=progress)
+    return write_clip_predictions(models, clips, out_dir, hop_fraction=hop_fraction, visual_stride=visual_stride,
+                                  progress=progress)
 
 
 def check_inputs(models: Sequence[LoadedModel], audio_dir: str | os.PathLike,
@@ -203,12 +218,18 @@ def check_inputs(models: Sequence[LoadedModel], audio_dir: str | os.PathLike,
                     "(every frame gets the model's \"no video\" token)", models[0].path)
 
 
-def _read_video(path: Path, num_frames: int, frame_size: tuple[int, int]):
-    """Frames (T, H, W, 3) uint8 at label rate and their validity; a clip without video runs audio-only."""
+def _read_video(path: Path, num_frames: int, frame_size: tuple[int, int], stride: int = 1):
+    """Frames (S, H, W, 3) uint8 of label frames 0, stride, 2·stride, ... (decoded at the encoder's size) and their
+    validity (S,) bool; (None, None) for a missing file: the clip runs audio-only."""
     if not path.is_file():
         log.warning("%s: no video, predicting from audio only", path)
         return None, None
-    from av_seld.io.video import read_video_at_label_rate
+    from av_seld.io.video import VideoReader
 
-    video = read_video_at_label_rate(path, num_label_frames=num_frames, height=frame_size[0], width=frame_size[1])
-    return torch.from_numpy(np.ascontiguousarray(video.frames)), torch.from_numpy(np.asarray(video.valid))
+    reader = VideoReader(path, frame_size[1], frame_size[0])
+    frames, valid = reader.read_label_frames(sampled_label_frames(num_frames, stride))
+    covered = timing.label_frames_covered_by_video(reader.num_frames, reader.fps)
+    if covered < num_frames:
+        log.warning("%s: video has %d frames at %.3f fps; the %d label frames past its end run without video",
+                    path, reader.num_frames, reader.fps, num_frames - covered)
+    return torch.from_numpy(np.ascontiguousarray(frames)), torch.from_numpy(np.asarray(valid))
