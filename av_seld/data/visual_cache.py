@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from av_seld.errors import InputError
-from av_seld.geometry import DEFAULT_FRAME_SIZE
+from av_seld.geometry import DEFAULT_FRAME_SIZE, channels_first
 from av_seld.io.dataset import Clip, index_dataset
 from av_seld.timing import num_label_frames
 from av_seld.utils.atomic import atomic_path, write_text_atomic
@@ -133,7 +133,7 @@ def encode_clip(encoder, clip: Clip, *, batch_size: int = 16) -> tuple[np.ndarra
     out = np.full((len(video.frames), encoder.feature_dim, *encoder.token_grid), np.nan, dtype=np.float32)
     with torch.inference_mode():
         for start in range(0, len(valid_frames), batch_size):
-            batch = torch.from_numpy(valid_frames[start : start + batch_size]).permute(0, 3, 1, 2)
+            batch = channels_first(torch.from_numpy(valid_frames[start : start + batch_size]))
             out[start : start + len(batch)] = encoder.pooled_features(batch).numpy()
     return out, video.valid
 

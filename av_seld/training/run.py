@@ -22,7 +22,6 @@ import numpy as np
 import torch
 
 from av_seld import features as feats
-from av_seld import timing
 from av_seld.classes import NUM_CLASSES
 from av_seld.config import Config, ConfigError, check_resume, config_to_dict, save_config
 from av_seld.errors import InputError
@@ -121,91 +120,35 @@ def visual_caches(config: Config) -> list[Path]:
 
 
 def build_datasets(config: Config, caches: list[Path], kind: str):
-    """Training (chunks with hop, augmentation) and validation/test datasets (non-overlapping chunks)."""
+    """Training (chunks with hop, augmentation) and validation/test datasets (non-overlapping chunks), all through
+    the stages of :mod:`av_seld.data.pipeline`; with ``data.online_features`` the training set stops before
+    ``featurize`` and ``train_set.pipeline.device`` finishes its batches on the training device."""
     from av_seld.data.dataset import SeldDataset, load_cache_stats
 
     data = config.data
     stats = load_cache_stats(caches)
     visual = visual_caches(config) if data.visual_features else None
-    transform = None
-    if data.acs and visual is None:
-        from augment.acs import RandomACS, salsalite_ipd_period
-
-        options = {}
-        if kind == "mic_salsalite":  # phase differences re-referenced to the new M1 need the wrap period per bin
-            options["ipd_period"] = salsalite_ipd_period(*_salsalite_ipd_args())
-        transform = RandomACS(data.format, feature_layout=kind, **options)
+    if data.online_features and visual is not None:
+        raise ConfigError("config", "data.online_features cannot be combined with data.visual_features yet")
     common = dict(audio_format=data.format, kind=kind, chunk_s=data.chunk_s, cache_dirs=caches, stats=stats,
-                  video=data.video, video_size=tuple(data.video_size), seed=config.train.seed)
-    if data.online_features:
-        if visual is not None:
-            raise ConfigError("config", "data.online_features cannot be combined with data.visual_features yet")
-        if data.acs:
-            from augment.acs import RandomACS
-
-            transform = RandomACS(data.format)  # swaps the raw audio channels
-        train = SeldDataset(data.roots, splits=data.train_splits, hop_s=data.train_hop_s, transform=transform,
-                            output="audio", **{**common, "stats": None, "cache_dirs": None})
-    else:
-        train = SeldDataset(data.roots, splits=data.train_splits, hop_s=data.train_hop_s, transform=transform,
-                            spec_augment=_spec_augment(data), **common)
-    if visual is not None:
-        from av_seld.data.visual_dataset import VisualFeatureDataset
-
-        train = VisualFeatureDataset(train, visual, acs=data.acs, seed=config.train.seed)
+                  video=data.video, video_size=tuple(data.video_size), visual_cache_dirs=visual,
+                  seed=config.train.seed)
+    train = SeldDataset(data.roots, splits=data.train_splits, hop_s=data.train_hop_s, acs=data.acs,
+                        spec_augment=_spec_augment(data), output="audio" if data.online_features else "features",
+                        **{**common, "cache_dirs": None if data.online_features else caches})
 
     def evaluation_set(splits):
-        if not splits:
-            return None
-        dataset = SeldDataset(data.roots, splits=splits, hop_s=data.chunk_s, **common)
-        return dataset if visual is None else VisualFeatureDataset(dataset, visual)
+        return SeldDataset(data.roots, splits=splits, hop_s=data.chunk_s, **common) if splits else None
 
     return train, evaluation_set(data.val_splits), evaluation_set(data.test_splits), stats
 
 
 def _spec_augment(data):
-    """The training masks of a :class:`DataConfig`: on cached features in the dataset, or on the device with
-    ``data.online_features``."""
-    from av_seld.data.dataset import SpecAugment
+    """The training masks of a :class:`DataConfig` (drawn in the loader; applied there, or on the device with
+    ``data.online_features``)."""
+    from av_seld.data.pipeline import SpecAugment
 
     return SpecAugment(freq_masks=data.freq_masks, time_masks=data.time_masks, cutouts=data.cutouts)
-
-
-class OnlineFeatures:
-    """Features of raw-audio training batches, computed on the batch's device (``data.online_features``).
-
-    ``__call__(batch)`` replaces ``batch["audio"]`` (B, 4, N) by standardised ``batch["features"]`` (B, C, T_feat, F),
-    zeroed past each chunk's real end like the cached path, with the SpecAugment masks drawn per example from
-    ``(seed, epoch, index)`` (set the epoch with :meth:`set_epoch`), so a resumed run masks the same way.
-    """
-
-    def __init__(self, kind: str, stats, spec_augment, seed: int):
-        self.extractor = feats.FeatureExtractor(kind, mean=stats.mean, std=stats.std)
-        self.spec_augment = spec_augment
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    @torch.no_grad()
-    def __call__(self, batch: dict) -> dict:
-        audio = batch.pop("audio")
-        extractor = self.extractor.to(audio.device)
-        features = extractor(audio)  # (B, C, T_feat, F)
-        real = batch["label_mask"].repeat_interleave(timing.FEATURE_FRAMES_PER_LABEL_FRAME, dim=1)
-        features = features * real[:, None, : features.shape[2], None].to(features.dtype)
-        if self.spec_augment is not None and self.spec_augment.enabled:
-            for i, index in enumerate(batch["index"].tolist()):
-                rng = np.random.default_rng([self.seed, self.epoch, int(index), 1])
-                features[i] = self.spec_augment(features[i], rng)
-        batch["features"] = features
-        return batch
-
-
-def _salsalite_ipd_args() -> tuple[int, int, int]:
-    lower, upper, cutoff = feats.salsalite_bins()
-    return lower, upper, cutoff - lower
 
 
 def model_params(config: Config, in_channels: int) -> dict[str, Any]:
@@ -359,13 +302,11 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
     if fresh and config.train.init_from is not None:
         initialise_weights(model, shipped_path(config.train.init_from))
     loss_fn, extra_params, forward = build_loss_fn(config, device, model, train_set.clips)
-    online = None
-    if config.data.online_features:
-        online = OnlineFeatures(kind, stats, _spec_augment(config.data), config.train.seed)
+    if train_set.pipeline.device_stages:  # data.online_features: the pipeline's last stages run on the device
         model_forward_of_features = forward
 
         def forward(m, batch):  # the batch dict is shared with loss_fn, which then sees the features too
-            return model_forward_of_features(m, online(batch))
+            return model_forward_of_features(m, train_set.pipeline.device(batch))
     sampler = None
     if distributed.is_distributed():
         sampler = torch.utils.data.distributed.DistributedSampler(train_set, seed=config.train.seed, drop_last=True)
@@ -390,8 +331,6 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
 
     def set_epoch(epoch: int) -> None:
         train_set.set_epoch(epoch)
-        if online is not None:
-            online.set_epoch(epoch)
         generator.manual_seed(config.train.seed * 1000 + epoch)
         if sampler is not None:
             sampler.set_epoch(epoch)
