@@ -164,11 +164,11 @@ def precompute_visual_features(
     if not todo:
         return
 
-    from av_seld.models.visual import YoloVisualEncoder
+    from av_seld.models.visual import build_visual_encoder
 
-    encoder = YoloVisualEncoder(model=spec.model, weights=spec.weights, frame_size=spec.frame_size,
-                                token_grid=spec.token_grid, circular_padding=spec.circular_padding, seed=spec.seed,
-                                freeze=True).eval()
+    encoder = build_visual_encoder(spec.model, weights=spec.weights, frame_size=spec.frame_size,
+                                   token_grid=spec.token_grid, circular_padding=spec.circular_padding, seed=spec.seed,
+                                   freeze=True).eval()
     _write_info(folder, spec, encoder.channels)
     for clip, path in todo:
         start = time.perf_counter()

@@ -530,12 +530,29 @@ def num_feature_cells(frame_size: tuple[int, int]) -> list[tuple[int, int]]:
 
 
 __all__ = [
-    "DEFAULT_FRAME_SIZE", "DEFAULT_TOKEN_GRID", "STRIDES", "YoloDetector", "YoloVisualEncoder",
+    "DEFAULT_FRAME_SIZE", "DEFAULT_TOKEN_GRID", "STRIDES", "YoloDetector", "YoloVisualEncoder", "build_visual_encoder",
     "build_detection_model", "build_yolo_layers", "detection_maps", "detections_to_directions",
     "check_frame_size", "default_cache_dir", "import_ultralytics", "load_yolo_checkpoint", "load_yolo_model",
     "save_yolo_model",
     "make_horizontally_circular", "num_feature_cells", "parse_model_name", "spherical_position_features",
 ]
+
+
+def build_visual_encoder(model: str = "yolo11n", *, weights: str | os.PathLike | None = None,
+                         frame_size: tuple[int, int] = DEFAULT_FRAME_SIZE,
+                         token_grid: tuple[int, int] = DEFAULT_TOKEN_GRID, embed_dim: int = 256, freeze: bool = True,
+                         circular_padding: bool = True, seed: int = 0) -> nn.Module:
+    """A :class:`~av_seld.models.base.VisualEncoder` by name: a YOLO model (``yolo11n``, ``yolov8s``, ...) or
+    ``debug``, the light stand-in of :mod:`av_seld.models.debug` (no ultralytics; for tests)."""
+    from av_seld.models.debug import DEBUG_VISUAL_MODEL, DebugVisualEncoder
+
+    if model == DEBUG_VISUAL_MODEL:
+        if weights is not None:
+            raise ValueError("the debug visual encoder takes no weights file")
+        return DebugVisualEncoder(frame_size=frame_size, token_grid=token_grid, embed_dim=embed_dim, freeze=freeze,
+                                  seed=seed)
+    return YoloVisualEncoder(model=model, weights=weights, frame_size=frame_size, token_grid=token_grid,
+                             embed_dim=embed_dim, freeze=freeze, circular_padding=circular_padding, seed=seed)
 
 
 SELFSUP_MODEL_NAME = "selfsup_visual"  # model_name in av-seld pretrain-visual checkpoints

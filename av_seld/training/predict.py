@@ -68,7 +68,8 @@ def loaded_from_payload(path: str | os.PathLike, payload: dict, device: torch.de
         if key not in payload:
             raise InputError(path, f"checkpoint lacks '{key}', which inference needs (was it written by av-seld train?)")
     model = (model if model is not None else build_model_from_checkpoint(payload)).to(device).eval()
-    extractor = FeatureFrontEnd(payload["features"], mean=payload["feature_mean"], std=payload["feature_std"]).to(device)
+    extractor = FeatureFrontEnd(payload["features"], mean=payload["feature_mean"],
+                                std=payload["feature_std"]).to(device)
     frame_size = tuple(model.visual.frame_size) if model.uses_video else None
     window = int(round(payload["chunk_s"] * timing.LABEL_FRAMES_PER_SECOND))
     return LoadedModel(Path(path), model, extractor, payload["format"], window,
