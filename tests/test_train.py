@@ -391,7 +391,7 @@ def test_auto_class_weights_come_from_the_training_labels(tiny_root):
     from av_seld.data.dataset import SeldDataset
     from av_seld.io.labels import read_reference_csv
     from av_seld.losses import build_loss
-    from av_seld.training.run import auto_class_weights
+    from av_seld.training.objective import auto_class_weights
 
     dataset = SeldDataset([tiny_root], splits=["dev-train"], chunk_s=2.0)
     weights = auto_class_weights(dataset.clips)

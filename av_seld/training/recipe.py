@@ -1,0 +1,77 @@
+"""From a training recipe (:class:`~av_seld.config.Config`) to the model's constructor arguments and the device:
+the checks ``av-seld train`` makes before anything is computed or written."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from av_seld.config import Config, ConfigError
+from av_seld.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(name: str, key: str = "train.device", where: str | None = None) -> torch.device:
+    """The device ``name`` ("auto": CUDA when available); InputError naming ``where`` (a file) and ``key`` for a
+    name torch does not know or a CUDA device this machine does not have."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InputError(where, f"{key}: unknown device {name!r} (expected auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (device.index or 0) >= count:
+            have = f"{count} GPU{'s' if count != 1 else ''} (cuda:0 to cuda:{count - 1})" if count else "no GPU"
+            raise InputError(where, f"{key}: {name} was asked for, but torch sees {have} here; use cpu or auto")
+    return device
+
+
+def model_params(config: Config, in_channels: int) -> dict[str, Any]:
+    """Constructor keyword arguments of the configured model: the recipe's ``model.params`` plus the input channels
+    of the feature kind (inside ``audio_kwargs`` for audio-visual models)."""
+    params = dict(config.model.params)
+    if config.model.name == "av_conformer":
+        params["audio_kwargs"] = {"in_channels": in_channels, **dict(params.get("audio_kwargs") or {})}
+        params["frame_size"] = tuple(params.get("frame_size", config.data.video_size))
+        if params["frame_size"] != tuple(config.data.video_size):  # the frames read are the frames the model takes
+            raise ConfigError("config", f"model.params.frame_size {list(params['frame_size'])} differs from "
+                                        f"data.video_size {list(config.data.video_size)}: set one, or both alike")
+    else:
+        params.setdefault("in_channels", in_channels)
+    return params
+
+
+def shipped_path(path: str) -> Path:
+    """``path`` as given when it exists; a relative path that does not, but names a file of this repository (the
+    shipped ``assets/`` weights a recipe starts from), resolves there, so recipes work from any working folder."""
+    given = Path(path)
+    if given.exists() or given.is_absolute():
+        return given
+    repository = Path(__file__).resolve().parents[2] / given
+    if repository.exists():
+        log.info("%s: not in the working folder, using the repository's %s", path, repository)
+        return repository
+    return given
+
+
+def check_model_config(config: Config) -> None:
+    """:class:`ConfigError` naming the recipe and key for an unknown ``model.name`` or ``loss.name``, or a
+    ``model.params`` key the model does not take (checked before anything is computed or written)."""
+    from av_seld.losses import available_losses
+    from av_seld.models import ModelArgumentError, check_model_arguments
+
+    where = getattr(config, "source", "config")
+    try:
+        check_model_arguments(config.model.name, model_params(config, in_channels=0), name_key="model.name",
+                              kwargs_key="model.params")
+    except ModelArgumentError as err:
+        raise ConfigError(where, str(err)) from None
+    if config.loss.name not in available_losses():
+        raise ConfigError(where, f"loss.name: unknown loss {config.loss.name!r} (available: "
+                                 f"{', '.join(available_losses())})")
