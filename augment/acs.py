@@ -34,8 +34,8 @@ Computed features (layouts of the feature module, channel axis −3):
   which equals what the transformed audio gives up to float rounding and ties at exactly ±half a period. Without
   ``ipd_period`` such transforms are rejected with a ValueError (restrict the policy to indices (0, 5) instead).
 - Standardised features ``(x − mean) / std`` with per-channel statistics are not equivariant (log-mel W and X
-  differ in mean; a standardised intensity flips about its mean, not zero): pass ``mean`` and ``std`` and the
-  transform is applied to the raw values in between, which keeps it exact.
+  differ in mean; a standardised intensity flips about its mean, not zero): swap the raw features, then standardise
+  (``av_seld.data.pipeline`` orders its stages so).
 
 Torch tensors on the CPU that NumPy can share go through NumPy (several times faster there); others (CUDA,
 autograd) use torch ops. Frames are mirrored in place with OpenCV's ``flip``, by far the fastest column reversal.
@@ -165,21 +165,6 @@ def _mask(like, keep: np.ndarray, axis: int):
     return values.astype(like.dtype)
 
 
-def _like(features, value, axis: int):
-    """A (C, F) statistic as ``features``' kind, shaped to broadcast with channels on ``axis`` and bins last."""
-    value = np.asarray(value.cpu() if _is_torch(value) else value, dtype=np.float64)
-    if value.ndim != 2 or value.shape != (features.shape[axis], features.shape[-1]):
-        raise ValueError(f"mean/std must have shape ({features.shape[axis]}, {features.shape[-1]}), got {value.shape}")
-    shape = [1] * features.ndim
-    shape[axis], shape[-1] = value.shape
-    value = value.reshape(shape)
-    if _is_torch(features):
-        import torch
-
-        return torch.as_tensor(value, dtype=features.dtype, device=features.device)
-    return value.astype(features.dtype)
-
-
 def salsalite_ipd_period(lower_bin: int, num_phase_bins: int, num_bins: int, sample_rate: int = SAMPLE_RATE,
                          n_fft: int = N_FFT, speed_of_sound: float = SPEED_OF_SOUND) -> np.ndarray:
     """(num_bins,) wrap period in metres of SALSA-lite's normalised phase differences: c / f for the FFT bins
@@ -283,24 +268,14 @@ class ChannelSwap:
     # ----------------------------------------------------------------------------------------------- features
 
     def features(self, features, layout: str, *, channel_axis: int = -3, gcc_zero_lag_index: int | None = None,
-                 ipd_period=None, mean=None, std=None):
+                 ipd_period=None):
         """Computed features (..., C, T, F) of ``layout`` (see the module docstring for what is exact).
 
         gcc_zero_lag_index: index of zero lag on the last axis of the GCC channels (default F // 2, the DCASE
         baseline's lags −F/2 .. F/2 − 1). ipd_period: (F,) per-bin wrap period of the SALSA-lite phase-difference
-        channels (:func:`salsalite_ipd_period`), needed only for MIC transforms that move M1. mean, std: (C, F)
-        per-channel standardisation the features carry, ``(x − mean) / std``; given, the features are
-        de-standardised, transformed and standardised again, which keeps the transform exact (channels with
-        different statistics trade places, and intensity signs flip about zero, not about the mean).
+        channels (:func:`salsalite_ipd_period`), needed only for MIC transforms that move M1. The features must
+        be raw, not standardised (see the module docstring): swap first, then standardise.
         """
-        if (mean is None) != (std is None):
-            raise ValueError("give both mean and std, or neither")
-        if mean is not None:
-            axis = _axis(features.ndim, channel_axis)
-            mean, std = (_like(features, v, axis) for v in (mean, std))
-            raw = self.features(features * std + mean, layout, channel_axis=channel_axis,
-                                gcc_zero_lag_index=gcc_zero_lag_index, ipd_period=ipd_period)
-            return (raw - mean) / std
         if layout not in FEATURE_LAYOUTS:
             raise ValueError(f"unknown feature layout {layout!r}; expected one of {sorted(FEATURE_LAYOUTS)}")
         fmt, channels = FEATURE_LAYOUTS[layout]
@@ -467,8 +442,10 @@ class ChannelSwap:
                         **feature_options) -> dict[str, Any]:
         """A Dataset sample dict with every known entry transformed together (other keys are kept as they are).
 
-        Keys: "audio" (4, N) or "features" (C, T, F) of ``feature_layout``; "frames" (T, H, W, 3); "target"
-        (ADPIT or multi-ACCDOA); "events" (Events). Adds "acs_index" (this transform's index).
+        Keys: "audio" (4, N) or "features" (C, T, F) of ``feature_layout``; "frames" (T, H, W, 3);
+        "visual_features" (T, C, rows, cols), a visual encoder's grid, moved like channels-first frames (exact only
+        for the rotations when the encoder is frozen); "target" (ADPIT or multi-ACCDOA); "events" (Events). Adds
+        "acs_index" (this transform's index).
         """
         out = dict(sample)
         if "audio" in sample:
@@ -479,6 +456,8 @@ class ChannelSwap:
             out["features"] = self.features(sample["features"], feature_layout, **feature_options)
         if "frames" in sample:
             out["frames"] = self.frames(sample["frames"])
+        if "visual_features" in sample:  # a frozen encoder's grid: an equirectangular layout of cells
+            out["visual_features"] = self.frames(sample["visual_features"], channels_first=True)
         if "target" in sample:
             out["target"] = self.target(sample["target"])
         if "events" in sample:

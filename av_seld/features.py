@@ -212,17 +212,15 @@ class FeatureExtractor(nn.Module):
 
     A module so that training can run it on the GPU next to the model: its constant tensors are buffers and move
     with ``.to(device)``; it computes in their dtype (``dtype``, float32 by default; float64 for reference checks).
-    With ``mean`` and ``std`` (C, F) (see :mod:`av_seld.data.feature_cache`) the output is standardised,
-    ``(x - mean) / std``. ``block_rows``: on the CPU, frames are processed ``block_rows / (4 B)`` at a time so that
+    The output is not standardised: that is the next stage of :mod:`av_seld.data.pipeline`. ``block_rows``: on the CPU, frames are processed ``block_rows / (4 B)`` at a time so that
     the intermediate spectra stay in cache (on CUDA, all at once). ``kernels``: ``"auto"`` runs float32 CPU input
     through the fused loops of :mod:`av_seld.feature_kernels` (everything after the FFTs), anything else through
     torch operations; ``"torch"`` always uses torch operations (the CUDA path); ``"numba"`` insists on the fused
     loops. No gradients flow through it.
     """
 
-    def __init__(self, kind: str, *, mean: np.ndarray | Tensor | None = None, std: np.ndarray | Tensor | None = None,
-                 top_db: float | None = TOP_DB, dtype: torch.dtype = torch.float32, block_rows: int = 256,
-                 kernels: str = "auto"):
+    def __init__(self, kind: str, *, top_db: float | None = TOP_DB, dtype: torch.dtype = torch.float32,
+                 block_rows: int = 256, kernels: str = "auto"):
         super().__init__()
         if kernels not in ("auto", "numba", "torch"):
             raise ValueError(f"kernels must be 'auto', 'numba' or 'torch', got {kernels!r}")
@@ -244,16 +242,6 @@ class FeatureExtractor(nn.Module):
         even, odd = _gcc_bases(NUM_MEL_BINS, timing.N_FFT, dtype)
         self.register_buffer("gcc_even", even, persistent=False)
         self.register_buffer("gcc_odd", odd, persistent=False)
-        if (mean is None) != (std is None):
-            raise ValueError("give both mean and std, or neither")
-        self.normalize = mean is not None
-        shape = (self.spec.num_channels, self.spec.num_bins)
-        for name, value in (("mean", mean), ("std", std)):
-            value = torch.zeros(shape) if value is None else torch.as_tensor(np.asarray(value))
-            value = value.to(dtype)
-            if tuple(value.shape) != shape:
-                raise ValueError(f"{name} must have shape {shape} for {kind}, got {tuple(value.shape)}")
-            self.register_buffer(name, value.clone(), persistent=False)
 
     @property
     def num_channels(self) -> int:
@@ -383,8 +371,6 @@ class FeatureExtractor(nn.Module):
                 b, c, n = bad[0].tolist()
                 raise ValueError(f"audio has {len(bad)} NaN or infinite samples, the first at example {b}, "
                                  f"channel {c}, sample {n}")
-        if self.normalize:
-            out.sub_(self.mean[:, None, :]).div_(self.std[:, None, :])
         return out[0] if single else out
 
 

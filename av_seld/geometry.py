@@ -16,6 +16,13 @@ import numpy as np
 DEFAULT_FRAME_SIZE = (320, 640)  # (height, width) in pixels of the equirectangular frames models read by default
 
 
+def channels_first(frames):
+    """Frames ``(..., H, W, 3)`` as ``(..., 3, H, W)`` (a view), NumPy or torch: the layout models read."""
+    if type(frames).__module__.startswith("torch"):
+        return frames.movedim(-1, -3)
+    return np.moveaxis(frames, -1, -3)
+
+
 def _backend(*values):
     """(array module, values as arrays of it): torch when any value is a tensor, else NumPy.
 

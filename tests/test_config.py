@@ -115,11 +115,11 @@ def test_every_shipped_recipe_loads_and_builds_its_model(recipe):
 
 
 def test_spec_augment_keys_reach_the_masks():
-    from av_seld.training.run import _spec_augment
+    from av_seld.training.data import spec_augment_of
 
     config = load_config(Path(__file__).resolve().parents[1] / "configs" / "debug_tiny.yaml",
                          ["data.cutouts=2", "data.time_masks=3", "data.freq_masks=1"])
-    masks = _spec_augment(config.data)
+    masks = spec_augment_of(config.data)
     assert (masks.cutouts, masks.time_masks, masks.freq_masks) == (2, 3, 1) and masks.enabled
 
 

@@ -1,5 +1,6 @@
-"""SeldDataset: chunking and padding, targets against the CSV, cache vs on-the-fly features, video, transform hook,
-SpecAugment masks, determinism across epochs and DataLoader workers, several roots, collate."""
+"""SeldDataset: chunking and padding, targets against the CSV, cache vs on-the-fly features, video, cached visual
+features, channel swapping, SpecAugment masks, determinism across epochs and DataLoader workers, several roots,
+collate. The stage order itself is pinned in tests/test_pipeline.py."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 import torch
 
 from av_seld import timing
-from av_seld.data.dataset import SeldDataset, SpecAugment, collate_samples, load_cache_stats, num_chunks
+from av_seld.data.dataset import SeldDataset, collate_samples, load_cache_stats, num_chunks
+from av_seld.data.pipeline import SpecAugment
 from av_seld.data.feature_cache import prepare_feature_cache
 from av_seld.errors import InputError
 from av_seld.io.audio import write_wav
@@ -62,6 +64,10 @@ def cache(root):
     return job.cache_dir
 
 
+def _standardised(features, stats):
+    return (features - stats.mean[:, None, :]) / stats.std[:, None, :]
+
+
 def test_chunk_count_and_shapes(root):
     assert num_chunks(44, 20, 20) == 3 and num_chunks(20, 20, 20) == 1 and num_chunks(44, 20, 10) == 4
     assert num_chunks(5, 20, 20) == 1
@@ -105,7 +111,7 @@ def test_cached_features_match_on_the_fly_and_standardise(root, cache):
     np.testing.assert_allclose(a[:, 2:99], b[:, 2:99], rtol=1e-4, atol=1e-4)
     stats = load_cache_stats([cache])
     normalised = SeldDataset(root, chunk_s=2.0, cache_dirs=[cache], stats=stats)
-    np.testing.assert_allclose(normalised[1]["features"].numpy(), stats.normalize(b), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(normalised[1]["features"].numpy(), _standardised(b, stats), rtol=1e-6, atol=1e-6)
     with pytest.raises(ValueError, match="statistics are of"):
         SeldDataset(root, chunk_s=2.0, kind="foa_logmel_iv", stats=stats.__class__("mic_salsalite", stats.mean,
                                                                                     stats.std, stats.count))
@@ -157,40 +163,36 @@ def test_live_video_warns_about_missing_and_short_videos(root, caplog):
     assert caplog.text.count(f"video covers {covered} of the clip's 44 label frames") == 1
 
 
-def test_transform_hook_sees_raw_features_and_a_seeded_rng(root, cache):
-    seen = []
-
-    def transform(sample, rng):
-        seen.append((sample["features"].copy(), rng.integers(1 << 30)))
-        out = dict(sample)
-        out["features"] = sample["features"][::-1].copy()  # reverse the channels
-        out["target"] = sample["target"] * 2
-        return out
+def test_channel_swap_acts_on_raw_features_with_the_sample_rng(root, cache):
+    from augment.acs import ChannelSwap
 
     stats = load_cache_stats([cache])
-    ds = SeldDataset(root, chunk_s=2.0, cache_dirs=[cache], stats=stats, transform=transform, seed=7)
+    ds = SeldDataset(root, chunk_s=2.0, cache_dirs=[cache], stats=stats, acs=True, seed=7)
     plain = SeldDataset(root, chunk_s=2.0, cache_dirs=[cache], seed=7)
     sample = ds[1]
+    swap = ChannelSwap("foa", sample["acs_index"])
+    assert swap.index == int(np.random.default_rng([7, 0, 1]).integers(16))  # the sample's one generator
     raw = plain[1]["features"].numpy()
-    np.testing.assert_array_equal(seen[0][0], raw)  # before standardisation
-    np.testing.assert_allclose(sample["features"].numpy(), stats.normalize(raw[::-1]), rtol=1e-6, atol=1e-6)
-    assert sample["target"].max() == 2
-    ds[1]
-    assert seen[1][1] == seen[0][1]  # same seed, epoch and index: same draws
-    ds.set_epoch(1)
-    ds[1]
-    assert seen[2][1] != seen[0][1]
+    np.testing.assert_allclose(sample["features"].numpy(), _standardised(swap.features(raw, "foa_logmel_iv"), stats),
+                               rtol=1e-5, atol=1e-5)  # swapped before standardisation: exact
+    np.testing.assert_allclose(sample["target"].numpy(), swap.adpit(plain[1]["target"].numpy()), atol=1e-6)
+    assert ds[1]["acs_index"] == sample["acs_index"]  # same seed, epoch and index: same draw
+    indices = set()
+    for epoch in range(8):
+        ds.set_epoch(epoch)
+        indices.add(ds[1]["acs_index"])
+    assert len(indices) > 1
 
 
-def test_online_acs_moves_features_and_targets_together(root):
-    from augment.acs import ChannelSwap, RandomACS
+def test_acs_on_the_fly_swaps_the_audio_before_its_features(root):
+    from augment.acs import ChannelSwap
 
     plain = SeldDataset(root, chunk_s=2.0)[0]
-    swapped = SeldDataset(root, chunk_s=2.0, transform=RandomACS("foa", "foa_logmel_iv", indices=(2,)))[0]
+    swapped = SeldDataset(root, chunk_s=2.0, acs=(2,))[0]
     swap = ChannelSwap("foa", 2)
     np.testing.assert_allclose(swapped["target"].numpy(), swap.adpit(plain["target"].numpy()), atol=1e-6)
     np.testing.assert_allclose(swapped["features"].numpy(),
-                               swap.features(plain["features"].numpy(), "foa_logmel_iv"), atol=1e-6)
+                               swap.features(plain["features"].numpy(), "foa_logmel_iv"), atol=1e-4)
     assert swapped["acs_index"] == 2
 
 
@@ -209,8 +211,6 @@ def test_spec_augment_masks_are_deterministic_and_shared_by_channels(root):
     ds.set_epoch(1)
     assert not np.array_equal(ds[0]["features"].numpy(), first)
     assert not SpecAugment().enabled
-    with pytest.raises(ValueError, match="SpecAugment masks features"):
-        SeldDataset(root, chunk_s=2.0, output="audio", spec_augment=masks)
 
 
 def test_dataloader_workers_give_the_same_batches(root):
@@ -239,3 +239,38 @@ def test_several_roots_and_split_selection(root, tmp_path):
         SeldDataset([root], splits=["dev-test"], chunk_s=2.0)
     with pytest.raises(ValueError, match="one cache folder"):
         SeldDataset([root, synthetic], cache_dirs=[None], chunk_s=2.0)
+
+
+def test_cached_visual_features_join_the_chunks_and_turn_with_the_audio(root, cache, tmp_path):
+    from augment.acs import ChannelSwap
+
+    grid = np.random.default_rng(0).standard_normal((44, 3, 2, 8)).astype(np.float16)  # (T, C, rows, cols)
+    grid[30:] = np.nan  # the video ends after 30 label frames
+    folder = tmp_path / "visual"
+    (folder / "dev-train").mkdir(parents=True)
+    np.save(folder / "dev-train" / "fold1_room1_mix001.npy", grid)  # clip B has none: it trains audio-only
+    stats = load_cache_stats([cache])
+    common = dict(chunk_s=2.0, cache_dirs=[cache], stats=stats, visual_cache_dirs=[folder], seed=5)
+    plain = SeldDataset(root, **common)
+    assert plain.visual_grid_shape == (3, 2, 8)
+    second = plain[1]  # label frames 20..39
+    np.testing.assert_array_equal(second["visual_features"][:10].numpy(), grid[20:30].astype(np.float32))
+    assert (second["visual_features"][10:] == 0).all()
+    assert second["video_valid"].tolist() == [True] * 10 + [False] * 10
+    assert not plain[3]["video_valid"].any() and plain[3]["visual_features"].shape == (20, 3, 2, 8)
+
+    turned = SeldDataset(root, acs=True, **common)
+    seen = set()
+    for epoch in range(12):
+        turned.set_epoch(epoch)
+        sample = turned[1]
+        swap = ChannelSwap("foa", sample["acs_index"])
+        seen.add(swap.geometric_map)
+        np.testing.assert_array_equal(sample["visual_features"].numpy(),
+                                      swap.frames(second["visual_features"].numpy(), channels_first=True))
+        raw = (second["features"].numpy() * stats.std[:, None, :] + stats.mean[:, None, :])
+        np.testing.assert_allclose(sample["features"].numpy(), _standardised(swap.features(raw, "foa_logmel_iv"),
+                                                                             stats), atol=1e-4)
+    assert seen <= {(1, 0, 1), (1, 1, 1), (1, -1, 1), (1, 2, 1)} and len(seen) > 1  # rotations only
+    with pytest.raises(ValueError, match="not both"):
+        SeldDataset(root, chunk_s=2.0, video=True, visual_cache_dirs=[folder])

@@ -145,17 +145,12 @@ def test_silence_is_finite_and_gcc_is_a_zero_lag_impulse():
     assert np.isfinite(compute_features(np.zeros((4, 4800), np.float32), "foa_logmel_iv")).all()
 
 
-def test_extractor_standardises_and_checks_shapes(clips):
+def test_extractor_checks_shapes(clips):
     spec = feature_spec("foa_logmel_iv")
     raw = compute_features(clips["foa"], "foa_logmel_iv")
-    mean, std = raw.mean(axis=1), raw.std(axis=1)
-    extractor = FeatureExtractor("foa_logmel_iv", mean=mean, std=std)
-    normalised = extractor(torch.from_numpy(clips["foa"])).numpy()
-    np.testing.assert_allclose(normalised.mean(axis=1), 0.0, atol=1e-4)
-    np.testing.assert_allclose(normalised.std(axis=1), 1.0, atol=1e-3)
+    extractor = FeatureExtractor("foa_logmel_iv")
+    np.testing.assert_array_equal(extractor(torch.from_numpy(clips["foa"])).numpy(), raw)
     assert extractor.num_frames(clips["foa"].shape[1]) == raw.shape[1]
-    with pytest.raises(ValueError, match="mean must have shape"):
-        FeatureExtractor("foa_logmel_iv", mean=np.zeros((4, 64)), std=np.ones((4, 64)))
     with pytest.raises(ValueError, match="audio must be"):
         extractor(torch.zeros(2, 3, 100))
     with pytest.raises(ValueError, match="unknown feature kind"):

@@ -1,4 +1,5 @@
-"""Audio-visual cross-modal Conformer (av_seld.models.fusion): shapes, masks, gradients, cached features."""
+"""Audio-visual cross-modal Conformer (av_seld.models.fusion): shapes, masks, gradients, cached features. Most tests
+use the light stand-in visual encoder (av_seld.models.debug); one builds the real YOLO encoder."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import pytest
 import torch
 
 from av_seld.models import available_models, build_model
+from av_seld.models.base import VisualEncoder
+from av_seld.models.debug import DebugVisualEncoder
 from av_seld.models.fusion import AVConformer, CrossModalConformerBlock
 
 B, T, H, W = 2, 3, 64, 128
@@ -13,7 +16,8 @@ AUDIO = dict(in_channels=7, widths=(8, 8, 8, 8), blocks=(1, 1, 1, 1), dim=32, de
 
 
 def _model(**kwargs) -> AVConformer:
-    options = dict(audio_kwargs=AUDIO, frame_size=(H, W), token_grid=(2, 4), depth=1, heads=2, dropout=0.0)
+    options = dict(audio_kwargs=AUDIO, frame_size=(H, W), token_grid=(2, 4), depth=1, heads=2, dropout=0.0,
+                   visual_model="debug")
     return build_model("av_conformer", **{**options, **kwargs})
 
 
@@ -62,7 +66,7 @@ def test_fully_masked_video_is_ignored(model, inputs):
         a = model(features, frames=frames, visual_mask=off)
         b = model(features, frames=torch.rand_like(frames), visual_mask=off)
         c = model(features)  # no video at all
-        d = model(features, visual_features=torch.randn(B, T, 448, 2, 4), visual_mask=off)
+        d = model(features, visual_features=torch.randn(B, T, model.visual.feature_dim, 2, 4), visual_mask=off)
         e = model(features, frames=frames)
     torch.testing.assert_close(a, b, rtol=0, atol=0)
     torch.testing.assert_close(a, c, rtol=0, atol=0)
@@ -82,7 +86,17 @@ def test_masked_frames_do_not_matter_and_seen_ones_do(model, inputs):
         assert (model(features, frames=other, visual_mask=mask)[0] - reference[0]).abs().max() > 1e-5
 
 
-def test_cached_features_give_the_live_output(model, inputs):
+def test_the_stand_in_and_the_yolo_encoder_keep_the_visual_encoder_contract(model):
+    assert isinstance(model.visual, DebugVisualEncoder) and isinstance(model.visual, VisualEncoder)
+    with pytest.raises(TypeError, match="not a VisualEncoder"):
+        AVConformer(build_model("resnet_conformer", **AUDIO), torch.nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize("visual_model", ["debug", "yolo11n"])  # the one test that builds the real YOLO encoder
+def test_cached_features_give_the_live_output(visual_model, inputs):
+    torch.manual_seed(0)
+    model = _model(visual_model=visual_model).eval()
+    assert isinstance(model.visual, VisualEncoder)
     features, frames = inputs
     with torch.no_grad():
         pooled = model.visual.pooled_features(frames.flatten(0, 1)).unflatten(0, (B, T))  # (B, T, C, rows, cols)
@@ -113,7 +127,7 @@ def test_mismatched_or_inconsistent_inputs_are_rejected(model, inputs):
     with pytest.raises(ValueError, match="neither frames nor visual_features"):
         model(features, visual_mask=torch.ones(B, T, dtype=torch.bool))
     with pytest.raises(ValueError, match="not both"):
-        model(features, frames=frames, visual_features=torch.zeros(B, T, 448, 2, 4))
+        model(features, frames=frames, visual_features=torch.zeros(B, T, model.visual.feature_dim, 2, 4))
 
 
 def test_visual_context_keys_cover_neighbouring_frames_and_pad_the_ends():

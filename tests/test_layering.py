@@ -73,7 +73,7 @@ def _array_names() -> set[str]:
 def test_viz_and_selfsup_take_array_geometry_from_av_seld_arrays():
     array_names = _array_names()
     assert {"MIC_CAPSULES_DEG", "MIC_PAIRS", "SPEED_OF_SOUND", "mic_delays_s"} <= array_names
-    for path in [*(REPO / "av_seld" / "viz").rglob("*.py"), REPO / "av_seld" / "selfsup.py"]:
+    for path in [*(REPO / "av_seld" / "viz").rglob("*.py"), *(REPO / "av_seld" / "selfsup").rglob("*.py")]:
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "augment":
                 taken = sorted({alias.name for alias in node.names} & (array_names | {"spatial", "acs"}))

@@ -186,7 +186,7 @@ def test_cached_visual_features_follow_visual_init(tmp_path, monkeypatch):
     """With data.visual_features, the cache holds the pre-trained YOLO's features (its exported visual_yolo.pt)."""
     from av_seld.config import Config, DataConfig, ModelConfig
     from av_seld.config import ConfigError
-    from av_seld.training import run as run_module
+    from av_seld.training import caches as run_module
 
     pre = tmp_path / "pre"
     pre.mkdir()

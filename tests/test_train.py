@@ -367,33 +367,24 @@ def test_ddp_ranks_stop_together_when_one_gets_the_signal(tiny_root, tmp_path):
     assert load_checkpoint(last)["train_state"]["step"] == 2
 
 
-def test_online_features_equal_the_cached_ones_and_train(tiny_root, tmp_path):
-    """data.online_features: raw audio chunks become the same standardised features in the training loop (interior
-    frames; the chunk's edge frames see the chunk's own padding), masked deterministically, and a run trains."""
+def test_online_features_run_the_pipeline_on_the_device_and_train(tiny_root, tmp_path):
+    """data.online_features: the training set stops its pipeline before featurize, and its device part turns the
+    raw audio batches into the standardised, masked features the cached route gives (tests/test_pipeline.py checks
+    the numbers); a run with channel swapping and masks trains."""
     from av_seld.config import load_config
-    from av_seld.data.dataset import SeldDataset, SpecAugment, collate_samples
-    from av_seld.training.run import OnlineFeatures, build_datasets, feature_caches
+    from av_seld.data.dataset import collate_samples
+    from av_seld.training.run import build_datasets, feature_caches
 
-    config = load_config(TINY, overrides(tiny_root, tmp_path / "runs", "data.online_features=true"))
+    config = load_config(TINY, overrides(tiny_root, tmp_path / "runs", "data.online_features=true",
+                                         "data.time_masks=1", "data.acs=true"))
     kind = config.data.features
-    caches = feature_caches(config, kind)
-    train_set, _, _, stats = build_datasets(config, caches, kind)
-    assert train_set.output == "audio"
-    cached = SeldDataset(config.data.roots, splits=config.data.train_splits, hop_s=config.data.train_hop_s,
-                         audio_format="foa", kind=kind, chunk_s=config.data.chunk_s, cache_dirs=caches, stats=stats)
+    train_set, val_set, _, stats = build_datasets(config, feature_caches(config, kind), kind)
+    assert train_set.output == "audio" and val_set.output == "features"
+    assert train_set.pipeline.device_stages == ("featurize", "standardize", "spec_augment")
     batch = collate_samples([train_set[i] for i in range(3)])
-    online = OnlineFeatures(kind, stats, None, seed=0)
-    features = online(dict(batch))["features"]
-    reference = collate_samples([cached[i] for i in range(3)])["features"]
-    assert features.shape == reference.shape
-    torch.testing.assert_close(features[:, :, 3:-3], reference[:, :, 3:-3], atol=2e-3, rtol=1e-3)
-
-    masked = OnlineFeatures(kind, stats, SpecAugment(time_masks=1, freq_masks=1), seed=0)
-    first = masked(dict(batch))["features"]
-    torch.testing.assert_close(first, masked(dict(batch))["features"])  # the same masks for the same (epoch, index)
-    assert int((first == 0).sum()) > int((features == 0).sum())
-    masked.set_epoch(1)
-    assert not torch.equal(first, masked(dict(batch))["features"])
+    assert batch["audio"].shape[1] == 4 and batch["spec_mask"].dtype == torch.bool
+    features = train_set.pipeline.device(batch)["features"]
+    assert features.shape[1:] == val_set[0]["features"].shape and "acs_index" in batch
 
     assert main(["train", str(TINY), *overrides(tiny_root, tmp_path / "runs"), "data.online_features=true",
                  "data.acs=true", "data.time_masks=1"]) == 0
@@ -404,7 +395,7 @@ def test_auto_class_weights_come_from_the_training_labels(tiny_root):
     from av_seld.data.dataset import SeldDataset
     from av_seld.io.labels import read_reference_csv
     from av_seld.losses import build_loss
-    from av_seld.training.run import auto_class_weights
+    from av_seld.training.objective import auto_class_weights
 
     dataset = SeldDataset([tiny_root], splits=["dev-train"], chunk_s=2.0)
     weights = auto_class_weights(dataset.clips)

@@ -334,37 +334,3 @@ def test_frame_chunks_do_not_change_the_features(encoder, frames):
         finally:
             encoder.frame_chunk = 16
     torch.testing.assert_close(chunked, whole)
-
-
-# --- optional detection branch ---------------------------------------------------------------------------------------
-
-def test_detection_directions_and_maps_wrap_across_the_seam():
-    from av_seld.models.visual import detection_maps, detections_to_directions
-
-    # boxes in a 64×128 frame: one centred on the seam (u = 0: azimuth -180°), one at the top centre
-    boxes = torch.tensor([[-1.0, 30.0, 1.0, 34.0, 0.9, 0.0], [62.0, 0.0, 66.0, 4.0, 0.5, 2.0]])
-    directions = detections_to_directions(boxes, H, W)
-    torch.testing.assert_close(directions[:, :2], torch.tensor([[-180.0, 0.0], [0.0, 84.375]]))
-    maps = detection_maps(directions, classes=(0, 2, 5), token_grid=(2, 4), sigma_deg=30.0)
-    assert tuple(maps.shape) == (3, 2, 4)
-    # class 0 sits on the seam: the leftmost and rightmost cells (azimuth ±135°) light up equally
-    torch.testing.assert_close(maps[0, :, 0], maps[0, :, 3])
-    assert maps[0, :, 0].min() > maps[0, :, 1].max()
-    assert maps[1, 0].min() > maps[1, 1].max()  # class 2 near the zenith: top row
-    assert not maps[2].any()  # no detection of class 5
-
-
-def test_detector_runs_on_a_local_checkpoint(tmp_path, frames):
-    from av_seld.models.visual import YoloDetector
-
-    path = tmp_path / "detector.pt"
-    torch.save({"model": build_detection_model("yolov8n", seed=3).half()}, path)
-    detector = YoloDetector(path, classes=(0, 1), conf=0.0, max_det=5, token_grid=(2, 4)).train()
-    assert not detector.detector.training
-    found = detector.detect(frames[:, 0])
-    assert len(found) == 2 and all(d.shape[1] == 4 and len(d) <= 5 for d in found)
-    assert all(((d[:, 0] >= -180) & (d[:, 0] < 180) & (d[:, 1].abs() <= 90)).all() for d in found)
-    maps = detector(frames[:, 0])
-    assert tuple(maps.shape) == (2, 2, 2, 4) and maps.min() >= 0 and maps.max() <= 1
-    with pytest.raises(InputError, match="not found"):
-        YoloDetector(tmp_path / "missing.pt")

@@ -9,18 +9,21 @@ inactive.
 A sample (``__getitem__``) is a dict of torch tensors:
 
 - ``"features"`` float32 (C, 5 T, F) of the chosen kind, standardised with ``stats`` when given, or with
-  ``output="audio"``, ``"audio"`` float32 (4, 2400 T) for feature extraction on the GPU
-  (:class:`av_seld.features.FeatureExtractor`);
+  ``output="audio"``, ``"audio"`` float32 (4, 2400 T), whose features the training device computes
+  (:meth:`av_seld.data.pipeline.SamplePipeline.device`, with ``"spec_mask"`` (5 T, F) bool when masks are on);
 - ``"target"`` float32 (T, 6, 4, 13) ADPIT (``target="adpit"``) or (T, 3, 3, 13) multi-ACCDOA;
 - ``"label_mask"`` bool (T,);
 - with ``video=True``: ``"frames"`` uint8 (T, H, W, 3) RGB, the frame of each label frame by
   :func:`av_seld.timing.video_frame_for_label_frame`, and ``"video_valid"`` bool (T,), False where the clip has no
   video, the video has ended, or the label frame is padding (such frames are black);
+- with ``visual_cache_dirs``: ``"visual_features"`` float32 (T, C, rows, cols), the frozen visual encoder's cached
+  grid (``av-seld precompute-visual``), and ``"video_valid"`` as above (zeros where a clip has no cached features);
+- with ``acs``: ``"acs_index"`` (int), the channel swap applied;
 - ``"clip"`` (str, ``<root index>:<split>/<name>``), ``"start_frame"`` (int, first label frame), ``"index"`` (int).
 
-Order of operations: read features (un-normalised) -> ``transform(sample, rng)`` (online ACS acts on raw features, as
-it must for exactness) -> standardise -> zero the padding -> SpecAugment masks. The generator passed to the
-transform and to the masks is ``np.random.default_rng([seed, epoch, index])``: a sample depends on the seed, the epoch
+The dataset is the ``read`` stage of :mod:`av_seld.data.pipeline`; the stages after it (channel swap, featurize,
+standardize, SpecAugment) run in that module's order, with one generator per sample,
+``np.random.default_rng([seed, epoch, index])``: a sample depends on the seed, the epoch
 (:meth:`SeldDataset.set_epoch`) and its index only, not on the worker that loads it.
 """
 
@@ -31,7 +34,7 @@ import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -39,7 +42,8 @@ import torch
 
 from av_seld import features as feats
 from av_seld import geometry, timing
-from av_seld.data.feature_cache import FeatureStats, clip_cache_path, is_train_split, read_cache_meta
+from av_seld.data.feature_cache import FeatureStats, is_train_split, load_cached_features, read_cache_meta
+from av_seld.data.pipeline import SamplePipeline, SpecAugment, acs_policy
 from av_seld.errors import AudioFormatError, InputError
 from av_seld.io.audio import check_finite, wav_info
 from av_seld.io.dataset import Clip, index_dataset
@@ -51,7 +55,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Transform = Callable[[dict, np.random.Generator], dict]
 FRAMES_PER_LABEL = timing.FEATURE_FRAMES_PER_LABEL_FRAME
 TARGETS = {"adpit": events_to_adpit, "multi_accdoa": events_to_multi_accdoa}
 _WARNED_SHORT: set[str] = set()  # videos shorter than their clip, already reported
@@ -69,62 +72,6 @@ def seconds_to_label_frames(seconds: float, what: str = "length") -> int:
 def num_chunks(num_frames: int, chunk_frames: int, hop_frames: int) -> int:
     """Chunks of ``chunk_frames`` every ``hop_frames`` that cover ``num_frames`` label frames (the last padded)."""
     return 1 + -(-max(num_frames - chunk_frames, 0) // hop_frames)
-
-
-# ------------------------------------------------------------------------------------------------- SpecAugment
-
-
-@dataclass(frozen=True)
-class SpecAugment:
-    """SpecAugment-style masks on features (C, T, F), the same for every channel; off by default.
-
-    Each of ``time_masks`` masks sets up to ``time_mask_frames`` consecutive feature frames to ``value``, each of
-    ``freq_masks`` masks up to ``freq_mask_bins`` bins, and each of ``cutouts`` a rectangle of up to
-    ``cutout_frames`` × ``cutout_bins``. Widths are drawn uniformly from 1 to the maximum, positions uniformly.
-    ``value`` 0 is the training mean for standardised features.
-    """
-
-    time_masks: int = 0
-    time_mask_frames: int = 20
-    freq_masks: int = 0
-    freq_mask_bins: int = 8
-    cutouts: int = 0
-    cutout_frames: int = 20
-    cutout_bins: int = 16
-    value: float = 0.0
-
-    def __post_init__(self):
-        for name in ("time_masks", "freq_masks", "cutouts"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("time_mask_frames", "freq_mask_bins", "cutout_frames", "cutout_bins"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.time_masks or self.freq_masks or self.cutouts)
-
-    def regions(self, num_frames: int, num_bins: int, rng: np.random.Generator) -> list[tuple[slice, slice]]:
-        """The (frames, bins) rectangles to mask: time masks, then frequency masks, then cutouts."""
-
-        def span(size: int, max_width: int) -> slice:
-            width = int(rng.integers(1, min(max_width, size) + 1))
-            start = int(rng.integers(0, size - width + 1))
-            return slice(start, start + width)
-
-        every = slice(None)
-        out = [(span(num_frames, self.time_mask_frames), every) for _ in range(self.time_masks)]
-        out += [(every, span(num_bins, self.freq_mask_bins)) for _ in range(self.freq_masks)]
-        out += [(span(num_frames, self.cutout_frames), span(num_bins, self.cutout_bins)) for _ in range(self.cutouts)]
-        return out
-
-    def __call__(self, features: np.ndarray | torch.Tensor, rng: np.random.Generator) -> np.ndarray | torch.Tensor:
-        """A masked copy of ``features`` (C, T, F), a NumPy array or a torch tensor on any device."""
-        out = features.clone() if isinstance(features, torch.Tensor) else np.array(features, copy=True)
-        for frames, bins in self.regions(out.shape[1], out.shape[2], rng):
-            out[:, frames, bins] = self.value
-        return out
 
 
 # ----------------------------------------------------------------------------------------------------- dataset
@@ -157,18 +104,24 @@ class SeldDataset(torch.utils.data.Dataset):
     kind: feature kind (default: the format's log-mel kind). cache_dirs: per root, a folder written by
     ``av-seld extract-features`` or None to compute that root's features on the fly from the wav (per chunk, on CPU).
     stats: standardisation statistics (:meth:`FeatureStats.load` / ``merge``); None leaves features as computed.
-    output: "features" or "audio". target: "adpit" (T, 6, 4, 13) or "multi_accdoa" (T, 3, 3, 13).
+    output: "features", or "audio" to stop the loader's part of the pipeline before ``featurize`` (the batch is
+    finished by ``dataset.pipeline.device``). target: "adpit" (T, 6, 4, 13) or "multi_accdoa" (T, 3, 3, 13).
     video, video_size: read frames at the label rate, (height, width) in pixels.
-    transform: ``transform(sample, rng) -> sample`` on NumPy arrays (the online ACS hook).
-    spec_augment: masks for ``output="features"``. seed: base seed of every sample's generator.
+    visual_cache_dirs: per root, a folder of cached frozen visual features (``av_seld.data.visual_cache.cache_dir``)
+    or None (that root trains audio-only); not with ``video``. warn_missing_visual: log clips without them.
+    acs: 360° channel swapping, one transform per sample (:func:`av_seld.data.pipeline.acs_policy`: rotations only
+    with cached visual features); True for the policy's transforms, or a sequence of transform indices.
+    spec_augment: SpecAugment masks. seed: base seed of every sample's generator.
     """
 
     def __init__(self, roots: Sequence[str | os.PathLike] | str | os.PathLike, *, splits: Sequence[str] | None = None,
                  audio_format: str = "foa", kind: str | None = None, chunk_s: float = 5.0, hop_s: float | None = None,
                  cache_dirs: Sequence[str | os.PathLike | None] | None = None, stats: FeatureStats | None = None,
                  output: str = "features", target: str = "adpit", video: bool = False,
-                 video_size: tuple[int, int] = geometry.DEFAULT_FRAME_SIZE, transform: Transform | None = None,
-                 spec_augment: SpecAugment | None = None, seed: int = 0, video_cache_size: int = 4):
+                 video_size: tuple[int, int] = geometry.DEFAULT_FRAME_SIZE,
+                 visual_cache_dirs: Sequence[str | os.PathLike | None] | None = None, warn_missing_visual: bool = True,
+                 acs: bool | Sequence[int] = False, spec_augment: SpecAugment | None = None, seed: int = 0,
+                 video_cache_size: int = 4):
         if isinstance(roots, (str, os.PathLike)):
             roots = [roots]
         roots = [Path(r) for r in roots]
@@ -185,17 +138,18 @@ class SeldDataset(torch.utils.data.Dataset):
             raise ValueError(f"output must be 'features' or 'audio', got {output!r}")
         if target not in TARGETS:
             raise ValueError(f"target must be one of {sorted(TARGETS)}, got {target!r}")
-        if output == "audio" and spec_augment is not None and spec_augment.enabled:
-            raise ValueError("SpecAugment masks features; with output='audio' apply them after feature extraction")
-        if stats is not None:
-            if stats.kind != self.kind:
-                raise ValueError(f"statistics are of {stats.kind}, the dataset reads {self.kind}")
-            if output == "audio":
-                raise ValueError("output='audio' returns raw audio: give the statistics to the FeatureExtractor")
+        if stats is not None and stats.kind != self.kind:
+            raise ValueError(f"statistics are of {stats.kind}, the dataset reads {self.kind}")
         if cache_dirs is None:
             cache_dirs = [None] * len(roots)
         if len(cache_dirs) != len(roots):
             raise ValueError(f"give one cache folder (or None) per root: {len(roots)} roots, {len(cache_dirs)} caches")
+        if visual_cache_dirs is not None:
+            if video:
+                raise ValueError("read live frames (video) or cached visual features (visual_cache_dirs), not both")
+            if len(visual_cache_dirs) != len(roots):
+                raise ValueError(f"give one visual cache folder (or None) per root: {len(roots)} roots, "
+                                 f"{len(visual_cache_dirs)} folders")
         self.audio_format = audio_format
         self.chunk_frames = seconds_to_label_frames(chunk_s, "chunk_s")
         self.hop_frames = seconds_to_label_frames(chunk_s if hop_s is None else hop_s, "hop_s")
@@ -204,8 +158,8 @@ class SeldDataset(torch.utils.data.Dataset):
         self.target = target
         self.video = video
         self.video_size = (int(video_size[0]), int(video_size[1]))
-        self.transform = transform
-        self.spec_augment = spec_augment
+        self.visual_cache_dirs = None if visual_cache_dirs is None else [None if d is None else Path(d)
+                                                                         for d in visual_cache_dirs]
         self.seed = int(seed)
         self.epoch = 0
         self.video_cache_size = video_cache_size
@@ -221,11 +175,19 @@ class SeldDataset(torch.utils.data.Dataset):
             if without:
                 log.warning("%d of %d clips have no video and train with the \"no video\" token (e.g. %s)",
                             len(without), len(self.clips), without[0].metadata)
+        self.visual_grid_shape = self._find_visual_grid(warn_missing_visual)
         self.chunks: list[tuple[int, int]] = [  # (clip index, first label frame)
             (i, k * self.hop_frames)
             for i, entry in enumerate(self.clips)
             for k in range(num_chunks(entry.num_label_frames, self.chunk_frames, self.hop_frames))
         ]
+        policy = None
+        if acs is not False:
+            grid_width = None if self.visual_grid_shape is None else self.visual_grid_shape[-1]
+            policy = acs_policy(audio_format, self.kind, frozen_visual_grid_width=grid_width,
+                                indices=None if acs is True else tuple(acs))
+        self.pipeline = SamplePipeline(self.kind, stats=stats, acs=policy, spec_augment=spec_augment,
+                                       on_device=output == "audio")
         self._reset_worker_state()
 
     def _index_root(self, root_index: int, root: Path, cache: Path | None,
@@ -252,18 +214,39 @@ class SeldDataset(torch.utils.data.Dataset):
             entries.append(ClipEntry(root_index, clip, num_samples, cache))
         return entries
 
+    def _visual_file(self, entry: ClipEntry) -> Path | None:
+        """The clip's cached visual features, or None when its root has no visual cache or the file is missing."""
+        from av_seld.data.visual_cache import cache_file
+
+        folder = self.visual_cache_dirs[entry.root_index]
+        path = None if folder is None else cache_file(folder, entry.clip)
+        return path if path is not None and path.is_file() else None
+
+    def _find_visual_grid(self, warn_missing: bool) -> tuple[int, int, int] | None:
+        """(C, rows, cols) of the cached visual features (from the first file's header), or None without them."""
+        if self.visual_cache_dirs is None:
+            return None
+        files = [self._visual_file(entry) for entry in self.clips]
+        missing = [entry.key for entry, path in zip(self.clips, files) if path is None]
+        if missing and warn_missing:
+            log.warning("%d of %d clips have no cached visual features and train audio-only (e.g. %s)",
+                        len(missing), len(self.clips), missing[0])
+        present = [path for path in files if path is not None]
+        # No cached file at all: a (1, 1, 1) grid of zeros, which only the identity moves whole.
+        return tuple(np.load(present[0], mmap_mode="r").shape[1:]) if present else (1, 1, 1)
+
     # Per-process state: memory-mapped features, parsed labels and open video readers are not shared between workers.
     def _reset_worker_state(self) -> None:
         self._pid = os.getpid()
         self._events: dict[int, Events] = {}
         self._memmaps: dict[int, np.ndarray] = {}
+        self._visual: dict[int, tuple[np.ndarray, np.ndarray] | None] = {}
         self._videos: OrderedDict[Path, VideoReader] = OrderedDict()
-        self._extractor: feats.FeatureExtractor | None = None
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        for key in ("_events", "_memmaps", "_videos", "_extractor"):
-            state[key] = {} if key != "_extractor" else None
+        for key in ("_events", "_memmaps", "_visual"):
+            state[key] = {}
         state["_videos"] = OrderedDict()
         return state
 
@@ -281,7 +264,7 @@ class SeldDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.chunks)
 
-    # --------------------------------------------------------------------------------------------------- parts
+    # ------------------------------------------------------------------------------------------- the read stage
 
     def _clip_events(self, clip_index: int) -> Events:
         if clip_index not in self._events:
@@ -311,23 +294,12 @@ class SeldDataset(torch.utils.data.Dataset):
         out[:, : data.shape[0]] = data.T
         return out
 
-    def _chunk_features(self, clip_index: int, start: int) -> np.ndarray:
-        """(C, 5 T, F) float32 un-normalised features of the chunk (frames past the clip's end are left as
-        computed here and zeroed after standardisation)."""
+    def _chunk_cached_features(self, clip_index: int, start: int) -> np.ndarray:
+        """(C, 5 T, F) float32 un-normalised cached features of the chunk, zeros past the clip's end."""
         entry = self.clips[clip_index]
-        if entry.cache_dir is None:
-            if self._extractor is None:
-                self._extractor = feats.FeatureExtractor(self.kind)
-            return self._extractor(torch.from_numpy(self._chunk_audio(entry, start))).numpy()
         if clip_index not in self._memmaps:
-            path = clip_cache_path(entry.cache_dir, entry.clip)
-            if not path.is_file():
-                raise InputError(path, "cached features not found (run av-seld extract-features)")
-            array = np.load(path, mmap_mode="r")
             expected = (self.spec.num_channels, timing.num_feature_frames(entry.num_samples), self.spec.num_bins)
-            if array.shape != expected:
-                raise InputError(path, f"cached features have shape {array.shape}, expected {expected}")
-            self._memmaps[clip_index] = array
+            self._memmaps[clip_index] = load_cached_features(entry.cache_dir, entry.clip, expected_shape=expected)
         array = self._memmaps[clip_index]
         first = start * FRAMES_PER_LABEL
         part = np.asarray(array[:, first : first + self.chunk_frames * FRAMES_PER_LABEL], dtype=np.float32)
@@ -357,42 +329,54 @@ class SeldDataset(torch.utils.data.Dataset):
             self._videos.move_to_end(path)
         return reader.read_label_frames(np.arange(start, start + self.chunk_frames), label_mask)
 
-    # ------------------------------------------------------------------------------------------------- sample
+    def _chunk_visual_features(self, clip_index: int, start: int,
+                               label_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(T, C, rows, cols) float32 cached visual grid of the chunk and its validity (T,); zeros where the clip has
+        no cached features, its video has ended, or the label frame is padding."""
+        from av_seld.data.visual_cache import load_visual_features
+
+        if clip_index not in self._visual:
+            path = self._visual_file(self.clips[clip_index])
+            self._visual[clip_index] = None if path is None else load_visual_features(path)
+        grid = np.zeros((self.chunk_frames,) + tuple(self.visual_grid_shape), dtype=np.float32)
+        valid = np.zeros(self.chunk_frames, dtype=bool)
+        cached = self._visual[clip_index]
+        if cached is not None:
+            features, ok = cached
+            stop = min(len(features), start + self.chunk_frames)
+            if stop > start:
+                grid[: stop - start] = features[start:stop]
+                valid[: stop - start] = ok[start:stop]
+        return grid, valid & label_mask
+
+    def read(self, index: int) -> dict[str, Any]:
+        """The ``read`` stage: the chunk's raw inputs as torch tensors (audio or un-normalised features, frames or
+        cached visual grid, target, label mask), before any other stage of the pipeline."""
+        clip_index, start = self.chunks[index]
+        entry = self.clips[clip_index]
+        num_real = min(self.chunk_frames, entry.num_label_frames - start)
+        label_mask = np.arange(self.chunk_frames) < num_real
+        target = np.where(label_mask[:, None, None, None], self._chunk_target(clip_index, start), 0.0)
+        sample: dict[str, Any] = {"target": target.astype(np.float32), "label_mask": label_mask}
+        if self.output == "audio" or entry.cache_dir is None:
+            sample["audio"] = self._chunk_audio(entry, start)  # featurized by the pipeline (in the loader or device)
+        else:
+            sample["features"] = self._chunk_cached_features(clip_index, start)
+        if self.video:
+            sample["frames"], sample["video_valid"] = self._chunk_video(entry, start, label_mask)
+        if self.visual_cache_dirs is not None:
+            sample["visual_features"], sample["video_valid"] = self._chunk_visual_features(clip_index, start,
+                                                                                           label_mask)
+        return {key: torch.from_numpy(np.ascontiguousarray(value)) for key, value in sample.items()}
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not 0 <= index < len(self.chunks):
             raise IndexError(f"index {index} out of range for {len(self.chunks)} chunks")
         self._worker_state()
-        clip_index, start = self.chunks[index]
-        entry = self.clips[clip_index]
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        num_real = min(self.chunk_frames, entry.num_label_frames - start)
-        label_mask = np.arange(self.chunk_frames) < num_real
-
-        sample: dict[str, Any] = {"target": self._chunk_target(clip_index, start)}
-        if self.output == "audio":
-            sample["audio"] = self._chunk_audio(entry, start)
-        else:
-            sample["features"] = self._chunk_features(clip_index, start)
-        if self.video:
-            sample["frames"], sample["video_valid"] = self._chunk_video(entry, start, label_mask)
-        if self.transform is not None:
-            sample = self.transform(sample, rng)
-        if self.output == "features":
-            features = sample["features"]
-            if self.stats is not None:
-                features = self.stats.normalize(features)
-            features = np.array(features, dtype=np.float32, copy=True)
-            features[:, num_real * FRAMES_PER_LABEL:] = 0.0
-            if self.spec_augment is not None and self.spec_augment.enabled:
-                features = self.spec_augment(features, rng)
-            sample["features"] = features
-        sample["target"] = np.where(label_mask[:, None, None, None], sample["target"], 0.0).astype(np.float32)
-
-        out = {key: torch.from_numpy(np.ascontiguousarray(value)) if isinstance(value, np.ndarray) else value
-               for key, value in sample.items()}
-        out.update(label_mask=torch.from_numpy(label_mask), clip=entry.key, start_frame=start, index=index)
-        return out
+        sample = self.pipeline.loader(self.read(index), rng)
+        sample.update(clip=self.clips[self.chunks[index][0]].key, start_frame=self.chunks[index][1], index=index)
+        return sample
 
 
 def collate_samples(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -421,5 +405,5 @@ def load_cache_stats(cache_dirs: Sequence[str | os.PathLike]) -> FeatureStats:
     return FeatureStats.merge([FeatureStats.load(Path(d) / STATS_FILE) for d in cache_dirs])
 
 
-__all__ = ["SeldDataset", "SpecAugment", "collate_samples", "load_cache_stats", "num_chunks",
+__all__ = ["SeldDataset", "collate_samples", "load_cache_stats", "num_chunks",
            "seconds_to_label_frames", "ClipEntry"]

@@ -128,12 +128,6 @@ class FeatureStats:
                                              * s.count))
         return cls(stats[0].kind, total.mean, total.std, total.count)
 
-    def normalize(self, features: np.ndarray, min_std: float = 1e-8) -> np.ndarray:
-        """``(features - mean) / std`` for features (..., C, T, F), float32; ``std`` is floored at ``min_std``."""
-        mean = self.mean[:, None, :].astype(np.float32)
-        std = np.maximum(self.std, min_std)[:, None, :].astype(np.float32)
-        return ((features - mean) / std).astype(np.float32, copy=False)
-
 
 # --------------------------------------------------------------------------------------------------------- files
 
@@ -174,12 +168,21 @@ def read_cache_meta(cache_dir: str | os.PathLike) -> dict:
         raise InputError(path, f"cannot be read: {err}") from None
 
 
-def load_cached_features(cache_dir: str | os.PathLike, clip: Clip, mmap: bool = True) -> np.ndarray:
-    """Un-normalised features (C, T, F) of ``clip`` from ``cache_dir`` (memory-mapped by default)."""
+def load_cached_features(cache_dir: str | os.PathLike, clip: Clip, mmap: bool = True,
+                         expected_shape: tuple[int, int, int] | None = None) -> np.ndarray:
+    """Un-normalised features (C, T, F) of ``clip`` from ``cache_dir`` (memory-mapped by default); InputError naming
+    the file when it is missing, unreadable, or not of ``expected_shape``. Standardisation is a later stage
+    (:class:`av_seld.data.pipeline.Standardize`)."""
     path = clip_cache_path(cache_dir, clip)
     if not path.is_file():
         raise InputError(path, "cached features not found (run av-seld extract-features)")
-    return np.load(path, mmap_mode="r" if mmap else None)
+    try:
+        array = np.load(path, mmap_mode="r" if mmap else None)
+    except (OSError, ValueError) as err:
+        raise InputError(path, f"cannot be read as a .npy array: {err}") from None
+    if expected_shape is not None and array.shape != tuple(expected_shape):
+        raise InputError(path, f"cached features have shape {array.shape}, expected {tuple(expected_shape)}")
+    return array
 
 
 def _meta(kind: str, audio_format: str, train_splits: Sequence[str]) -> dict:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from av_seld.errors import InputError
-from av_seld.geometry import DEFAULT_FRAME_SIZE
+from av_seld.geometry import DEFAULT_FRAME_SIZE, channels_first
 from av_seld.io.dataset import Clip, index_dataset
 from av_seld.timing import num_label_frames
 from av_seld.utils.atomic import atomic_path, write_text_atomic
@@ -135,7 +135,7 @@ def encode_clip(encoder, clip: Clip, *, batch_size: int = 16) -> tuple[np.ndarra
     device = next(encoder.parameters()).device
     with torch.inference_mode():
         for start in range(0, len(valid_frames), batch_size):
-            batch = torch.from_numpy(valid_frames[start : start + batch_size]).permute(0, 3, 1, 2).to(device)
+            batch = channels_first(torch.from_numpy(valid_frames[start : start + batch_size])).to(device)
             out[start : start + len(batch)] = encoder.pooled_features(batch).float().cpu().numpy()
     return out, video.valid
 
@@ -168,12 +168,12 @@ def precompute_visual_features(
     if not todo:
         return
 
-    from av_seld.models.visual import YoloVisualEncoder
+    from av_seld.models.visual import build_visual_encoder
     from av_seld.utils.device import pick_device
 
-    encoder = YoloVisualEncoder(model=spec.model, weights=spec.weights, frame_size=spec.frame_size,
-                                token_grid=spec.token_grid, circular_padding=spec.circular_padding, seed=spec.seed,
-                                freeze=True).eval().to(pick_device(device))
+    encoder = build_visual_encoder(spec.model, weights=spec.weights, frame_size=spec.frame_size,
+                                   token_grid=spec.token_grid, circular_padding=spec.circular_padding, seed=spec.seed,
+                                   freeze=True).eval().to(pick_device(device))
     _write_info(folder, spec, encoder.channels)
     for clip, path in todo:
         start = time.perf_counter()

@@ -6,6 +6,8 @@ multi-ACCDOA ``(B, T_label, 3, 3, num_classes)``, with ``T_label = ceil(T_feat /
 
 from __future__ import annotations
 
+from typing import Protocol, runtime_checkable
+
 import torch
 from einops import rearrange
 from torch import nn
@@ -63,6 +65,35 @@ class MultiAccdoaHead(nn.Module):
         direction = y[:, :, :, 1:] + shared
         unit = direction * torch.rsqrt(direction.square().sum(dim=3, keepdim=True) + 1e-8)
         return torch.sigmoid(y[:, :, :, :1]) * unit
+
+
+@runtime_checkable
+class VisualEncoder(Protocol):
+    """What an audio-visual model needs of its visual encoder (the YOLO encoder of :mod:`av_seld.models.visual`, or
+    the test stand-in of :mod:`av_seld.models.debug`). Frames are RGB, uint8 or float in [0, 1], channels first.
+
+    - ``frame_size`` (H, W) the frames it reads; ``token_grid`` (rows, cols); ``num_tokens`` = rows·cols;
+      ``embed_dim`` D the token width; ``feature_dim`` C the channels of its pooled features;
+    - ``pooled_features(frames (B, 3, H, W)) -> (B, C, rows, cols)``: the part that can be frozen and cached
+      (``av-seld precompute-visual``), run ``frame_chunk`` frames at a time;
+    - ``tokens_from_features(pooled (..., C, rows, cols)) -> (..., N, D)``: the trainable part;
+    - ``__call__(frames (B, T, 3, H, W)) -> (B, T, N, D)``, both parts, or (B, 3, H, W) -> (B, N, D).
+    """
+
+    frame_size: tuple[int, int]
+    token_grid: tuple[int, int]
+    embed_dim: int
+    feature_dim: int
+    frame_chunk: int
+
+    @property
+    def num_tokens(self) -> int: ...
+
+    def pooled_features(self, frames: torch.Tensor) -> torch.Tensor: ...
+
+    def tokens_from_features(self, pooled: torch.Tensor) -> torch.Tensor: ...
+
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor: ...
 
 
 class AudioSeldModel(nn.Module):

@@ -25,7 +25,8 @@ from torch import nn
 
 from av_seld.models import build_model, register_model
 from av_seld.models.conformer import ConvModule, FeedForward
-from av_seld.models.visual import DEFAULT_FRAME_SIZE, DEFAULT_TOKEN_GRID, YoloVisualEncoder, load_encoder_init
+from av_seld.models.base import VisualEncoder
+from av_seld.models.visual import DEFAULT_FRAME_SIZE, DEFAULT_TOKEN_GRID, build_visual_encoder, load_encoder_init
 
 
 class CrossModalConformerBlock(nn.Module):
@@ -72,14 +73,16 @@ class AVConformer(nn.Module):
 
     Args:
         audio: a registered audio model (``encode``, ``head``, ``embed_dim``, ``num_output_frames``).
-        visual: visual encoder whose ``embed_dim`` equals ``audio.embed_dim``.
+        visual: a :class:`~av_seld.models.base.VisualEncoder` whose ``embed_dim`` equals ``audio.embed_dim``.
         depth, heads, ff_mult, kernel_size, dropout: the cross-modal blocks.
         visual_context: each audio frame attends to the video frames n - c .. n + c (clipped at the clip's ends).
     """
 
-    def __init__(self, audio: nn.Module, visual: YoloVisualEncoder, *, depth: int = 2, heads: int = 4,
+    def __init__(self, audio: nn.Module, visual: VisualEncoder, *, depth: int = 2, heads: int = 4,
                  ff_mult: int = 4, kernel_size: int = 15, dropout: float = 0.1, visual_context: int = 0):
         super().__init__()
+        if not isinstance(visual, VisualEncoder):
+            raise TypeError(f"{type(visual).__name__} is not a VisualEncoder (see av_seld.models.base)")
         if visual.embed_dim != audio.embed_dim:
             raise ValueError(f"visual embed_dim {visual.embed_dim} != audio embed_dim {audio.embed_dim}")
         if visual_context < 0:
@@ -208,8 +211,10 @@ def build_av_conformer(
     audio_state: Mapping[str, torch.Tensor] | None = None,
     visual_init: str | os.PathLike | None = None,
 ) -> AVConformer:
-    """The AV model: ``audio_model`` (built from the registry with ``audio_kwargs``) + a YOLO visual encoder
-    (``visual_model``, local ``visual_weights`` or random weights seeded by ``visual_seed``) + cross-modal blocks.
+    """The AV model: ``audio_model`` (built from the registry with ``audio_kwargs``) + a visual encoder
+    (``visual_model``: a YOLO model with local ``visual_weights`` or random weights seeded by ``visual_seed``, or
+    ``debug``, the light stand-in for tests; :func:`~av_seld.models.visual.build_visual_encoder`) + cross-modal
+    blocks.
 
     ``audio_state``: an audio-only model's state dict to initialise the audio branch (see ``load_audio_state``).
     ``visual_init``: a checkpoint of ``av-seld pretrain-visual`` (self-supervised) to initialise the visual encoder
@@ -218,9 +223,9 @@ def build_av_conformer(
     beside that checkpoint.
     """
     audio = build_model(audio_model, **dict(audio_kwargs or {}))
-    visual = YoloVisualEncoder(model=visual_model, weights=visual_weights, frame_size=frame_size,
-                               token_grid=token_grid, embed_dim=audio.embed_dim, freeze=freeze_visual,
-                               circular_padding=circular_padding, seed=visual_seed)
+    visual = build_visual_encoder(visual_model, weights=visual_weights, frame_size=frame_size, token_grid=token_grid,
+                                  embed_dim=audio.embed_dim, freeze=freeze_visual,
+                                  circular_padding=circular_padding, seed=visual_seed)
     if visual_init is not None:
         load_encoder_init(visual, visual_init)
     model = AVConformer(audio, visual, depth=depth, heads=heads, ff_mult=ff_mult, kernel_size=kernel_size,

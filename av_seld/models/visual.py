@@ -7,9 +7,6 @@ token width and summed over the three levels; each token then gets a spherical p
 (azimuth and elevation, continuous across the seam). Frames are RGB, (B, [T,] 3, H, W), float in [0, 1] or uint8,
 with H and W multiples of 32 and W = 2H.
 
-Optional detection branch: :class:`YoloDetector` runs a user-supplied ultralytics detector and turns its detections
-into directions (box centres as azimuth/elevation) and per-class maps on the token grid.
-
 Offline by construction: ultralytics is imported lazily by :func:`import_ultralytics`, which first sets
 ``YOLO_OFFLINE=1`` (no network probe at import), ``YOLO_AUTOINSTALL=0`` (no run-time pip), ``YOLO_CONFIG_DIR`` inside
 av-seld's cache folder (no settings file in ``~/.config``) and turns settings sync off; afterwards it restores torch's
@@ -180,7 +177,9 @@ def load_yolo_model(path: str | os.PathLike) -> nn.Module:
     """
     import pickle
 
-    path = Path(path)
+    from av_seld.utils.paths import shipped_path
+
+    path = shipped_path(path)  # a recipe's assets/... weights, from any working folder
     if not path.is_file():
         raise InputError(path, "YOLO weights file not found (av-seld never downloads weights: give a local .pt file)")
     try:
@@ -435,94 +434,6 @@ class YoloVisualEncoder(nn.Module):
         return tokens.unflatten(0, (batch, steps))
 
 
-class YoloDetector(nn.Module):
-    """Optional detection branch: a user-supplied ultralytics detector; detections become directions and maps.
-
-    ``detect(frames (B, 3, H, W)) -> list of (K, 4) float tensors`` holding (azimuth_deg, elevation_deg,
-    confidence, class) of each detection's box centre (av_seld.geometry's equirectangular convention);
-    ``forward(frames) -> (B, len(classes), rows, cols)`` detection maps on the token grid (see
-    :func:`detection_maps`). The detector is frozen and always in eval mode.
-
-    Args:
-        weights: local ultralytics detection checkpoint (``.pt``); the architecture comes from the checkpoint.
-        classes: detector class indices to keep and map, in map-channel order (e.g. COCO person = 0).
-        conf, iou, max_det: non-maximum-suppression settings.
-        token_grid: (rows, cols) of the maps; sigma_deg: angular width of each detection's blob in degrees.
-        circular_padding: see :func:`make_horizontally_circular`.
-    """
-
-    def __init__(self, weights: str | os.PathLike, *, classes: tuple[int, ...] = (0,), conf: float = 0.25,
-                 iou: float = 0.45, max_det: int = 100, token_grid: tuple[int, int] = DEFAULT_TOKEN_GRID,
-                 sigma_deg: float = 20.0, circular_padding: bool = True):
-        super().__init__()
-        model = load_yolo_model(weights)
-        if not isinstance(getattr(model, "model", None), nn.Sequential):
-            raise InputError(weights, "not an ultralytics detection model (no layer list under .model)")
-        self.detector = model.requires_grad_(False)
-        if circular_padding:
-            make_horizontally_circular(self.detector)
-        self.classes = tuple(int(c) for c in classes)
-        self.conf, self.iou, self.max_det = conf, iou, max_det
-        self.token_grid = tuple(int(g) for g in token_grid)
-        self.sigma_deg = sigma_deg
-
-    def train(self, mode: bool = True) -> "YoloDetector":
-        super().train(mode)
-        self.detector.eval()
-        return self
-
-    @torch.no_grad()
-    def detect(self, frames: torch.Tensor) -> list[torch.Tensor]:
-        """Per frame a (K, 4) tensor of (azimuth_deg, elevation_deg, confidence, class) of the kept detections."""
-        from ultralytics.utils.nms import non_max_suppression
-
-        if frames.ndim != 4 or frames.shape[1] != 3:
-            raise ValueError(f"frames must be (B, 3, H, W), got {tuple(frames.shape)}")
-        height, width = frames.shape[-2:]
-        check_frame_size(height, width)
-        x = frames.float() / 255 if frames.dtype == torch.uint8 else frames.float()
-        boxes = non_max_suppression(self.detector(x), self.conf, self.iou, classes=list(self.classes),
-                                    max_det=self.max_det, end2end=bool(getattr(self.detector, "end2end", False)))
-        return [detections_to_directions(b, height, width) for b in boxes]
-
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        """Detection maps (B, len(classes), rows, cols) of frames (B, 3, H, W)."""
-        detections = self.detect(frames)
-        return torch.stack([detection_maps(d, self.classes, self.token_grid, self.sigma_deg) for d in detections])
-
-
-def detections_to_directions(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """(K, ≥6) detections (x1, y1, x2, y2, confidence, class, …) in pixels -> (K, 4) (azimuth_deg, elevation_deg,
-    confidence, class) of the box centres."""
-    from av_seld.geometry import equirect_to_sph
-
-    u, v = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
-    azimuth, elevation = equirect_to_sph(u, v, width, height)
-    return torch.stack([azimuth, elevation, boxes[:, 4], boxes[:, 5]], dim=-1).reshape(-1, 4)
-
-
-def detection_maps(directions: torch.Tensor, classes: tuple[int, ...], token_grid: tuple[int, int],
-                   sigma_deg: float = 20.0) -> torch.Tensor:
-    """(len(classes), rows, cols) map: at each cell centre, the largest confidence·exp(-d²/2σ²) over the detections
-    of that class, d = great-circle distance in degrees (so a blob wraps across the seam and narrows to the poles).
-
-    directions: (K, 4) (azimuth_deg, elevation_deg, confidence, class) as from :func:`detections_to_directions`.
-    """
-    from av_seld.geometry import angular_distance_deg
-
-    rows, cols = token_grid
-    azimuth, elevation = pixel_center_directions(cols, rows)
-    cell_az = torch.as_tensor(azimuth, dtype=torch.float32, device=directions.device).ravel()
-    cell_el = torch.as_tensor(elevation, dtype=torch.float32, device=directions.device).ravel()
-    maps = torch.zeros(len(classes), rows * cols, device=directions.device)
-    for channel, cls in enumerate(classes):
-        dets = directions[directions[:, 3] == cls]
-        if len(dets):
-            d = angular_distance_deg(dets[:, None, 0], dets[:, None, 1], cell_az[None], cell_el[None])  # (K, N)
-            maps[channel] = (dets[:, 2:3] * torch.exp(-0.5 * (d / sigma_deg) ** 2)).amax(dim=0)
-    return maps.reshape(len(classes), rows, cols)
-
-
 def num_feature_cells(frame_size: tuple[int, int]) -> list[tuple[int, int]]:
     """(rows, cols) of the P3, P4 and P5 maps of a (height, width) frame."""
     check_frame_size(*frame_size)
@@ -530,12 +441,29 @@ def num_feature_cells(frame_size: tuple[int, int]) -> list[tuple[int, int]]:
 
 
 __all__ = [
-    "DEFAULT_FRAME_SIZE", "DEFAULT_TOKEN_GRID", "STRIDES", "YoloDetector", "YoloVisualEncoder",
-    "build_detection_model", "build_yolo_layers", "detection_maps", "detections_to_directions",
+    "DEFAULT_FRAME_SIZE", "DEFAULT_TOKEN_GRID", "STRIDES", "YoloVisualEncoder", "build_visual_encoder",
+    "build_detection_model", "build_yolo_layers",
     "check_frame_size", "default_cache_dir", "import_ultralytics", "load_yolo_checkpoint", "load_yolo_model",
     "save_yolo_model",
     "make_horizontally_circular", "num_feature_cells", "parse_model_name", "spherical_position_features",
 ]
+
+
+def build_visual_encoder(model: str = "yolo11n", *, weights: str | os.PathLike | None = None,
+                         frame_size: tuple[int, int] = DEFAULT_FRAME_SIZE,
+                         token_grid: tuple[int, int] = DEFAULT_TOKEN_GRID, embed_dim: int = 256, freeze: bool = True,
+                         circular_padding: bool = True, seed: int = 0) -> nn.Module:
+    """A :class:`~av_seld.models.base.VisualEncoder` by name: a YOLO model (``yolo11n``, ``yolov8s``, ...) or
+    ``debug``, the light stand-in of :mod:`av_seld.models.debug` (no ultralytics; for tests)."""
+    from av_seld.models.debug import DEBUG_VISUAL_MODEL, DebugVisualEncoder
+
+    if model == DEBUG_VISUAL_MODEL:
+        if weights is not None:
+            raise ValueError("the debug visual encoder takes no weights file")
+        return DebugVisualEncoder(frame_size=frame_size, token_grid=token_grid, embed_dim=embed_dim, freeze=freeze,
+                                  seed=seed)
+    return YoloVisualEncoder(model=model, weights=weights, frame_size=frame_size, token_grid=token_grid,
+                             embed_dim=embed_dim, freeze=freeze, circular_padding=circular_padding, seed=seed)
 
 
 SELFSUP_MODEL_NAME = "selfsup_visual"  # model_name in av-seld pretrain-visual checkpoints

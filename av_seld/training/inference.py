@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from av_seld.geometry import channels_first
 from av_seld.timing import FEATURE_FRAMES_PER_LABEL_FRAME
 
 
@@ -21,7 +22,7 @@ def visual_inputs(batch: dict) -> dict:
     rate moved channels-first, or cached ``visual_features`` (B, T, C, rows, cols), with ``video_valid`` (B, T) bool
     as the visual mask. Audio models ignore them."""
     frames = batch.get("frames")
-    return {"frames": None if frames is None else frames.permute(0, 1, 4, 2, 3),
+    return {"frames": None if frames is None else channels_first(frames),
             "visual_features": batch.get("visual_features"), "visual_mask": batch.get("video_valid")}
 
 
@@ -46,7 +47,7 @@ def pool_frames(visual: nn.Module, frames: torch.Tensor, valid: torch.Tensor) ->
     device = next(visual.parameters()).device
     pooled = torch.zeros((frames.shape[0], visual.feature_dim, *visual.token_grid))
     if bool(valid.any()):
-        seen = frames[valid].permute(0, 3, 1, 2)  # (M', 3, H, W)
+        seen = channels_first(frames[valid])  # (M', 3, H, W)
         pooled[valid] = torch.cat([visual.pooled_features(chunk.to(device)).float().cpu()
                                    for chunk in seen.split(visual.frame_chunk)])
     return pooled

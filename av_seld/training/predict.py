@@ -23,7 +23,7 @@ import torch
 
 from av_seld import timing
 from av_seld.errors import InputError
-from av_seld.features import FeatureExtractor
+from av_seld.data.pipeline import FeatureFrontEnd
 from av_seld.io.audio import read_wav
 from av_seld.io.dataset import data_files
 from av_seld.postprocess import write_predictions
@@ -42,7 +42,7 @@ VISUAL_SPREAD_DEFAULT = "nearest"  # how the label frames between two sampled on
 class LoadedModel:
     path: Path
     model: torch.nn.Module
-    extractor: FeatureExtractor
+    extractor: FeatureFrontEnd  # the training pipeline's featurize and standardize stages
     audio_format: str
     window_frames: int
     thresholds: np.ndarray
@@ -71,7 +71,8 @@ def loaded_from_payload(path: str | os.PathLike, payload: dict, device: torch.de
         if key not in payload:
             raise InputError(path, f"checkpoint lacks '{key}', which inference needs (was it written by av-seld train?)")
     model = (model if model is not None else build_model_from_checkpoint(payload)).to(device).eval()
-    extractor = FeatureExtractor(payload["features"], mean=payload["feature_mean"], std=payload["feature_std"]).to(device)
+    extractor = FeatureFrontEnd(payload["features"], mean=payload["feature_mean"],
+                                std=payload["feature_std"]).to(device)
     frame_size = tuple(model.visual.frame_size) if model.uses_video else None
     window = int(round(payload["chunk_s"] * timing.LABEL_FRAMES_PER_SECOND))
     return LoadedModel(Path(path), model, extractor, payload["format"], window,
