@@ -20,6 +20,8 @@ def cmd_train(args: argparse.Namespace) -> int:
               + ", ".join(f"{k} {v:.3f}" for k, v in result.val_scores.items()))
     if result.test is not None:
         print(result.test.format_table())
+        if result.test.distance_2024 is not None:
+            print(result.test.distance_2024.format_table())
     print(f"run folder: {result.run_dir} (best checkpoint {result.best_checkpoint}, {result.steps} steps)")
     return 0
 
@@ -55,7 +57,10 @@ def cmd_test(args: argparse.Namespace) -> int:
     result = evaluate_split(models, clips, metadata, out, edition=args.edition, progress=lambda _: bar.update(1))
     bar.close()
     print(result.format_table())
-    print(f"predictions and scores in {out} (pred/, scores.json, scores.txt)")
+    if result.distance_2024 is not None:
+        print(result.distance_2024.format_table())
+    print(f"predictions and scores in {out} (pred/, scores.json, scores.txt"
+          f"{', scores_2024.json, scores_2024.txt' if result.distance_2024 is not None else ''})")
     return 0
 
 

@@ -8,7 +8,8 @@ Run folder (``train.out_dir/train.name``)::
     tensorboard/       the same curves for TensorBoard
     last.pt            weights + optimizer + counters, for --resume
     best.pt            the weights with the lowest validation SELD score, with calibrated thresholds
-    eval/test/         pred/*.csv, scores.json, scores.txt on the test split (after training)
+    eval/test/         pred/*.csv, scores.json, scores.txt on the test split (after training); with distance outputs
+                       (model.params.distance) also scores_2024.json, scores_2024.txt
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from av_seld.training import distributed
 from av_seld.training.checkpoint import (build_model_from_checkpoint, initialise_weights, load_checkpoint,
                                          save_checkpoint)
 from av_seld.io.labels import read_reference_csv
-from av_seld.training.evaluation import calibrate_thresholds, collect_outputs, references, score_outputs
+from av_seld.training.evaluation import calibrate_thresholds, collect_outputs, references, validation_scores
 from av_seld.training.hooks import CheckpointHook, Hook, LogHook, ValidationHook
 from av_seld.training.inference import model_forward, visual_inputs
 from av_seld.training.schedule import learning_rate
@@ -136,7 +137,8 @@ def build_datasets(config: Config, caches: list[Path], kind: str):
             options["ipd_period"] = salsalite_ipd_period(*_salsalite_ipd_args())
         transform = RandomACS(data.format, feature_layout=kind, **options)
     common = dict(audio_format=data.format, kind=kind, chunk_s=data.chunk_s, cache_dirs=caches, stats=stats,
-                  video=data.video, video_size=tuple(data.video_size), seed=config.train.seed)
+                  video=data.video, video_size=tuple(data.video_size), seed=config.train.seed,
+                  target="adpit_distance" if predicts_distance(config) else "adpit")
     if data.online_features:
         if visual is not None:
             raise ConfigError("config", "data.online_features cannot be combined with data.visual_features yet")
@@ -221,6 +223,21 @@ def model_params(config: Config, in_channels: int) -> dict[str, Any]:
     else:
         params.setdefault("in_channels", in_channels)
     return params
+
+
+def predicts_distance(config: Config) -> bool:
+    """Whether the configured model outputs distances (``model.params.distance``, every registered model's switch)."""
+    return config.model.params.get("distance", False) is True
+
+
+def check_distance_labels(clips) -> None:
+    """:class:`InputError` naming the first reference CSV (of dataset clip entries) that has events but no distance
+    column: a model with distance outputs learns from, and is validated on, references with distances."""
+    for entry in clips:
+        events = read_reference_csv(entry.clip.metadata)
+        if len(events) and not events.has_distance:
+            raise InputError(entry.clip.metadata, "has no distance column (frame, class, source, azimuth, elevation, "
+                                                  "distance in cm), which model.params.distance: true needs")
 
 
 def shipped_path(path: str) -> Path:
@@ -332,6 +349,8 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
     spec = feats.feature_spec(kind)
     caches = feature_caches(config, kind, workers)
     train_set, val_set, test_set, stats = build_datasets(config, caches, kind)
+    if predicts_distance(config):
+        check_distance_labels(list(train_set.clips) + (list(val_set.clips) if val_set is not None else []))
     params = model_params(config, spec.num_channels)
 
     from av_seld.models import build_model
@@ -405,8 +424,8 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
 
     def validate(eval_model) -> dict[str, float]:
         outputs = collect_outputs(eval_model, val_set, batch_size=config.data.batch_size, device=device)
-        return score_outputs(outputs, refs_val, thresholds=config.eval.threshold, merge_deg=config.eval.merge_deg,
-                             edition=config.eval.edition).summary()
+        return validation_scores(outputs, refs_val, thresholds=config.eval.threshold,
+                                 merge_deg=config.eval.merge_deg, edition=config.eval.edition)
 
     log_hook = LogHook(run_dir, every=config.train.log_every_steps)
     hooks: list[Hook] = [log_hook] if distributed.is_main() else []
@@ -456,8 +475,8 @@ def score_best_checkpoint(config: Config, payload: dict, path: Path, val_set, te
         if config.eval.calibrate:
             thresholds = calibrate_thresholds(outputs, refs, merge_deg=config.eval.merge_deg,
                                               edition=config.eval.edition)
-        val_scores = score_outputs(outputs, refs, thresholds=thresholds, merge_deg=config.eval.merge_deg,
-                                   edition=config.eval.edition).summary()
+        val_scores = validation_scores(outputs, refs, thresholds=thresholds, merge_deg=config.eval.merge_deg,
+                                       edition=config.eval.edition)
     payload["thresholds"] = thresholds
     save_checkpoint(run_dir / "best.pt", payload)
 
