@@ -265,7 +265,7 @@ def frame_counts_2024(reference: Events, prediction: Events, *, num_classes: int
 
     m = _match(ref, pred, ref_g, pred_g, num_classes, cartesian_distance)
     fail = m.doa_error > doa_threshold_deg
-    if eval_distance:
+    if eval_distance and len(m.ref_row):  # no pairs: nothing to read (an empty prediction may lack the column)
         dist_err = np.abs(ref.distance_m[m.ref_row] - pred.distance_m[m.pred_row])
         rel_err = dist_err / (ref.distance_m[m.ref_row] + EPS)
         fail |= (dist_err > distance_threshold_m) | (rel_err > rel_distance_threshold)
