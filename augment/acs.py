@@ -413,27 +413,37 @@ class ChannelSwap:
         source, sign = self._xyz_map
         return _scale(_take(xyz, source, axis), sign, axis)
 
+    def _rows(self, target, first: int, size: int):
+        """``target`` with rows ``first .. first + 2`` of axis −2 (of ``size`` rows) transformed as xyz, the others
+        (activity, distance: a rotation keeps both) unchanged."""
+        if target.ndim < 2 or target.shape[-2] != size:
+            raise ValueError(f"expected {size} rows on axis -2, got shape {tuple(target.shape)}")
+        source, sign = self._xyz_map
+        index = np.concatenate([np.arange(first), first + source, np.arange(first + 3, size)])
+        scale = np.concatenate([np.ones(first), sign, np.ones(size - first - 3)])
+        return _scale(_take(target, index, target.ndim - 2), scale, target.ndim - 2)
+
     def accdoa(self, target):
-        """Multi-ACCDOA (..., tracks, 3, classes), e.g. (B, T, 3, 3, 13): the xyz axis (−2) transformed."""
-        if target.ndim < 2 or target.shape[-2] != 3:
-            raise ValueError(f"multi-ACCDOA must be (..., tracks, 3, classes), got shape {tuple(target.shape)}")
-        return self.xyz(target, axis=-2)
+        """Multi-ACCDOA (..., tracks, 3 or 4, classes), e.g. (B, T, 3, 3, 13): (x, y, z[, distance]) on axis −2,
+        xyz transformed, distance unchanged."""
+        if target.ndim < 2 or target.shape[-2] not in (3, 4):
+            raise ValueError(f"multi-ACCDOA must be (..., tracks, 3 or 4, classes), got shape {tuple(target.shape)}")
+        return self._rows(target, 0, target.shape[-2])
 
     def adpit(self, target):
-        """ADPIT target (..., 6, 4, classes): (activity, x, y, z) on axis −2; activity unchanged, xyz transformed."""
-        if target.ndim < 2 or target.shape[-2] != 4:
-            raise ValueError(f"ADPIT target must be (..., 6, 4, classes), got shape {tuple(target.shape)}")
-        source, sign = self._xyz_map
-        index = np.concatenate([[0], 1 + source])
-        return _scale(_take(target, index, target.ndim - 2), np.concatenate([[1], sign]), target.ndim - 2)
+        """ADPIT target (..., 6, 4 or 5, classes): (activity, x, y, z[, distance]) on axis −2; xyz transformed,
+        activity and distance unchanged."""
+        if target.ndim < 2 or target.shape[-2] not in (4, 5):
+            raise ValueError(f"ADPIT target must be (..., 6, 4 or 5, classes), got shape {tuple(target.shape)}")
+        return self._rows(target, 1, target.shape[-2])
 
     def target(self, target):
-        """A training target by its shape: ADPIT (..., 6, 4, C) or multi-ACCDOA (..., 3, 3, C)."""
-        if target.ndim >= 3 and tuple(target.shape[-3:-1]) == (6, 4):
+        """A training target by its shape: ADPIT (..., 6, 4 or 5, C) or multi-ACCDOA (..., 3, 3 or 4, C)."""
+        if target.ndim >= 3 and target.shape[-3] == 6 and target.shape[-2] in (4, 5):
             return self.adpit(target)
-        if target.ndim >= 3 and tuple(target.shape[-3:-1]) == (3, 3):
+        if target.ndim >= 3 and target.shape[-3] == 3 and target.shape[-2] in (3, 4):
             return self.accdoa(target)
-        raise ValueError(f"target must be ADPIT (..., 6, 4, C) or multi-ACCDOA (..., 3, 3, C), "
+        raise ValueError(f"target must be ADPIT (..., 6, 4 or 5, C) or multi-ACCDOA (..., 3, 3 or 4, C), "
                          f"got shape {tuple(target.shape)}")
 
     # ------------------------------------------------------------------------------------------------- sample

@@ -584,7 +584,7 @@ class SimulatedRoom:
             out = reverb if reverb.shape[1] >= delay + n else np.pad(reverb, ((0, 0), (0, delay + n - reverb.shape[1])))
             _add(out, direct, delay)
             audio[fmt] = out
-        return EventRender(audio, delay, np.array(az), np.array(el))
+        return EventRender(audio, delay, np.array(az), np.array(el), np.full(n, distance))
 
 
 # ------------------------------------------------------------------------------------------ measured responses
@@ -924,6 +924,7 @@ class MeasuredRoom:
         self.crossfade_ms = crossfade_ms
         first = next(iter(sets.values()))
         self.azimuth_deg, self.elevation_deg = first.azimuth_deg, first.elevation_deg
+        self.distance_m = first.distance_m  # NaN where unknown: such events get no distance label
         self.grid = sph_to_cart(self.azimuth_deg, self.elevation_deg)  # (M, 3)
         self.index = {}  # format → index of each grid direction in that format's set
         for fmt, s in sets.items():
@@ -962,7 +963,9 @@ class MeasuredRoom:
                 audio[fmt] = render_switched(signal, nearest, lambda g, fmt=fmt: self.sets[fmt].responses[
                     self.index[fmt][g]], hop)
             rendered = nearest[np.minimum((np.arange(n) + hop // 2) // hop, len(nearest) - 1)]  # nearest centre
-        return EventRender(audio, MEASURED_PRE_SAMPLES, self.azimuth_deg[rendered], self.elevation_deg[rendered])
+        distance = self.distance_m[rendered]
+        return EventRender(audio, MEASURED_PRE_SAMPLES, self.azimuth_deg[rendered], self.elevation_deg[rendered],
+                           None if np.isnan(distance).any() else distance)
 
 
 __all__ = [

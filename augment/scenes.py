@@ -7,6 +7,12 @@ not depend on the output formats, so the FOA and MIC renderings of a seed are th
 Anechoic by default (plane waves, no delay). With a ``room`` (``augment.rooms``: a simulated shoebox room or measured
 responses) every event is rendered with reverberation; its label rows then start where the direct sound starts and
 give the direction the room rendered (the direct-path direction, or the nearest measured direction).
+
+Distance labels (the DCASE2024 sixth column of the reference): in a room, the source–array distance of the direct path
+the room rendered (measured responses: the distance they were measured at, when known); anechoic, the distance drawn
+for the event from ``SceneConfig.distance_m``. Plane waves do not depend on distance, so an anechoic clip's audio
+carries no distance cue: the label is what the scene says, not something a model can hear. When any event of a scene
+has no distance (measured responses without one), the scene's rows have none.
 """
 
 from __future__ import annotations
@@ -31,13 +37,15 @@ class EventRender:
 
     audio: format → (4, M) float32, sample 0 at the event onset (M ≥ N: the reverberation tail follows).
     delay_samples: where the direct sound starts. azimuth_deg / elevation_deg: (N,) direction rendered for each
-    signal sample (the direct-path direction; the label).
+    signal sample (the direct-path direction; the label). distance_m: (N,) source–array distance of the direct path
+    for each signal sample, metres; None when the room does not know it.
     """
 
     audio: dict[str, np.ndarray]
     delay_samples: int
     azimuth_deg: np.ndarray
     elevation_deg: np.ndarray
+    distance_m: np.ndarray | None = None
 
 
 class RoomAcoustics(Protocol):
@@ -64,16 +72,20 @@ class SceneConfig:
     snr_db: tuple[float, float] = (15.0, 30.0)
     classes: tuple[int, ...] = tuple(range(NUM_CLASSES))
     ambient_directions: int = 12
+    distance_m: tuple[float, float] = (1.0, 3.0)  # anechoic distance labels (rooms draw their own distances)
 
     def __post_init__(self):
         if self.duration_s <= 0:
             raise ValueError(f"duration_s must be positive, got {self.duration_s}")
         if self.max_polyphony < 1:
             raise ValueError(f"max_polyphony must be >= 1, got {self.max_polyphony}")
-        for name in ("event_length_s", "gap_s", "gain_db", "angular_speed_deg_s", "elevation_deg", "snr_db"):
+        for name in ("event_length_s", "gap_s", "gain_db", "angular_speed_deg_s", "elevation_deg", "snr_db",
+                     "distance_m"):
             lo, hi = getattr(self, name)
             if lo > hi:
                 raise ValueError(f"{name} must be (low, high) with low <= high, got {(lo, hi)}")
+        if self.distance_m[0] <= 0:
+            raise ValueError(f"distance_m must be positive, got {self.distance_m}")
         if self.event_length_s[0] <= 0:
             raise ValueError("event_length_s must be positive")
         if not self.classes:
@@ -82,7 +94,8 @@ class SceneConfig:
 
 @dataclass(frozen=True)
 class EventSpec:
-    """One sound event of a scene. ``angular_speed_deg_s`` 0 means a static source."""
+    """One sound event of a scene. ``angular_speed_deg_s`` 0 means a static source. ``distance_m``: the distance
+    label of an anechoic rendering (None: no distance; a room uses the distance it renders at)."""
 
     source: int
     class_index: int
@@ -92,19 +105,21 @@ class EventSpec:
     azimuth_deg: float
     elevation_deg: float
     angular_speed_deg_s: float
+    distance_m: float | None = None
 
 
 @dataclass
 class Scene:
     """A rendered scene: 4-channel audio per format, (4, N) float32, and the reference rows.
 
-    ``rows`` are ``(frame, class, source, azimuth, elevation)`` integers, sorted by frame then source, one per
-    100 ms label frame the event covers, giving the direction rendered at that frame.
+    ``rows`` are ``(frame, class, source, azimuth, elevation[, distance_m])``: integers (degrees) and the distance in
+    metres, sorted by frame then source, one per 100 ms label frame the event covers, giving the direction (and the
+    distance) rendered at that frame; the distance is there when every event has one.
     """
 
     events: list[EventSpec]
     audio: dict[str, np.ndarray]
-    rows: list[tuple[int, int, int, int, int]] = field(default_factory=list)
+    rows: list[tuple[int, ...]] = field(default_factory=list)
     snr_db: float = 0.0
 
 
@@ -130,8 +145,11 @@ def sample_events(rng: np.random.Generator, config: SceneConfig) -> list[EventSp
             ))
             t += length + rng.uniform(*config.gap_s)
     events.sort(key=lambda e: e.onset_s)
+    # Distances come from a child stream: spawning does not advance ``rng``, so every other draw of a seed, and with
+    # it the audio, is what it was before scenes had distances.
+    distances = rng.spawn(1)[0].uniform(*config.distance_m, len(events))
     return [EventSpec(i, e.class_index, e.onset_s, e.duration_s, e.gain_db, e.azimuth_deg, e.elevation_deg,
-                      e.angular_speed_deg_s) for i, e in enumerate(events)]
+                      e.angular_speed_deg_s, float(d)) for i, (e, d) in enumerate(zip(events, distances))]
 
 
 def _render(fmt: str, signal: np.ndarray, azimuth, elevation) -> np.ndarray:
@@ -174,7 +192,7 @@ def render_scene(events: list[EventSpec], sounds: SoundSource, rng: np.random.Ge
             azimuth, elevation = azimuth[: len(signal)], elevation[: len(signal)]
         else:
             azimuth, elevation = event.azimuth_deg, event.elevation_deg
-        rendered = spatialise(signal, azimuth, elevation, rng, formats, room)
+        rendered = spatialise(signal, azimuth, elevation, rng, formats, room, distance_m=event.distance_m)
         for fmt in formats:
             part = rendered.audio[fmt][:, : n - onset]
             audio[fmt][:, onset:onset + part.shape[1]] += part
@@ -184,38 +202,44 @@ def render_scene(events: list[EventSpec], sounds: SoundSource, rng: np.random.Ge
         if heard == 0:
             continue
         active[onset:onset + min(heard, len(signal))] = True
-        frames, az, el = spatial.direction_at_label_frames(rendered.azimuth_deg[:heard], rendered.elevation_deg[:heard],
-                                                           onset)
-        rows += [(int(f), event.class_index, event.source, _int_azimuth(a), int(round(e)))
-                 for f, a, e in zip(frames, az, el)]
+        frames, index = spatial.label_frame_samples(min(heard, len(rendered.azimuth_deg)), onset)
+        distance = [None] * len(frames) if rendered.distance_m is None else rendered.distance_m[index].tolist()
+        rows += [(int(f), event.class_index, event.source, _int_azimuth(a), int(round(e)), d)
+                 for f, a, e, d in zip(frames, rendered.azimuth_deg[index], rendered.elevation_deg[index], distance)]
 
     snr_db = add_ambient_noise(audio, active, rng, config, formats)
     rows.sort(key=lambda r: (r[0], r[2]))
-    return Scene(events, audio, rows, snr_db)
+    with_distance = all(r[5] is not None for r in rows)
+    return Scene(events, audio, [r if with_distance else r[:5] for r in rows], snr_db)
 
 
 @dataclass
 class Spatialised:
     """One source rendered: audio per format (4, M) float32, sample 0 at the source's onset; the direct sound starts
-    ``delay_samples`` later (0 anechoic); azimuth_deg / elevation_deg (N,): the direction rendered per signal sample."""
+    ``delay_samples`` later (0 anechoic); azimuth_deg / elevation_deg (N,): the direction rendered per signal sample;
+    distance_m (N,) metres, or None when unknown."""
 
     audio: dict[str, np.ndarray]
     delay_samples: int
     azimuth_deg: np.ndarray
     elevation_deg: np.ndarray
+    distance_m: np.ndarray | None = None
 
 
 def spatialise(signal: np.ndarray, azimuth_deg, elevation_deg, rng: np.random.Generator, formats: tuple[str, ...],
-               room: "RoomAcoustics | None" = None) -> Spatialised:
+               room: "RoomAcoustics | None" = None, distance_m: float | None = None) -> Spatialised:
     """Render a mono source (N,) from a static (scalars) or moving ((N,) arrays, degrees) direction: anechoic plane
-    waves, or ``room.render_event`` (reverberation, direct-path delay, the room's choice of distance from ``rng``)."""
+    waves, or ``room.render_event`` (reverberation, direct-path delay, the room's choice of distance from ``rng``).
+    ``distance_m``: the anechoic source's distance label (plane waves ignore it); a room reports its own."""
     if room is not None:
         result = room.render_event(signal, azimuth_deg, elevation_deg, rng, formats)
-        return Spatialised(result.audio, result.delay_samples, result.azimuth_deg, result.elevation_deg)
+        return Spatialised(result.audio, result.delay_samples, result.azimuth_deg, result.elevation_deg,
+                           result.distance_m)
     n = len(signal)
     audio = {fmt: _render(fmt, signal, azimuth_deg, elevation_deg) for fmt in formats}
     return Spatialised(audio, 0, np.broadcast_to(np.asarray(azimuth_deg, dtype=np.float64), (n,)),
-                       np.broadcast_to(np.asarray(elevation_deg, dtype=np.float64), (n,)))
+                       np.broadcast_to(np.asarray(elevation_deg, dtype=np.float64), (n,)),
+                       None if distance_m is None else np.full(n, float(distance_m)))
 
 
 def add_ambient_noise(audio: dict[str, np.ndarray], active: np.ndarray, rng: np.random.Generator,

@@ -343,30 +343,41 @@ def _away_from_pole(p: tuple[float, float, float], h: tuple[float, float, float]
     return -0.5 * (1 + towards) * math.tanh((side + 1e-3) / 0.05)
 
 
+def label_frame_samples(num_samples: int, onset_sample: int,
+                        sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray]:
+    """Label frames an event covers and the event sample each one reads: (frames (F,) int64, index (F,) int64).
+
+    The event lasts ``num_samples`` samples from clip sample ``onset_sample``. Every label frame overlapping clip
+    samples [onset, onset + N) is listed; it reads the event sample nearest to the frame's centre (start + hop / 2),
+    clamped to the event's span. Labels of every kind (direction, distance) are sampled by this one rule.
+    """
+    if num_samples == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    hop = label_hop_samples(sample_rate)
+    frames = np.arange(onset_sample // hop, (onset_sample + num_samples - 1) // hop + 1, dtype=np.int64)
+    centres = np.array([label_frame_sample_range(f, sample_rate)[0] for f in frames]) + hop // 2
+    return frames, np.clip(centres - onset_sample, 0, num_samples - 1).astype(np.int64)
+
+
 def direction_at_label_frames(azimuth_deg, elevation_deg, onset_sample: int,
                               sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Direction rendered at each 100 ms label frame an event covers: (frames (F,) int64, azimuth (F,), elevation (F,)).
 
-    azimuth_deg / elevation_deg: (N,) per-sample direction of an event that starts at clip sample ``onset_sample``.
-    Every label frame overlapping clip samples [onset, onset + N) is listed; its direction is that of the event
-    sample nearest to the frame's centre (start + hop / 2), clamped to the event's span.
+    azimuth_deg / elevation_deg: (N,) per-sample direction of an event that starts at clip sample ``onset_sample``;
+    each frame reads the sample :func:`label_frame_samples` picks.
     """
     az = np.asarray(azimuth_deg, dtype=np.float64)
     el = np.asarray(elevation_deg, dtype=np.float64)
     if az.ndim != 1 or az.shape != el.shape:
         raise ValueError(f"azimuth and elevation must be (N,) arrays of one shape, got {az.shape} and {el.shape}")
-    n = az.shape[0]
-    if n == 0:
-        return np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
-    hop = label_hop_samples(sample_rate)
-    frames = np.arange(onset_sample // hop, (onset_sample + n - 1) // hop + 1, dtype=np.int64)
-    centres = np.array([label_frame_sample_range(f, sample_rate)[0] for f in frames]) + hop // 2
-    index = np.clip(centres - onset_sample, 0, n - 1)
+    frames, index = label_frame_samples(az.shape[0], onset_sample, sample_rate)
+    if len(frames) == 0:
+        return frames, np.zeros(0), np.zeros(0)
     return frames, az[index], el[index]
 
 
 __all__ = [
     "FOA_CHANNELS", "MIC_CAPSULES_DEG", "MIC_RADIUS_M", "SPEED_OF_SOUND", "MIC_PAIRS", "ELEVATION_LIMIT_DEG",
     "foa_gains", "render_foa", "foa_intensity_doa", "mic_delays_s", "render_mic", "mic_tdoa", "mic_doa_from_tdoa",
-    "smooth_trajectory", "direction_at_label_frames",
+    "smooth_trajectory", "label_frame_samples", "direction_at_label_frames",
 ]

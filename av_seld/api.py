@@ -21,22 +21,24 @@ import numpy as np
 import torch
 
 from av_seld.io.labels import Events, write_prediction_csv
-from av_seld.postprocess import multi_accdoa_to_events
+from av_seld.postprocess import multi_accdoa_to_events, prediction_form
 
 PathLike = str | os.PathLike
 
 
 @dataclass
 class Prediction:
-    """One clip's prediction: the multi-ACCDOA ``output`` (T, 3, 3, 13) at 100 ms and its decoded ``events``."""
+    """One clip's prediction: the multi-ACCDOA ``output`` (T, 3, 3, 13) at 100 ms and its decoded ``events``; with a
+    distance model (T, 3, 4, 13) and events with ``distance_m``."""
 
     output: np.ndarray
     events: Events
 
-    def to_csv(self, path: PathLike, form: str = "polar") -> Path:
-        """Write the DCASE prediction CSV (frame, class, track, azimuth, elevation; ``form="cartesian"`` for x, y,
-        z) atomically; returns the path."""
-        write_prediction_csv(path, self.events, form=form)
+    def to_csv(self, path: PathLike, form: str | None = None) -> Path:
+        """Write the DCASE prediction CSV atomically and return its path: ``form="polar"`` (frame, class, track,
+        azimuth, elevation) or ``"cartesian"`` (x, y, z, distance); None: Cartesian with distance for a distance
+        model, polar otherwise (what ``av-seld infer`` writes)."""
+        write_prediction_csv(path, self.events, form=prediction_form(self.events) if form is None else form)
         return Path(path)
 
 

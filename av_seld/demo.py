@@ -6,7 +6,8 @@
 2. Cache the frozen YOLO11n visual features of the videos (random weights unless ``--visual-weights`` gives a local
    ``.pt``), then train the audio-visual Conformer of ``configs/demo.yaml`` on CPU.
 3. Score the best checkpoint on the held-out test clips with the DCASE2023 metrics, next to the same network
-   untrained and the trained network with its video masked.
+   untrained and the trained network with its video masked; a recipe whose model outputs distances
+   (``model.params.distance``) also gets the DCASE2024 table with distance (the synthetic references have distances).
 4. Draw the predictions over one test video, plot its tracks, the per-class metrics and the training curves, and
    write an HTML report of the run.
 """
@@ -186,6 +187,8 @@ def run_demo(out_dir: str | Path, *, seed: int = 0, size: DemoSize = FULL, worke
                                                        edition=config.eval.edition).scores.summary()}
     write_comparison(eval_root / COMPARISON_FILE, rows, folders, split=SPLITS["test"], num_clips=len(clips))
     print(result.test.format_table())
+    if result.test.distance_2024 is not None:
+        print(result.test.distance_2024.format_table())
     print(f"\n  {'system':<26}{'SELD':>7}{'ER':>8}{'F20°':>9}{'LE':>9}{'LR':>9}")
     for name, row in rows.items():
         print(_scores_line(name, row))

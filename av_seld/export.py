@@ -6,7 +6,7 @@
   ``torch.jit.load`` and no av-seld code. Inputs: standardised features (B, C, 5 T, F) — the checkpoint's
   ``feature_mean``/``feature_std`` are stored beside the program in ``extra_files`` as JSON — and, for audio-visual
   models, the frozen visual encoder's pooled features (B, T, C_v, rows, cols) with a (B, T) bool mask, as
-  ``precompute-visual`` caches them. Output: multi-ACCDOA (B, T, 3, 3, 13).
+  ``precompute-visual`` caches them. Output: multi-ACCDOA (B, T, 3, 3, 13), or (B, T, 3, 4, 13) with distance.
 """
 
 from __future__ import annotations

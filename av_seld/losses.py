@@ -1,5 +1,9 @@
 """Training losses for multi-ACCDOA outputs ``(B, T, 3, 3, C)`` against ADPIT targets ``(B, T, 6, 4, C)``.
 
+With distance (``av_seld.targets``) the output is ``(B, T, 3, 4, C)`` and the target ``(B, T, 6, 5, C)``: each track
+gains its distance (in units of ``DISTANCE_SCALE_M``), and every squared error below gains a distance term that counts
+only where the matched target is active (an inactive track has no distance to learn).
+
 Every loss is two steps: a *matcher* picks, per frame and class, which reference goes to which output track (without
 gradient), then an *objective* compares the output with that matched target ``(B, T, 3, 3, C)``.
 
@@ -13,7 +17,8 @@ Objectives:
 - ``mse``: mean squared error over every track, axis and class (with the ``adpit`` matcher this is exactly the
   baseline's ``MSELoss_ADPIT``).
 - ``activity``: a focal loss on the activity read from each track's vector length, plus a direction loss
-  ``1 − cos`` only on the tracks whose target is active.
+  ``1 − cos`` only on the tracks whose target is active (and, with distance, ``distance_weight`` times the squared
+  distance error averaged over those tracks).
 
 :func:`build_loss` maps a name (``adpit``, ``adpit_activity``, ``hungarian``, ``hungarian_activity``) to a loss.
 :class:`DistillationLoss` adds a frozen teacher's outputs (and optionally its tokens) as extra targets.
@@ -44,28 +49,46 @@ _TRACK_PERMUTATIONS = torch.tensor(list(itertools.permutations(range(3))))  # (6
 
 
 def _check_shapes(output: torch.Tensor, target: torch.Tensor) -> None:
-    if output.dim() != 5 or output.shape[2:4] != (3, 3):
-        raise ValueError(f"output must be (B, T, 3, 3, C), got {tuple(output.shape)}")
-    expected = (*output.shape[:2], 6, 4, output.shape[-1])
+    if output.dim() != 5 or output.shape[2] != 3 or output.shape[3] not in (3, 4):
+        raise ValueError(f"output must be (B, T, 3, 3, C), or (B, T, 3, 4, C) with distance, got "
+                         f"{tuple(output.shape)}")
+    rows = output.shape[3] + 1
+    expected = (*output.shape[:2], 6, rows, output.shape[-1])
     if tuple(target.shape) != expected:
-        raise ValueError(f"target must be ADPIT (B, T, 6, 4, C) = {expected}, got {tuple(target.shape)}")
+        if target.dim() == 5 and target.shape[3] in (4, 5) and target.shape[3] != rows:
+            has, lacks = ("output", "target") if rows == 5 else ("target", "output")
+            raise ValueError(f"the {has} has distances and the {lacks} has none: output {tuple(output.shape)}, "
+                             f"ADPIT target {tuple(target.shape)} (model.params.distance and the targets must agree)")
+        raise ValueError(f"target must be ADPIT (B, T, 6, {rows}, C) = {expected}, got {tuple(target.shape)}")
+
+
+def masked_square_error(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Element-wise squared error of multi-ACCDOA ``(..., 3 tracks, 3 or 4, C)`` tensors (broadcast); with distance
+    (4 rows) the distance error counts only where the target's track is active (its vector longer than 0.5)."""
+    square = (output - target).square()
+    if square.shape[-2] == 3:
+        return square
+    active = target[..., :3, :].square().sum(dim=-2, keepdim=True) > 0.25  # (..., 3, 1, C)
+    return torch.cat([square[..., :3, :], square[..., 3:, :] * active], dim=-2)
 
 
 def adpit_candidates(target: torch.Tensor) -> torch.Tensor:
-    """The 13 ADPIT multi-ACCDOA targets of an ADPIT target ``(B, T, 6, 4, C)``: ``(B, T, 13, 3, 3, C)``."""
-    dummy = target[..., 0:1, :] * target[..., 1:, :]  # (B, T, 6, 3, C) activity-weighted vectors
+    """The 13 ADPIT multi-ACCDOA targets of an ADPIT target ``(B, T, 6, 4, C)``: ``(B, T, 13, 3, 3, C)`` (with
+    distance ``(B, T, 6, 5, C)`` → ``(B, T, 13, 3, 4, C)``)."""
+    dummy = target[..., 0:1, :] * target[..., 1:, :]  # (B, T, 6, 3 or 4, C) activity-weighted vectors
     perms = ADPIT_PERMUTATIONS.to(target.device)
     pads = ADPIT_PADDING.to(target.device)
     return dummy[:, :, perms] + dummy[:, :, pads[:, 0]] + dummy[:, :, pads[:, 1]]
 
 
 def match_adpit(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Matched target ``(B, T, 3, 3, C)``: per frame and class, the ADPIT permutation with the smallest MSE."""
-    candidates = adpit_candidates(target)  # (B, T, 13, 3, 3, C)
+    """Matched target ``(B, T, 3, R, C)`` (R = 3, or 4 with distance): per frame and class, the ADPIT permutation with
+    the smallest MSE (:func:`masked_square_error`)."""
+    candidates = adpit_candidates(target)  # (B, T, 13, 3, R, C)
     with torch.no_grad():
-        errors = (output.detach().unsqueeze(2) - candidates).square().mean(dim=(3, 4))  # (B, T, 13, C)
+        errors = masked_square_error(output.detach().unsqueeze(2), candidates).mean(dim=(3, 4))  # (B, T, 13, C)
         best = errors.argmin(dim=2)  # (B, T, C)
-    index = best[:, :, None, None, None, :].expand(-1, -1, 1, 3, 3, -1)
+    index = best[:, :, None, None, None, :].expand(-1, -1, 1, *candidates.shape[3:5], -1)
     return candidates.gather(2, index).squeeze(2)
 
 
@@ -84,23 +107,25 @@ def hungarian_assignment(cost: torch.Tensor, ref_active: torch.Tensor) -> torch.
 
 
 def match_hungarian(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Matched target ``(B, T, 3, 3, C)``: each reference on the output track the angular-distance assignment gives."""
-    activity, xyz = adpit_to_tracks(target)  # (B, T, 3, C), (B, T, 3, 3, C)
+    """Matched target ``(B, T, 3, R, C)``: each reference (its distance too, R = 4) on the output track the
+    angular-distance assignment gives."""
+    activity, vectors = adpit_to_tracks(target)  # (B, T, 3, C), (B, T, 3, R, C)
     active = activity > 0.5
     with torch.no_grad():
-        out_v = output.detach().permute(0, 1, 4, 2, 3)  # (B, T, C, 3 tracks, 3 xyz)
-        ref_v = xyz.permute(0, 1, 4, 2, 3)
+        out_v = output.detach()[:, :, :, :3].permute(0, 1, 4, 2, 3)  # (B, T, C, 3 tracks, 3 xyz)
+        ref_v = vectors[:, :, :, :3].permute(0, 1, 4, 2, 3)
         cost = angular_distance_xyz_deg(out_v.unsqueeze(-2), ref_v.unsqueeze(-3))  # (B, T, C, 3 out, 3 ref)
         track_of_ref = hungarian_assignment(cost, active.permute(0, 1, 3, 2))  # (B, T, C, 3)
-    ref_vectors = (xyz * active.unsqueeze(-2)).permute(0, 1, 4, 2, 3)  # (B, T, C, 3 refs, 3)
+    ref_vectors = (vectors * active.unsqueeze(-2)).permute(0, 1, 4, 2, 3)  # (B, T, C, 3 refs, R)
     # Distinct refs go to distinct tracks, so scattering never overwrites; inactive refs scatter zeros.
-    matched_c = torch.zeros_like(ref_vectors).scatter(3, track_of_ref[..., None].expand(-1, -1, -1, -1, 3),
-                                                      ref_vectors)
+    index = track_of_ref[..., None].expand(-1, -1, -1, -1, ref_vectors.shape[-1])
+    matched_c = torch.zeros_like(ref_vectors).scatter(3, index, ref_vectors)
     return matched_c.permute(0, 1, 3, 4, 2)
 
 
 def mse_objective(output: torch.Tensor, matched: torch.Tensor) -> torch.Tensor:
-    return (output - matched).square().mean()
+    """Mean of :func:`masked_square_error` over every track, row and class (the DCASE baselines' MSE)."""
+    return masked_square_error(output, matched).mean()
 
 
 class ActivityDirectionObjective(nn.Module):
@@ -112,14 +137,15 @@ class ActivityDirectionObjective(nn.Module):
     probabilities): the length itself is the activity probability, so the loss is the plain binary cross-entropy of
     the head's activity logit. Focal weighting ``(1 − p_t)^gamma`` (Lin et al., 2017), with ``alpha`` weighting
     positives (None: no weighting). ``class_weights`` (C,) scales each class's activity term (scaled to mean 1;
-    :func:`class_balanced_weights` makes them from label counts).
+    :func:`class_balanced_weights` makes them from label counts). ``distance_weight`` scales the squared distance
+    error of the active tracks (outputs with distance only).
     """
 
     LINKS = ("scaled", "probability")
 
     def __init__(self, activity_weight: float = 1.0, direction_weight: float = 1.0, focal_gamma: float = 2.0,
                  focal_alpha: float | None = None, logit_scale: float = 10.0, activity_link: str = "scaled",
-                 class_weights: list[float] | None = None):
+                 class_weights: list[float] | None = None, distance_weight: float = 1.0):
         super().__init__()
         if activity_link not in self.LINKS:
             raise ValueError(f"activity_link must be one of {list(self.LINKS)}, got {activity_link!r}")
@@ -133,11 +159,14 @@ class ActivityDirectionObjective(nn.Module):
         self.activity_link = activity_link
         self.activity_weight = activity_weight
         self.direction_weight = direction_weight
+        self.distance_weight = distance_weight
         self.focal_gamma = focal_gamma
         self.focal_alpha = focal_alpha
         self.logit_scale = logit_scale
 
     def forward(self, output: torch.Tensor, matched: torch.Tensor) -> torch.Tensor:
+        distance, ref_distance = output[:, :, :, 3:], matched[:, :, :, 3:]  # (B, T, 3, 0 or 1, C)
+        output, matched = output[:, :, :, :3], matched[:, :, :, :3]
         length = output.square().sum(dim=3).add(1e-12).sqrt()  # (B, T, 3, C)
         ref_length = matched.square().sum(dim=3).sqrt()
         active = (ref_length > 0.5).to(output.dtype)
@@ -158,11 +187,16 @@ class ActivityDirectionObjective(nn.Module):
             focal = focal * self.class_weights.to(focal.dtype)
         cos = (output * matched).sum(dim=3) / (length * ref_length.clamp_min(1e-6))
         direction = ((1 - cos) * active).sum() / active.sum().clamp_min(1.0)
-        return self.activity_weight * focal.mean() + self.direction_weight * direction
+        loss = self.activity_weight * focal.mean() + self.direction_weight * direction
+        if distance.shape[3]:
+            error = (distance - ref_distance).square().sum(dim=3)  # (B, T, 3, C)
+            loss = loss + self.distance_weight * (error * active).sum() / active.sum().clamp_min(1.0)
+        return loss
 
 
 class MultiAccdoaLoss(nn.Module):
-    """``loss(output (B, T, 3, 3, C), target (B, T, 6, 4, C)) -> scalar``: a matcher, then an objective."""
+    """``loss(output (B, T, 3, 3, C), target (B, T, 6, 4, C)) -> scalar``: a matcher, then an objective (with
+    distance: output (B, T, 3, 4, C), target (B, T, 6, 5, C))."""
 
     MATCHERS = {"adpit": match_adpit, "hungarian": match_hungarian}
 
@@ -221,10 +255,11 @@ def build_loss(name: str, **kwargs) -> MultiAccdoaLoss:
 
 
 def adpit_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The DCASE2023 baseline ADPIT MSE: mean over (B, T, C) of the per-frame-and-class minimum over 13 permutations."""
+    """The DCASE2023 baseline ADPIT MSE: mean over (B, T, C) of the per-frame-and-class minimum over 13 permutations
+    (with distance, the DCASE2024 baseline's, its distance error masked where inactive)."""
     _check_shapes(output, target)
     candidates = adpit_candidates(target.to(output.dtype))
-    errors = (output.unsqueeze(2) - candidates).square().mean(dim=(3, 4))  # (B, T, 13, C)
+    errors = masked_square_error(output.unsqueeze(2), candidates).mean(dim=(3, 4))  # (B, T, 13, C)
     return errors.min(dim=2).values.mean()
 
 
@@ -293,6 +328,6 @@ class DistillationLoss(nn.Module):
 
 __all__ = [
     "ADPIT_PERMUTATIONS", "ActivityDirectionObjective", "DistillationLoss", "LOSSES", "MultiAccdoaLoss",
-    "adpit_candidates", "adpit_loss", "available_losses", "build_loss", "hungarian_assignment", "match_adpit",
-    "match_hungarian", "mse_objective",
+    "adpit_candidates", "adpit_loss", "available_losses", "build_loss", "hungarian_assignment", "masked_square_error",
+    "match_adpit", "match_hungarian", "mse_objective",
 ]

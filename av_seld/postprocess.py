@@ -5,6 +5,10 @@ Active same-class tracks whose directions are within ``merge_deg`` (15°) of eac
 groups of such pairs are merged, their vectors averaged. For three tracks this is the DCASE2023 baseline's rule (no
 similar pair: three events; one similar pair: that pair merged, the third kept; two or three similar pairs: all
 three merged). An event's ``source`` is the lowest track index of its group.
+
+Outputs with distance ``(T, K, 4, C)`` (``av_seld.targets``) decode the same way on their vectors; an event's distance
+is the mean of its group's distances, turned into metres with ``DISTANCE_SCALE_M``, and the prediction CSV is then
+the 7-column Cartesian form with distance (DCASE2024).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import numpy as np
 from av_seld.classes import NUM_CLASSES
 from av_seld.geometry import angular_distance_xyz_deg, cart_to_sph
 from av_seld.io.labels import Events, write_prediction_csv
+from av_seld.targets import DISTANCE_SCALE_M, has_distance
 
 DEFAULT_THRESHOLD = 0.5
 MERGE_DEG = 15.0
@@ -52,7 +57,8 @@ def _groups(active: np.ndarray, similar: np.ndarray) -> list[list[int]]:
 
 def multi_accdoa_to_events(output, threshold: float | Sequence[float] | np.ndarray = DEFAULT_THRESHOLD,
                            merge_deg: float = MERGE_DEG, frame_offset: int = 0) -> Events:
-    """Events of one clip's multi-ACCDOA output ``(T, K, 3, C)`` (NumPy or torch), sorted by frame, class, track.
+    """Events of one clip's multi-ACCDOA output ``(T, K, 3, C)`` (NumPy or torch), sorted by frame, class, track;
+    with distance ``(T, K, 4, C)`` the events have distances in metres.
 
     ``threshold``: one value or one per class, on the vector length. ``frame_offset`` is added to the frame indices
     (for outputs of a chunk that starts later in the clip).
@@ -60,13 +66,15 @@ def multi_accdoa_to_events(output, threshold: float | Sequence[float] | np.ndarr
     if hasattr(output, "detach"):
         output = output.detach().cpu().numpy()
     output = np.asarray(output, dtype=np.float64)
-    if output.ndim != 4 or output.shape[2] != 3:
-        raise ValueError(f"multi-ACCDOA output must be (T, tracks, 3, classes), got {output.shape}")
+    if output.ndim != 4 or output.shape[2] not in (3, 4):
+        raise ValueError(f"multi-ACCDOA output must be (T, tracks, 3 or 4, classes), got {output.shape}")
     num_frames, num_tracks, _, num_classes = output.shape
+    with_distance = has_distance(output)
     thresholds = class_thresholds(threshold, num_classes)
-    vectors = np.moveaxis(output, 2, -1)  # (T, K, C, 3)
+    vectors = np.moveaxis(output[:, :, :3], 2, -1)  # (T, K, C, 3)
+    distances = output[:, :, 3] * DISTANCE_SCALE_M if with_distance else None  # (T, K, C) metres
     active = np.linalg.norm(vectors, axis=-1) > thresholds  # (T, K, C)
-    frames, classes, tracks, xyz = [], [], [], []
+    frames, classes, tracks, xyz, distance = [], [], [], [], []
     for t, c in zip(*np.nonzero(active.any(axis=1))):  # row-major: sorted by frame, then class
         v = vectors[t, :, c]  # (K, 3)
         similar = angular_distance_xyz_deg(v[:, None], v[None]) < merge_deg  # (K, K)
@@ -75,15 +83,26 @@ def multi_accdoa_to_events(output, threshold: float | Sequence[float] | np.ndarr
             classes.append(c)
             tracks.append(group[0])
             xyz.append(v[group].mean(axis=0))
+            if with_distance:
+                distance.append(distances[t, group, c].mean())
     if not frames:
-        return Events.empty()
+        return Events.empty(with_distance)
     azimuth, elevation = cart_to_sph(np.asarray(xyz))
-    return Events.from_arrays(frames, classes, tracks, azimuth, elevation)
+    return Events.from_arrays(frames, classes, tracks, azimuth, elevation, distance if with_distance else None)
+
+
+def prediction_form(events: Events) -> str:
+    """The prediction CSV form of ``events``: Cartesian with distance (7 columns, DCASE2024) when they have distances,
+    polar otherwise."""
+    return "cartesian" if events.has_distance else "polar"
 
 
 def write_predictions(path, output, threshold: float | Sequence[float] | np.ndarray = DEFAULT_THRESHOLD,
-                      merge_deg: float = MERGE_DEG, form: str = "polar") -> Events:
-    """Decode one clip's output ``(T, K, 3, C)`` and write its prediction CSV atomically; returns the events."""
+                      merge_deg: float = MERGE_DEG, form: str | None = None) -> Events:
+    """Decode one clip's output ``(T, K, 3 or 4, C)`` and write its prediction CSV atomically; returns the events.
+
+    ``form``: 'polar' or 'cartesian'; None picks :func:`prediction_form` (7-column Cartesian for outputs with distance).
+    """
     events = multi_accdoa_to_events(output, threshold, merge_deg)
-    write_prediction_csv(path, events, form=form)
+    write_prediction_csv(path, events, form=prediction_form(events) if form is None else form)
     return events

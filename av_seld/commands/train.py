@@ -45,6 +45,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.test is not None:
         print(f"test (best checkpoint, calibrated thresholds; {result.run_dir / 'eval' / 'test'}):")
         print(result.test.format_table())
+        if result.test.distance_2024 is not None:
+            print(result.test.distance_2024.format_table())
     print(f"run folder: {result.run_dir} (best checkpoint {result.best_checkpoint}, {count(result.steps, 'step')})")
     return 0
 
@@ -109,7 +111,10 @@ def cmd_test(args: argparse.Namespace) -> int:
     with tqdm(total=len(clips), desc="test", unit="clip") as bar:
         result = evaluate_split(models, clips, metadata, out, edition=args.edition, progress=lambda _: bar.update(1))
     print(result.format_table())
-    print(f"predictions and scores in {out} (pred/, scores.json, scores.txt)")
+    if result.distance_2024 is not None:
+        print(result.distance_2024.format_table())
+    print(f"predictions and scores in {out} (pred/, scores.json, scores.txt"
+          f"{', scores_2024.json, scores_2024.txt' if result.distance_2024 is not None else ''})")
     return 0
 
 

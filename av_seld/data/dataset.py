@@ -11,7 +11,8 @@ A sample (``__getitem__``) is a dict of torch tensors:
 - ``"features"`` float32 (C, 5 T, F) of the chosen kind, standardised with ``stats`` when given, or with
   ``output="audio"``, ``"audio"`` float32 (4, 2400 T), whose features the training device computes
   (:meth:`av_seld.data.pipeline.SamplePipeline.device`, with ``"spec_mask"`` (5 T, F) bool when masks are on);
-- ``"target"`` float32 (T, 6, 4, 13) ADPIT (``target="adpit"``) or (T, 3, 3, 13) multi-ACCDOA;
+- ``"target"`` float32 (T, 6, 4, 13) ADPIT (``target="adpit"``) or (T, 3, 3, 13) multi-ACCDOA; the ``_distance``
+  kinds add the distance row (``av_seld.targets``: (T, 6, 5, 13), (T, 3, 4, 13));
 - ``"label_mask"`` bool (T,);
 - with ``video=True``: ``"frames"`` uint8 (T, H, W, 3) RGB, the frame of each label frame by
   :func:`av_seld.timing.video_frame_for_label_frame`, and ``"video_valid"`` bool (T,), False where the clip has no
@@ -48,7 +49,7 @@ from av_seld.errors import AudioFormatError, InputError
 from av_seld.io.audio import check_finite, wav_info
 from av_seld.io.dataset import Clip, index_dataset
 from av_seld.io.labels import Events, read_reference_csv
-from av_seld.targets import events_to_adpit, events_to_multi_accdoa
+from av_seld.targets import TARGET_BUILDERS as TARGETS
 
 if TYPE_CHECKING:
     from av_seld.io.video import VideoReader
@@ -56,7 +57,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FRAMES_PER_LABEL = timing.FEATURE_FRAMES_PER_LABEL_FRAME
-TARGETS = {"adpit": events_to_adpit, "multi_accdoa": events_to_multi_accdoa}
 _WARNED_SHORT: set[str] = set()  # videos shorter than their clip, already reported
 _INHERITED_READERS: list = []  # video readers a forked worker inherited (see SeldDataset._worker_state)
 
@@ -105,7 +105,8 @@ class SeldDataset(torch.utils.data.Dataset):
     ``av-seld extract-features`` or None to compute that root's features on the fly from the wav (per chunk, on CPU).
     stats: standardisation statistics (:meth:`FeatureStats.load` / ``merge``); None leaves features as computed.
     output: "features", or "audio" to stop the loader's part of the pipeline before ``featurize`` (the batch is
-    finished by ``dataset.pipeline.device``). target: "adpit" (T, 6, 4, 13) or "multi_accdoa" (T, 3, 3, 13).
+    finished by ``dataset.pipeline.device``). target: "adpit" (T, 6, 4, 13) or "multi_accdoa" (T, 3, 3, 13), or
+    their ``_distance`` kinds (``av_seld.targets.TARGET_BUILDERS``).
     video, video_size: read frames at the label rate, (height, width) in pixels.
     visual_cache_dirs: per root, a folder of cached frozen visual features (``av_seld.data.visual_cache.cache_dir``)
     or None (that root trains audio-only); not with ``video``. warn_missing_visual: log clips without them.
@@ -277,7 +278,10 @@ class SeldDataset(torch.utils.data.Dataset):
         chunk = events.select(keep)
         chunk = Events(chunk.frame - start, chunk.class_index, chunk.source, chunk.azimuth_deg, chunk.elevation_deg,
                        chunk.distance_m)
-        return TARGETS[self.target](chunk, self.chunk_frames)
+        try:
+            return TARGETS[self.target](chunk, self.chunk_frames)
+        except ValueError as err:  # e.g. distance targets from a reference without distances
+            raise InputError(self.clips[clip_index].clip.metadata, str(err)) from None
 
     def _chunk_audio(self, entry: ClipEntry, start: int) -> np.ndarray:
         """(4, 2400 T) float32: the chunk's samples, zeros past the end of the clip."""

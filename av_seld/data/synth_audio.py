@@ -122,9 +122,15 @@ def _render_clip(number: int, *, out_root: Path, split: str, seed: int, formats:
     rendered = render_scene(events, _sound_source(clips), rng, scene, formats, room=acoustics)
     for fmt in formats:
         write_wav(paths[fmt], rendered.audio[fmt])
-    rows = rendered.rows
-    write_reference_csv(paths["csv"], Events.from_arrays(*zip(*rows)) if rows else Events.empty())
+    write_reference_csv(paths["csv"], scene_events(rendered.rows))
     return ClipResult(name, False, len(events), scene.duration_s, time.perf_counter() - start)
+
+
+def scene_events(rows) -> Events:
+    """The reference events of a rendered scene's rows ``(frame, class, source, azimuth, elevation[, distance_m])``
+    (:class:`augment.scenes.Scene`): written as the 6-column reference, distance in centimetres, when the scene has
+    distances. A scene without events has none (its CSV is empty)."""
+    return Events.from_arrays(*zip(*rows)) if rows else Events.empty()
 
 
 def synthesize_audio_dataset(out_root: str | os.PathLike, *, num_clips: int, split: str, seed: int = 0,

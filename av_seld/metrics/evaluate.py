@@ -55,6 +55,9 @@ class Evaluation:
     eval_distance: bool
     intervals: JackknifeResult | None = None
     unscored_references: list[str] = field(default_factory=list)
+    # the DCASE2024 scores with distance of the same predictions, when they were computed alongside (training and
+    # `av-seld test` of a model with distance outputs, scored with the 2023 metrics)
+    distance_2024: "Evaluation | None" = None
 
     def interval(self, key: str) -> tuple[float, float] | None:
         if self.intervals is None:
@@ -139,7 +142,8 @@ def evaluate_folders(reference_dir: str | os.PathLike, prediction_dir: str | os.
                      doa_threshold_deg: float = 20.0, rel_distance_threshold: float = 1.0) -> Evaluation:
     """Score every prediction CSV of ``prediction_dir`` against the reference CSV of the same name.
 
-    ``eval_distance`` (2024 only): None evaluates distance when every scored reference has a distance column.
+    ``eval_distance`` (2024 only): None evaluates distance when every scored reference has a distance column (a
+    file without rows has no columns and fits either way).
     """
     if edition not in ("2023", "2024"):
         raise ValueError(f"edition must be '2023' or '2024', got {edition!r}")
@@ -163,12 +167,13 @@ def evaluate_folders(reference_dir: str | os.PathLike, prediction_dir: str | os.
     if edition == "2023":
         eval_distance = False
     elif eval_distance is None:
-        eval_distance = all(r.has_distance for r in refs.values())
+        eval_distance = all(r.has_distance or not len(r) for r in refs.values()) and any(
+            r.has_distance for r in refs.values())
     if eval_distance:
         for n in names:
-            if not refs[n].has_distance:
+            if len(refs[n]) and not refs[n].has_distance:
                 raise InputError(references[n], "has no distance column, which the 2024 distance evaluation needs")
-            if not preds[n].has_distance:
+            if len(preds[n]) and not preds[n].has_distance:
                 raise InputError(predictions[n], "has no distance column; the 2024 distance evaluation needs the "
                                  "7-column Cartesian form (frame, class, track, x, y, z, distance in metres)")
     per_clip = [clip_counts(refs[n], preds[n], edition=edition, eval_distance=eval_distance,

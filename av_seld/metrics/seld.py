@@ -250,7 +250,8 @@ def frame_counts_2024(reference: Events, prediction: Events, *, num_classes: int
                       rel_distance_threshold: float = 1.0, eval_distance: bool = True) -> SELDCounts:
     """Statistics of one clip for the DCASE2024 frame-level metrics (Cartesian DOAs, distances in metres)."""
     counts = SELDCounts.zeros(num_classes)
-    if eval_distance and not (reference.has_distance and prediction.has_distance):
+    if eval_distance and any(len(e) and not e.has_distance for e in (reference, prediction)):
+        # an empty file has no columns to tell, so it fits either way
         raise ValueError("distance evaluation needs distances in both reference and prediction")
     if len(reference) == 0:
         return counts
@@ -266,7 +267,7 @@ def frame_counts_2024(reference: Events, prediction: Events, *, num_classes: int
 
     m = _match(ref, pred, ref_g, pred_g, num_classes, cartesian_distance)
     fail = m.doa_error > doa_threshold_deg
-    if eval_distance:
+    if eval_distance and len(m.ref_row):  # no pairs: nothing to read (an empty prediction may lack the column)
         dist_err = np.abs(ref.distance_m[m.ref_row] - pred.distance_m[m.pred_row])
         rel_err = dist_err / (ref.distance_m[m.ref_row] + EPS)
         fail |= (dist_err > distance_threshold_m) | (rel_err > rel_distance_threshold)

@@ -1,7 +1,8 @@
 """What every audio SELD model shares: the multi-ACCDOA head, time pooling to label rate and frame counting.
 
 Shapes: features ``(B, C, T_feat, F)`` (F = 64 mel bands for the log-mel layouts) → tokens ``(B, T_label, D)`` →
-multi-ACCDOA ``(B, T_label, 3, 3, num_classes)``, with ``T_label = ceil(T_feat / 5)`` for any ``T_feat``.
+multi-ACCDOA ``(B, T_label, 3, 3, num_classes)``, with ``T_label = ceil(T_feat / 5)`` for any ``T_feat``; with
+``distance=True`` ``(B, T_label, 3, 4, num_classes)``, each track's distance after its vector (``av_seld.targets``).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
@@ -34,15 +36,22 @@ class MultiAccdoaHead(nn.Module):
     only. On the demo data (audio-only, with ``activity_link="probability"`` and ``direction_weight=0.3`` in the
     ``adpit_activity`` loss) 800 steps reach held-out SELD 0.64 / F20 15 %; the previous demo recipe (tanh head,
     direction weight 1, same trunk) had SELD 0.82 / F20 5 % after 1584 steps (README, demo).
+
+    ``distance=True`` (DCASE2024): one more output per track and class, the source distance in units of
+    ``DISTANCE_SCALE_M`` through a softplus (positive, with a gradient everywhere; the DCASE2024 baseline's ReLU
+    can stop learning where it outputs zero); the output is ``(B, T, 3, 4, C)``, rows ``(x, y, z, distance)``, the
+    baseline's layout.
     """
 
     KINDS = ("tanh", "gated")
 
     def __init__(self, dim: int, hidden: tuple[int, ...] = (), num_classes: int = NUM_CLASSES,
-                 num_tracks: int = NUM_TRACKS, dropout: float = 0.0, kind: str = "tanh"):
+                 num_tracks: int = NUM_TRACKS, dropout: float = 0.0, kind: str = "tanh", distance: bool = False):
         super().__init__()
         if kind not in self.KINDS:
             raise ValueError(f"head kind must be one of {list(self.KINDS)}, got {kind!r}")
+        if not isinstance(distance, bool):
+            raise ValueError(f"distance must be true or false, got {distance!r}")
         layers: list[nn.Module] = []
         width = dim
         for size in hidden:
@@ -50,7 +59,8 @@ class MultiAccdoaHead(nn.Module):
             width = size
         self.hidden = nn.Sequential(*layers)
         self.kind = kind
-        self.out = nn.Linear(width, num_tracks * (3 if kind == "tanh" else 4) * num_classes)
+        self.distance = distance
+        self.out = nn.Linear(width, num_tracks * ((3 if kind == "tanh" else 4) + int(distance)) * num_classes)
         self.shared = nn.Linear(width, num_tracks * 3) if kind == "gated" else None
         self.num_tracks = num_tracks
         self.num_classes = num_classes
@@ -58,13 +68,18 @@ class MultiAccdoaHead(nn.Module):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         hidden = self.hidden(tokens)
         y = self.out(hidden)
+        rows = (3 if self.kind == "tanh" else 4) + int(self.distance)
+        y = rearrange(y, "b t (k a c) -> b t k a c", k=self.num_tracks, a=rows, c=self.num_classes)
         if self.kind == "tanh":
-            return rearrange(torch.tanh(y), "b t (k a c) -> b t k a c", k=self.num_tracks, a=3, c=self.num_classes)
-        y = rearrange(y, "b t (k a c) -> b t k a c", k=self.num_tracks, a=4, c=self.num_classes)
-        shared = rearrange(self.shared(hidden), "b t (k a) -> b t k a 1", k=self.num_tracks, a=3)
-        direction = y[:, :, :, 1:] + shared
-        unit = direction * torch.rsqrt(direction.square().sum(dim=3, keepdim=True) + 1e-8)
-        return torch.sigmoid(y[:, :, :, :1]) * unit
+            vectors = torch.tanh(y[:, :, :, :3])
+        else:
+            shared = rearrange(self.shared(hidden), "b t (k a) -> b t k a 1", k=self.num_tracks, a=3)
+            direction = y[:, :, :, 1:4] + shared
+            unit = direction * torch.rsqrt(direction.square().sum(dim=3, keepdim=True) + 1e-8)
+            vectors = torch.sigmoid(y[:, :, :, :1]) * unit
+        if not self.distance:
+            return vectors
+        return torch.cat([vectors, F.softplus(y[:, :, :, -1:])], dim=3)  # (B, T, K, 4, C)
 
 
 @runtime_checkable
@@ -102,7 +117,8 @@ class AudioSeldModel(nn.Module):
     The model contract every registered model keeps (audio models here, ``av_conformer`` in
     :mod:`av_seld.models.fusion`): ``forward(features, *, frames=None, visual_features=None, visual_mask=None)`` returns
     multi-ACCDOA, ``tokens(...)`` with the same arguments the label-rate tokens its head reads, and ``uses_video``
-    says whether the visual arguments change anything (audio models ignore them).
+    says whether the visual arguments change anything (audio models ignore them). Every model takes
+    ``distance: bool = False``; with it the output has a distance row, ``(B, T, 3, 4, C)``.
     """
 
     in_channels: int

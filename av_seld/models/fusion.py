@@ -8,7 +8,8 @@ Shapes (B = batch, T = label frames, N = visual tokens per frame, D = token widt
   moved to channels-first); or cached pooled YOLO features (B, T, C, rows, cols) from :mod:`av_seld.data.visual_cache`;
 - ``visual_mask`` (B, T) bool, True where the frame has video; masked frames (clips without video, label frames past
   the end of a video) see a learned "no video" token instead, so the same network runs audio-only;
-- output multi-ACCDOA (B, T, 3, 3, num_classes) from the audio model's own head.
+- output multi-ACCDOA (B, T, 3, 3, num_classes) from the audio model's own head ((B, T, 3, 4, num_classes) with
+  ``distance``).
 
 A :class:`CrossModalConformerBlock` is a macaron Conformer block with a cross-attention step after self-attention:
 each audio frame (query) attends to the tokens of its own video frame and of ``visual_context`` frames either side.
@@ -210,6 +211,7 @@ def build_av_conformer(
     visual_context: int = 0,
     audio_state: Mapping[str, torch.Tensor] | None = None,
     visual_init: str | os.PathLike | None = None,
+    distance: bool = False,
 ) -> AVConformer:
     """The AV model: ``audio_model`` (built from the registry with ``audio_kwargs``) + a visual encoder
     (``visual_model``: a YOLO model with local ``visual_weights`` or random weights seeded by ``visual_seed``, or
@@ -220,9 +222,13 @@ def build_av_conformer(
     ``visual_init``: a checkpoint of ``av-seld pretrain-visual`` (self-supervised) to initialise the visual encoder
     from (its YOLO layers, and its token layers when the widths match); applied after ``visual_weights``. With cached
     visual features (``data.visual_features``) training caches the features of the ``visual_yolo.pt`` exported
-    beside that checkpoint.
+    beside that checkpoint. ``distance``: the audio model's head also outputs distances (``audio_kwargs`` may not
+    set it as well).
     """
-    audio = build_model(audio_model, **dict(audio_kwargs or {}))
+    audio_kwargs = dict(audio_kwargs or {})
+    if "distance" in audio_kwargs:
+        raise ValueError("set distance on the audio-visual model (model.params.distance), not in its audio_kwargs")
+    audio = build_model(audio_model, **audio_kwargs, distance=distance)
     visual = build_visual_encoder(visual_model, weights=visual_weights, frame_size=frame_size, token_grid=token_grid,
                                   embed_dim=audio.embed_dim, freeze=freeze_visual,
                                   circular_padding=circular_padding, seed=visual_seed)

@@ -93,14 +93,15 @@ class ResNetGRU(AudioSeldModel):
                  blocks: tuple[int, ...] = (2, 2, 2, 2),
                  pools: tuple[tuple[int, int], ...] = ((5, 2), (1, 2), (1, 2), (1, 1)), freq_out: int = 2,
                  rnn_size: int = 128, rnn_layers: int = 2, dropout: float = 0.1,
-                 num_classes: int = NUM_CLASSES, num_tracks: int = NUM_TRACKS, head: str = "tanh"):
+                 num_classes: int = NUM_CLASSES, num_tracks: int = NUM_TRACKS, head: str = "tanh",
+                 distance: bool = False):
         super().__init__()
         self.in_channels = in_channels
         self.trunk = ResNetTrunk(in_channels, **_trunk_kwargs(widths, blocks, pools, freq_out, dropout))
         self.gru = nn.GRU(self.trunk.out_dim, rnn_size, num_layers=rnn_layers, batch_first=True,
                           dropout=dropout if rnn_layers > 1 else 0.0, bidirectional=True)
         self.embed_dim = 2 * rnn_size
-        self.head = MultiAccdoaHead(self.embed_dim, (), num_classes, num_tracks, kind=head)
+        self.head = MultiAccdoaHead(self.embed_dim, (), num_classes, num_tracks, kind=head, distance=distance)
 
     @classmethod
     def tiny_config(cls) -> dict:
@@ -121,14 +122,14 @@ class ResNetConformer(AudioSeldModel):
                  pools: tuple[tuple[int, int], ...] = ((5, 2), (1, 2), (1, 2), (1, 1)), freq_out: int = 2,
                  dim: int = 128, depth: int = 4, heads: int = 4, ff_mult: int = 4, kernel_size: int = 15,
                  dropout: float = 0.1, num_classes: int = NUM_CLASSES, num_tracks: int = NUM_TRACKS,
-                 head: str = "tanh"):
+                 head: str = "tanh", distance: bool = False):
         super().__init__()
         self.in_channels = in_channels
         self.trunk = ResNetTrunk(in_channels, **_trunk_kwargs(widths, blocks, pools, freq_out, dropout))
         self.proj = nn.Linear(self.trunk.out_dim, dim)
         self.blocks = nn.Sequential(*(ConformerBlock(dim, heads, ff_mult, kernel_size, dropout) for _ in range(depth)))
         self.embed_dim = dim
-        self.head = MultiAccdoaHead(dim, (), num_classes, num_tracks, kind=head)
+        self.head = MultiAccdoaHead(dim, (), num_classes, num_tracks, kind=head, distance=distance)
 
     @classmethod
     def tiny_config(cls) -> dict:

@@ -29,7 +29,7 @@ class SeldNet(AudioSeldModel):
                  freq_pools: tuple[int, ...] = (4, 4, 2), rnn_size: int = 128, rnn_layers: int = 2,
                  attention_layers: int = 2, heads: int = 8, fnn_sizes: tuple[int, ...] = (128,),
                  dropout: float = 0.05, num_classes: int = NUM_CLASSES, num_tracks: int = NUM_TRACKS,
-                 head: str = "tanh"):
+                 head: str = "tanh", distance: bool = False):
         super().__init__()
         self.in_channels = in_channels
         self.embed_dim = rnn_size
@@ -51,7 +51,7 @@ class SeldNet(AudioSeldModel):
         self.attention = nn.ModuleList(
             nn.MultiheadAttention(rnn_size, heads, dropout=dropout, batch_first=True) for _ in range(attention_layers))
         self.attention_norms = nn.ModuleList(nn.LayerNorm(rnn_size) for _ in range(attention_layers))
-        self.head = MultiAccdoaHead(rnn_size, tuple(fnn_sizes), num_classes, num_tracks, kind=head)
+        self.head = MultiAccdoaHead(rnn_size, tuple(fnn_sizes), num_classes, num_tracks, kind=head, distance=distance)
 
     @classmethod
     def tiny_config(cls) -> dict:

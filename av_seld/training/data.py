@@ -7,6 +7,7 @@ from pathlib import Path
 
 from av_seld.config import Config, ConfigError
 from av_seld.training.caches import visual_caches
+from av_seld.training.recipe import predicts_distance
 
 
 def build_datasets(config: Config, caches: list[Path], kind: str):
@@ -22,7 +23,7 @@ def build_datasets(config: Config, caches: list[Path], kind: str):
         raise ConfigError("config", "data.online_features cannot be combined with data.visual_features yet")
     common = dict(audio_format=data.format, kind=kind, chunk_s=data.chunk_s, cache_dirs=caches, stats=stats,
                   video=data.video, video_size=tuple(data.video_size), visual_cache_dirs=visual,
-                  seed=config.train.seed)
+                  seed=config.train.seed, target="adpit_distance" if predicts_distance(config) else "adpit")
     train = SeldDataset(data.roots, splits=data.train_splits, hop_s=data.train_hop_s, acs=data.acs,
                         spec_augment=spec_augment_of(data), output="audio" if data.online_features else "features",
                         **{**common, "cache_dirs": None if data.online_features else caches})

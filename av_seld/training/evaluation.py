@@ -7,6 +7,10 @@ outputs from the cached features of a :class:`~av_seld.data.dataset.SeldDataset`
 which predict each clip from its files through :func:`av_seld.training.predict.predict_output`, the path of
 ``av-seld infer``. Outputs are decoded with :func:`av_seld.postprocess.multi_accdoa_to_events` and scored with the
 same counts and formulas as ``av-seld evaluate`` (:mod:`av_seld.metrics`).
+
+A model with distance outputs is also scored with the DCASE2024 metrics with distance (F20° gated by a relative
+distance error of at most 1, DOAE, RDE) next to the configured edition: validation rows gain the 2024 scores as
+``KEY_2024`` columns, and a split scored through the infer path writes ``scores_2024.json`` / ``scores_2024.txt``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from av_seld.io.labels import Events, read_reference_csv
 from av_seld.metrics.evaluate import clip_counts
 from av_seld.metrics.seld import SELDCounts, SELDScores, compute_scores
 from av_seld.postprocess import multi_accdoa_to_events
+from av_seld.targets import has_distance
 from av_seld.training.inference import model_forward
 from av_seld.training.trainer import move_to
 from av_seld.utils.progress import phase
@@ -40,7 +45,8 @@ CALIBRATION_GRID = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 @torch.no_grad()
 def collect_outputs(model: nn.Module, dataset, *, batch_size: int = 8, device: torch.device | None = None,
                     num_workers: int = 0) -> dict[str, np.ndarray]:
-    """Multi-ACCDOA output (T, 3, 3, 13) of every clip of ``dataset`` (non-overlapping chunks), keyed by clip key."""
+    """Multi-ACCDOA output (T, 3, 3, 13), or (T, 3, 4, 13) with distance, of every clip of ``dataset``
+    (non-overlapping chunks), keyed by clip key."""
     from av_seld.data.dataset import collate_samples
 
     if dataset.hop_frames != dataset.chunk_frames:
@@ -69,14 +75,34 @@ def references(dataset) -> dict[str, Events]:
     return {entry.key: read_reference_csv(entry.clip.metadata) for entry in dataset.clips}
 
 
+def outputs_have_distance(outputs: dict[str, np.ndarray]) -> bool:
+    """Whether the outputs of :func:`collect_outputs` / :func:`split_outputs` carry distances."""
+    return any(has_distance(o) for o in outputs.values())
+
+
 def score_outputs(outputs: dict[str, np.ndarray], refs: dict[str, Events], *, thresholds: float | np.ndarray = 0.5,
                   merge_deg: float = 15.0, edition: str = "2023") -> SELDScores:
-    """Macro-averaged DCASE scores of decoded outputs against the references (directions only for 2024)."""
+    """Macro-averaged DCASE scores of decoded outputs against the references; 2024 evaluates distance when the
+    outputs have it (directions only otherwise)."""
+    eval_distance = edition == "2024" and outputs_have_distance(outputs)
     counts = SELDCounts.zeros()
     for key, output in outputs.items():
         pred = multi_accdoa_to_events(output, thresholds, merge_deg)
-        counts = counts + clip_counts(refs[key], pred, edition=edition, eval_distance=False)
-    return compute_scores(counts, edition=edition, average="macro", eval_distance=False)
+        counts = counts + clip_counts(refs[key], pred, edition=edition, eval_distance=eval_distance)
+    return compute_scores(counts, edition=edition, average="macro", eval_distance=eval_distance)
+
+
+def validation_scores(outputs: dict[str, np.ndarray], refs: dict[str, Events], *,
+                      thresholds: float | np.ndarray = 0.5, merge_deg: float = 15.0,
+                      edition: str = "2023") -> dict[str, float]:
+    """The summary of :func:`score_outputs` (``SELD``, ``F``...); for outputs with distance scored with the 2023
+    metrics, followed by the DCASE2024 summary with distance, its keys suffixed ``_2024`` (``SELD_2024``,
+    ``RDE_2024``...)."""
+    scores = score_outputs(outputs, refs, thresholds=thresholds, merge_deg=merge_deg, edition=edition).summary()
+    if edition != "2024" and outputs_have_distance(outputs):
+        with_distance = score_outputs(outputs, refs, thresholds=thresholds, merge_deg=merge_deg, edition="2024")
+        scores.update({f"{key}_2024": value for key, value in with_distance.summary().items()})
+    return scores
 
 
 def calibrate_thresholds(outputs: dict[str, np.ndarray], refs: dict[str, Events], *, merge_deg: float = 15.0,
@@ -168,7 +194,11 @@ def evaluate_split(models, clips, metadata: dict[str, Path], out_dir: str | os.P
                    progress: Callable | None = None):
     """What ``av-seld infer`` + ``av-seld evaluate`` give: write ``OUT_DIR/pred/*.csv`` with the models' thresholds,
     score them against the references, and write ``scores.json``, ``scores.txt`` and ``reference.json`` (the
-    reference folder, relative to ``OUT_DIR``). Returns the :class:`~av_seld.metrics.evaluate.Evaluation`."""
+    reference folder, relative to ``OUT_DIR``). Returns the :class:`~av_seld.metrics.evaluate.Evaluation`.
+
+    Models with distance write 7-column predictions; 2024 then evaluates distance, and 2023 is joined by the 2024
+    scores with distance (``Evaluation.distance_2024``, ``scores_2024.json``, ``scores_2024.txt``) when the references
+    have distances."""
     from av_seld.metrics import evaluate_folders
     from av_seld.training.predict import write_clip_predictions
     from av_seld.utils.atomic import write_text_atomic
@@ -184,9 +214,19 @@ def evaluate_split(models, clips, metadata: dict[str, Path], out_dir: str | os.P
         ref_dir.mkdir(parents=True, exist_ok=True)
         for path in metadata.values():
             write_text_atomic(ref_dir / path.name, path.read_text())
-    result = evaluate_folders(ref_dir, out_dir / "pred", edition=edition, eval_distance=False)
+    distance = any(m.has_distance for m in models)
+    result = evaluate_folders(ref_dir, out_dir / "pred", edition=edition, eval_distance=None if distance else False)
     result.write_json(out_dir / "scores.json")
     write_text_atomic(out_dir / "scores.txt", result.format_table() + "\n")
+    if distance and edition != "2024":
+        with_distance = evaluate_folders(ref_dir, out_dir / "pred", edition="2024")
+        if with_distance.eval_distance:
+            result.distance_2024 = with_distance
+            with_distance.write_json(out_dir / "scores_2024.json")
+            write_text_atomic(out_dir / "scores_2024.txt", with_distance.format_table() + "\n")
+        else:
+            log.warning("%s: the references have no distance column, so the model's distances are not scored",
+                        ref_dir)
     # Relative to this folder, as readers resolve it (a path relative to the working directory would only hold
     # from where the run was started); a run folder that moves together with its data keeps its references.
     relative = os.path.relpath(Path(ref_dir).resolve(), out_dir.resolve())

@@ -1,7 +1,7 @@
 """Clip-level inference: sliding windows with overlap for clips of any length, and ensembles of models.
 
 A model maps a window of features (and, for audio-visual models, the window's frames at label rate) to multi-ACCDOA
-``(T, 3, 3, 13)`` at 100 ms. :func:`predict_clip` slides a window of ``window_frames`` label frames with hop
+``(T, 3, 3, 13)`` (``(T, 3, 4, 13)`` with distance) at 100 ms. :func:`predict_clip` slides a window of ``window_frames`` label frames with hop
 ``hop_frames`` over the whole clip, pads the last window, and averages the overlapping outputs frame by frame.
 """
 
@@ -103,7 +103,7 @@ def predict_clip(model: nn.Module, features: torch.Tensor, *, window_frames: int
                  num_frames: int | None = None, frames: torch.Tensor | None = None,
                  video_valid: torch.Tensor | None = None, visual_features: torch.Tensor | None = None,
                  batch_size: int = 8) -> np.ndarray:
-    """Multi-ACCDOA output (T, 3, 3, 13) of one clip.
+    """Multi-ACCDOA output (T, 3, 3, 13), (T, 3, 4, 13) with distance, of one clip.
 
     ``features``: (C, T_feat, F) for the whole clip; ``num_frames``: label frames of the clip (default
     ceil(T_feat / 5)). Audio-visual models also take ``frames`` (T, H, W, 3) uint8 at label rate, or the visual
@@ -160,7 +160,8 @@ def _track_directions(output: np.ndarray) -> np.ndarray:
 
 
 def align_tracks(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """``other`` with its tracks permuted, per frame and class, to best match ``reference`` (both (T, 3, 3, C)).
+    """``other`` with its tracks permuted, per frame and class, to best match ``reference`` (both (T, 3, 3, C), or
+    (T, 3, 4, C) with distance: a track's distance moves with its vector).
 
     Multi-ACCDOA track order is arbitrary within a class, so two models can put the same source on different tracks;
     the permutation maximising the summed cosine similarity of the track vectors is chosen (6 permutations of 3).
@@ -168,15 +169,15 @@ def align_tracks(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
     from itertools import permutations
 
     perms = np.array(list(permutations(range(other.shape[1]))))  # (P, 3)
-    ref_dir = _track_directions(reference)
-    oth_dir = _track_directions(other)
+    ref_dir = _track_directions(reference[:, :, :3])
+    oth_dir = _track_directions(other[:, :, :3])
     # similarity[t, p, c] = sum_k <ref[t, k], other[t, perm_p[k]]>
     similarity = np.einsum("tkac,tpkac->tpc", ref_dir, oth_dir[:, perms])
     best = similarity.argmax(axis=1)  # (T, C)
     chosen = perms[best]  # (T, C, 3)
     t_idx = np.arange(other.shape[0])[:, None, None]
     c_idx = np.arange(other.shape[-1])[None, :, None]
-    aligned = other.transpose(0, 3, 1, 2)[t_idx, c_idx, chosen]  # (T, C, 3 tracks, 3 xyz)
+    aligned = other.transpose(0, 3, 1, 2)[t_idx, c_idx, chosen]  # (T, C, 3 tracks, 3 xyz [+ distance])
     return aligned.transpose(0, 2, 3, 1)
 
 
@@ -184,5 +185,8 @@ def ensemble_outputs(outputs: Sequence[np.ndarray]) -> np.ndarray:
     """Average of several models' multi-ACCDOA outputs of one clip after matching tracks to the first model's."""
     if not outputs:
         raise ValueError("no outputs to ensemble")
+    if len({o.shape for o in outputs}) > 1:
+        raise ValueError(f"the models' outputs differ in shape ({sorted({o.shape for o in outputs})}): an ensemble "
+                         "needs models that all output distance, or none")
     aligned = [outputs[0]] + [align_tracks(outputs[0], o) for o in outputs[1:]]
     return np.mean(aligned, axis=0)

@@ -53,6 +53,11 @@ class LoadedModel:
     def is_audio_visual(self) -> bool:
         return self.frame_size is not None
 
+    @property
+    def has_distance(self) -> bool:
+        """Whether the model outputs distances (``model.params.distance``; every registered model's head says)."""
+        return bool(getattr(self.model.head, "distance", False))
+
 
 @dataclass(frozen=True)
 class ClipFiles:

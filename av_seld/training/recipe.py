@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from av_seld.config import Config, ConfigError
+from av_seld.errors import InputError
+from av_seld.io.labels import read_reference_csv
 
 
 
@@ -39,3 +41,18 @@ def check_model_config(config: Config) -> None:
     if config.loss.name not in available_losses():
         raise ConfigError(where, f"loss.name: unknown loss {config.loss.name!r} (available: "
                                  f"{', '.join(available_losses())})")
+
+
+def predicts_distance(config: Config) -> bool:
+    """Whether the configured model outputs distances (``model.params.distance``, every registered model's switch)."""
+    return config.model.params.get("distance", False) is True
+
+
+def check_distance_labels(clips) -> None:
+    """:class:`InputError` naming the first reference CSV (of dataset clip entries) that has events but no distance
+    column: a model with distance outputs learns from, and is validated on, references with distances."""
+    for entry in clips:
+        events = read_reference_csv(entry.clip.metadata)
+        if len(events) and not events.has_distance:
+            raise InputError(entry.clip.metadata, "has no distance column (frame, class, source, azimuth, elevation, "
+                                                  "distance in cm), which model.params.distance: true needs")

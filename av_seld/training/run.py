@@ -12,7 +12,8 @@ Run folder (``train.out_dir/train.name``)::
     tensorboard/       the same curves for TensorBoard
     last.pt            weights + optimizer + counters, for --resume
     best.pt            the weights with the lowest validation SELD score, with calibrated thresholds
-    eval/test/         pred/*.csv, scores.json, scores.txt on the test split (after training)
+    eval/test/         pred/*.csv, scores.json, scores.txt on the test split (after training); with distance outputs
+                       (model.params.distance) also scores_2024.json, scores_2024.txt
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ from av_seld.training import distributed
 from av_seld.training.caches import feature_caches
 from av_seld.training.checkpoint import initialise_weights, load_checkpoint, save_checkpoint
 from av_seld.training.data import build_datasets
-from av_seld.training.evaluation import collect_outputs, references, score_outputs
+from av_seld.training.evaluation import collect_outputs, references, validation_scores
 from av_seld.training.hooks import CheckpointHook, Hook, LogHook, ValidationHook
 from av_seld.training.objective import build_loss_fn
-from av_seld.training.recipe import check_model_config, model_params
+from av_seld.training.recipe import check_distance_labels, check_model_config, model_params, predicts_distance
 from av_seld.utils.device import pick_device
 from av_seld.utils.paths import shipped_path
 from av_seld.training.schedule import learning_rate
@@ -89,6 +90,8 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
     spec = feats.feature_spec(kind)
     caches = feature_caches(config, kind, workers)
     train_set, val_set, test_set, stats = build_datasets(config, caches, kind)
+    if predicts_distance(config):
+        check_distance_labels(list(train_set.clips) + (list(val_set.clips) if val_set is not None else []))
     params = model_params(config, spec.num_channels)
 
     from av_seld.models import build_model
@@ -158,8 +161,8 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
 
     def validate(eval_model) -> dict[str, float]:
         outputs = collect_outputs(eval_model, val_set, batch_size=config.data.batch_size, device=device)
-        return score_outputs(outputs, refs_val, thresholds=config.eval.threshold, merge_deg=config.eval.merge_deg,
-                             edition=config.eval.edition).summary()
+        return validation_scores(outputs, refs_val, thresholds=config.eval.threshold,
+                                 merge_deg=config.eval.merge_deg, edition=config.eval.edition)
 
     log_hook = LogHook(run_dir, every=config.train.log_every_steps)
     hooks: list[Hook] = [log_hook] if distributed.is_main() else []

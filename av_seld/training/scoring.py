@@ -12,7 +12,7 @@ from av_seld.classes import NUM_CLASSES
 from av_seld.config import Config
 from av_seld.io.labels import read_reference_csv
 from av_seld.training.checkpoint import save_checkpoint
-from av_seld.training.evaluation import calibrate_thresholds, score_outputs
+from av_seld.training.evaluation import calibrate_thresholds, validation_scores
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,8 @@ def score_best_checkpoint(config: Config, payload: dict, path: Path, val_set, te
         if config.eval.calibrate:
             thresholds = calibrate_thresholds(outputs, refs, merge_deg=config.eval.merge_deg,
                                               edition=config.eval.edition)
-        val_scores = score_outputs(outputs, refs, thresholds=thresholds, merge_deg=config.eval.merge_deg,
-                                   edition=config.eval.edition).summary()
+        val_scores = validation_scores(outputs, refs, thresholds=thresholds, merge_deg=config.eval.merge_deg,
+                                       edition=config.eval.edition)
     payload["thresholds"] = thresholds
     save_checkpoint(run_dir / "best.pt", payload)
 

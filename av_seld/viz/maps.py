@@ -148,12 +148,12 @@ def smooth_panorama_map(heat: np.ndarray, sigma_px: float) -> np.ndarray:
 
 
 def activity_from_output(output):
-    """(T, C) activity from a model output: (T, C) as it is, or multi-ACCDOA (T, 3, 3, C) as the largest track
-    vector length per class (torch tensors; differentiable)."""
+    """(T, C) activity from a model output: (T, C) as it is, or multi-ACCDOA (T, 3, 3, C) (or (T, 3, 4, C) with
+    distance) as the largest track vector length per class (torch tensors; differentiable)."""
     if output.ndim == 2:
         return output
-    if output.ndim == 4 and output.shape[1:3] == (3, 3):
-        return output.norm(dim=2).amax(dim=1)  # (T, track, xyz, C) -> (T, track, C) -> (T, C)
+    if output.ndim == 4 and output.shape[1] == 3 and output.shape[2] in (3, 4):
+        return output[:, :, :3].norm(dim=2).amax(dim=1)  # (T, track, xyz, C) -> (T, track, C) -> (T, C)
     raise ValueError(f"model output must be (T, C) activity or (T, 3, 3, C) multi-ACCDOA, got {tuple(output.shape)}")
 
 
