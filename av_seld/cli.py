@@ -18,7 +18,8 @@ log = logging.getLogger("av_seld")
 # ``func`` default runs the command. Keep their top-level imports light (import heavy modules inside the command).
 COMMAND_MODULES: tuple[str, ...] = ("av_seld.commands.video", "av_seld.commands.visual", "av_seld.commands.viz",
                                      "av_seld.commands.features", "av_seld.commands.acs", "av_seld.commands.train",
-                                     "av_seld.commands.pretrain_visual", "av_seld.commands.sounds")
+                                     "av_seld.commands.pretrain_visual", "av_seld.commands.sounds",
+                                     "av_seld.commands.maps")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

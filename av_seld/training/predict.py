@@ -115,7 +115,7 @@ def predict_audio(models: Sequence[LoadedModel], audio: torch.Tensor, *, video: 
         frames = valid = None
         if m.is_audio_visual and video is not None:
             if m.frame_size not in video_cache:
-                video_cache[m.frame_size] = _read_video(Path(video), num_frames, m.frame_size)
+                video_cache[m.frame_size] = read_clip_frames(Path(video), num_frames, m.frame_size)
             frames, valid = video_cache[m.frame_size]
         hop = max(1, int(round(m.window_frames * hop_fraction)))
         outputs.append(predict_clip(m.model, features, window_frames=m.window_frames, hop_frames=hop,
@@ -200,7 +200,7 @@ def check_inputs(models: Sequence[LoadedModel], audio_dir: str | os.PathLike,
                     "(every frame gets the model's \"no video\" token)", models[0].path)
 
 
-def _read_video(path: Path, num_frames: int, frame_size: tuple[int, int]):
+def read_clip_frames(path: Path, num_frames: int, frame_size: tuple[int, int]):
     """Frames (T, H, W, 3) uint8 at label rate and their validity; a clip without video runs audio-only."""
     if not path.is_file():
         log.warning("%s: no video, predicting from audio only", path)
