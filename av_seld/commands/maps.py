@@ -106,7 +106,7 @@ def register(subparsers) -> None:
                     "OUT/<class>/NNNN.png per label frame with video (NNNN = label frame) and OUT/<class>.mp4 at "
                     "10 fps. gradient: for each class, |d(class activity summed over the inference window) / "
                     "d(frame)| of an audio-visual checkpoint, run as av-seld infer runs it (features from the wav, "
-                    "frames at label rate, 50%%-overlapping windows; overlapping windows averaged). acoustic: FOA "
+                    "frames at label rate, 50%-overlapping windows; overlapping windows averaged). acoustic: FOA "
                     "beam power or MIC SRP-PHAT of each 100 ms of audio (OUT/acoustic/, OUT/acoustic.mp4).")
     p.add_argument("checkpoint", nargs="?", metavar="CHECKPOINT",
                    help="an audio-visual checkpoint (av-seld train's best.pt); required for --kind gradient, for "
