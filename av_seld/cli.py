@@ -23,7 +23,7 @@ log = logging.getLogger("av_seld")
 COMMAND_MODULES: tuple[str, ...] = ("av_seld.commands.video", "av_seld.commands.visual", "av_seld.commands.viz",
                                      "av_seld.commands.features", "av_seld.commands.acs", "av_seld.commands.train",
                                      "av_seld.commands.pretrain_visual", "av_seld.commands.sounds",
-                                     "av_seld.commands.download")
+                                     "av_seld.commands.download", "av_seld.commands.maps")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

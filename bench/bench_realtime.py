@@ -43,7 +43,7 @@ from av_seld.io.video import VideoReader, VideoWriter  # noqa: E402
 from av_seld.models import build_model  # noqa: E402
 from av_seld.postprocess import multi_accdoa_to_events  # noqa: E402
 from av_seld.training.inference import pool_frames, predict_clip, sampled_label_frames  # noqa: E402
-from av_seld.training.predict import HOP_FRACTION, LoadedModel, _read_video, load_for_inference, predict_audio  # noqa: E402,E501
+from av_seld.training.predict import HOP_FRACTION, LoadedModel, read_clip_frames, load_for_inference, predict_audio  # noqa: E402,E501
 from av_seld.utils.sizes import SizeAction, SizeHelpFormatter  # noqa: E402
 
 
@@ -146,7 +146,7 @@ def main() -> None:
 
         print("stages at visual stride 1 (today's infer):")
         frames, valid = row("decode label-rate frames at the encoder's size",
-                            lambda: _read_video(video, total, m.frame_size, 1))
+                            lambda: read_clip_frames(video, total, m.frame_size, 1))
         pooled = row("visual encoder (frozen YOLO, every label frame)", lambda: pool_frames(visual, frames, valid))
         features = row(f"audio features ({m.extractor.kind})", lambda: m.extractor(audio.to(device)).cpu())
         output = row("model over the windows (cached visual features)",
@@ -176,7 +176,7 @@ def main() -> None:
             lambda: VideoReader(video, width, height).read_label_frames(sampled))
         row("decode: source size, then OpenCV resize",
             lambda: VideoReader(video, width, height, resize="opencv").read_label_frames(sampled))
-        row("decode: every 5th label frame only", lambda: _read_video(video, total, m.frame_size, 5))
+        row("decode: every 5th label frame only", lambda: read_clip_frames(video, total, m.frame_size, 5))
         chunk = visual.frame_chunk
         for frames_per_call in (1, chunk, 64):
             visual.frame_chunk = frames_per_call

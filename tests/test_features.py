@@ -75,7 +75,11 @@ def test_mel_filterbank_equals_librosa():
     import librosa
 
     want = librosa.filters.mel(sr=SR, n_fft=timing.N_FFT, n_mels=64, dtype=np.float64).T
-    np.testing.assert_allclose(mel_filterbank(dtype=torch.float64).numpy(), want, rtol=0, atol=1e-12)
+    got = mel_filterbank(dtype=torch.float64).numpy()
+    # torchaudio computes the filters in float32: within 5e-8 of librosa's float64 ones (largest weight 0.019),
+    # zero exactly where librosa's are (the CPU kernels' triangle spans depend on it)
+    np.testing.assert_allclose(got, want, rtol=0, atol=5e-8)
+    np.testing.assert_array_equal(got > 0, want > 0)
 
 
 def test_salsalite_frequency_range():

@@ -11,11 +11,14 @@ from augment.spatial import render_foa, render_mic
 from av_seld.geometry import angular_distance_deg, equirect_pixel, pixel_center_directions
 from av_seld.timing import SAMPLE_RATE
 from av_seld.viz.maps import (
+    acoustic_maps,
     draw_map_overlay,
     foa_srp_map,
     gradient_saliency_map,
     map_peak_direction,
     mic_srp_phat_map,
+    peak_hits,
+    random_cell_hit_rate,
     smooth_panorama_map,
 )
 
@@ -122,3 +125,27 @@ def test_overlay_marks_the_peak():
     assert out[j, i, 0] > out[j, i, 2]
     far_i, far_j = equirect_pixel(30.0, -30.0, width, height)
     assert out[far_j, far_i, 2] > out[far_j, far_i, 0]
+
+
+@pytest.mark.parametrize("fmt", ["foa", "mic"])
+def test_acoustic_maps_peak_at_a_plane_wave_every_label_frame(fmt):
+    azimuth, elevation = -120.0, 25.0
+    render = render_foa if fmt == "foa" else render_mic
+    audio = render(noise(0.45, 3), azimuth, elevation)  # 4 whole label frames and a partial fifth
+    maps = acoustic_maps(audio, fmt, width=120, height=60)
+    assert maps.shape == (5, 60, 120)
+    for heat in maps:
+        assert angular_distance_deg(azimuth, elevation, *map_peak_direction(heat)) < 4.5  # 3° grid
+        assert peak_hits(heat, [40.0, azimuth], [0.0, elevation], max_deg=20.0)
+        assert not peak_hits(heat, [40.0], [0.0], max_deg=20.0)
+
+
+def test_random_cell_hit_rate_counts_grid_cells():
+    # 2° grid: the cells within 20° of the north pole are the 10 rows whose centres lie at 71°..89°: 1/9 of them.
+    assert random_cell_hit_rate(90, 180, 0.0, 90.0) == pytest.approx(1 / 9)
+    # On the equator a 20° cap spans about π·20² square degrees of the 360 × 180 grid.
+    assert random_cell_hit_rate(90, 180, 30.0, 0.0) == pytest.approx(np.pi * 400 / 64800, rel=0.05)
+    # Two far-apart targets add up; no target never hits.
+    both = random_cell_hit_rate(90, 180, [30.0, -150.0], [0.0, 0.0])
+    assert both == pytest.approx(2 * random_cell_hit_rate(90, 180, 30.0, 0.0))
+    assert random_cell_hit_rate(90, 180, [], []) == 0.0 and not peak_hits(np.ones((4, 8)), [], [])

@@ -281,6 +281,7 @@ class YoloVisualEncoder(nn.Module):
         token_grid: (rows, cols) each P3–P5 map is average-pooled to.
         embed_dim: token width D.
         freeze: keep the YOLO layers fixed (no gradients, BatchNorm in eval mode); the token projection still trains.
+            Gradients still flow through them to frames that require grad.
         circular_padding: pad convolutions and pools circularly in the width (see :func:`make_horizontally_circular`).
         num_pos_frequencies: harmonics in the spherical position features.
         seed: seed of the random YOLO weights (same seed, same weights), so cached features match a live encoder.
@@ -390,7 +391,10 @@ class YoloVisualEncoder(nn.Module):
         check_frame_size(frames.shape[-2], frames.shape[-1])
         x = self._as_float(frames)
         outputs: list[torch.Tensor | None] = []
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
+        # Frozen layers record no graph (their activations are not kept for a backward pass) unless the frames
+        # themselves ask for gradients: input-gradient maps (av_seld.viz.maps) flow through the frozen weights,
+        # which keep requires_grad False and so still get no gradient.
+        with torch.set_grad_enabled(torch.is_grad_enabled() and (not self.freeze or x.requires_grad)):
             for layer in self.layers:
                 if layer.f != -1:  # the layer reads earlier outputs, as in ultralytics' BaseModel._predict_once
                     f = layer.f

@@ -131,7 +131,7 @@ def predict_audio(models: Sequence[LoadedModel], audio: torch.Tensor, *, video: 
         pooled = valid = None
         if m.is_audio_visual and video is not None:
             if m.frame_size not in frame_cache:
-                frame_cache[m.frame_size] = _read_video(Path(video), num_frames, m.frame_size, visual_stride)
+                frame_cache[m.frame_size] = read_clip_frames(Path(video), num_frames, m.frame_size, visual_stride)
             frames, sampled_valid = frame_cache[m.frame_size]
             if frames is not None:
                 pooled, valid = spread_sampled(pool_frames(m.model.visual, frames, sampled_valid), sampled_valid,
@@ -224,7 +224,7 @@ def check_inputs(models: Sequence[LoadedModel], audio_dir: str | os.PathLike,
                     "(every frame gets the model's \"no video\" token)", models[0].path)
 
 
-def _read_video(path: Path, num_frames: int, frame_size: tuple[int, int], stride: int = 1):
+def read_clip_frames(path: Path, num_frames: int, frame_size: tuple[int, int], stride: int = 1):
     """Frames (S, H, W, 3) uint8 of label frames 0, stride, 2·stride, ... (decoded at the encoder's size) and their
     validity (S,) bool; (None, None) for a missing file: the clip runs audio-only."""
     if not path.is_file():

@@ -16,22 +16,34 @@ Visual (from a differentiable model):
 
 - :func:`gradient_saliency_map`: |∂ activity(class, t) / ∂ frame_t| summed over colour, Gaussian-smoothed with a
   horizontal wrap at the seam: where in the panorama the model's evidence for that class comes from.
+- :func:`window_gradient_maps`: the same for an audio-visual model over a whole clip, in the windows of inference:
+  per class c and label frame t, |∂ (activity of c summed over the window) / ∂ frame_t| (see there).
+- :func:`guided_backprop`: a context in which the model's activation modules pass only positive gradients back
+  (guided backpropagation), for sharper maps.
+
+Per clip: :func:`acoustic_maps` computes one acoustic map per label frame. Scoring: :func:`peak_hits` says whether
+a map's peak lies within a angle of any target direction, :func:`random_cell_hit_rate` what a uniformly random cell
+of the same grid would score.
 
 :func:`draw_map_overlay` blends any such map over an RGB panorama (``cv2.applyColorMap``) and rings its peak.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 import cv2
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from av_seld.arrays import MIC_PAIRS, mic_delays_s
-from av_seld.geometry import equirect_to_sph, pixel_center_directions, sph_to_cart
-from av_seld.timing import SAMPLE_RATE
+from av_seld.errors import InputError
+from av_seld.geometry import angular_distance_deg, equirect_to_sph, pixel_center_directions, sph_to_cart
+from av_seld.timing import FEATURE_FRAMES_PER_LABEL_FRAME, LABEL_HOP_S, SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
 
@@ -190,6 +202,202 @@ def gradient_saliency_map(model: Callable, frames, *, class_index: int, time_ind
     return (heat / peak if peak > 0 else heat).astype(np.float32)
 
 
+# Pointwise activation modules that guided backpropagation clamps (YOLO's Conv blocks use SiLU).
+GUIDED_ACTIVATIONS = ("ReLU", "ReLU6", "LeakyReLU", "SiLU", "GELU", "ELU", "Hardswish", "Mish")
+
+
+@contextlib.contextmanager
+def guided_backprop(module) -> Iterator[int]:
+    """Guided backpropagation inside the block: every activation module of ``module`` (the types named in
+    :data:`GUIDED_ACTIVATIONS`) passes only the positive part of its input gradient back, ``max(0, f'(x) · g)``.
+
+    Yields how many activation modules were hooked (a module shared by several layers, as ultralytics' default SiLU
+    is, counts once); the hooks are removed when the block ends, also on an error. Functional activations
+    (``F.silu`` inside a forward) are not modules and are left as they are. The activations must not be in place.
+    """
+    def positive_only(_module, grad_input, _grad_output):
+        return tuple(None if g is None else g.clamp(min=0) for g in grad_input)
+
+    handles = []
+    try:
+        for layer in module.modules():
+            if type(layer).__name__ in GUIDED_ACTIVATIONS and layer.__module__.startswith("torch.nn"):
+                if getattr(layer, "inplace", False):
+                    raise ValueError(f"{type(layer).__name__}(inplace=True) cannot take a guided backward hook")
+                handles.append(layer.register_full_backward_hook(positive_only))
+        yield len(handles)
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+MAP_METHODS = ("plain", "guided")
+
+
+def window_gradient_maps(model, features, frames, *, classes: Sequence[int], window_frames: int, hop_frames: int,
+                         video_valid=None, method: str = "plain", sigma_px: float | None = None) -> np.ndarray:
+    """Input-gradient maps of an audio-visual model over a clip, window by window: (T, K, H, W) float32, K =
+    ``len(classes)``, not normalised (0 where a frame has no video).
+
+    model: a registered audio-visual model (``model(features (B, C, T_feat, F), frames=(B, T, 3, H, W),
+    visual_mask=(B, T)) -> (B, T, 3, 3, 13)``), in eval mode. features: (C, T_feat, F) standardised features of the
+    whole clip (T = ceil(T_feat / 5)); frames: (T, H, W, 3) uint8 at label rate; video_valid: (T,) bool (default all
+    True). The clip is covered by the windows of inference (``window_frames`` label frames every ``hop_frames``,
+    :func:`av_seld.training.inference.window_starts`; past the clip's end: zero features, no video).
+
+    What a map means: in a window w, ``S_c = Σ_t activity_c(t)`` sums class c's activity (the longest track vector,
+    :func:`activity_from_output`) over the window's frames inside the clip, and the map of label frame t is
+    ``|∂ S_c / ∂ frame_t|`` summed over colour: how much each pixel of frame t moves the window's total evidence for
+    c — including through the neighbouring frames that see frame t through the model's temporal layers, not only
+    at time t (one backward pass per class and window instead of one per frame). Where windows overlap the maps of
+    a frame are averaged. Each map is then smoothed with a Gaussian of ``sigma_px`` (default W / 100) that wraps at
+    the seam. The gradients reach the frames through frozen encoder weights, which get none themselves.
+
+    method: ``"plain"`` gradients, or ``"guided"``: :func:`guided_backprop` on the model's visual encoder (the
+    activations between the frames and the visual tokens).
+    """
+    import torch
+
+    from av_seld.training.inference import window_starts
+
+    if method not in MAP_METHODS:
+        raise ValueError(f"method must be one of {MAP_METHODS}, got {method!r}")
+    if not getattr(model, "uses_video", False):
+        raise ValueError(f"{type(model).__name__} does not use video: it has no gradient with respect to frames")
+    frames = torch.as_tensor(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be (T, H, W, 3), got {tuple(frames.shape)}")
+    num_frames, height, width = frames.shape[:3]
+    valid = (torch.ones(num_frames, dtype=torch.bool) if video_valid is None
+             else torch.as_tensor(video_valid, dtype=torch.bool))
+    classes = [int(c) for c in classes]
+    step = FEATURE_FRAMES_PER_LABEL_FRAME
+    starts = window_starts(num_frames, window_frames, hop_frames)
+    device = next(model.parameters()).device
+    total = np.zeros((num_frames, len(classes), height, width), dtype=np.float64)
+    count = np.zeros(num_frames, dtype=np.int64)
+    guided = guided_backprop(getattr(model, "visual", model)) if method == "guided" else contextlib.nullcontext()
+    with guided:
+        for start in starts:
+            inside = min(window_frames, num_frames - start)  # the window's frames that lie in the clip
+            feats = features[:, start * step:(start + window_frames) * step]
+            feats = torch.nn.functional.pad(feats, (0, 0, 0, window_frames * step - feats.shape[1]))
+            x = torch.zeros((window_frames, height, width, 3), dtype=torch.float32)
+            x[:inside] = frames[start:start + inside].float() / 255 if frames.dtype == torch.uint8 \
+                else frames[start:start + inside].float()
+            mask = torch.zeros(window_frames, dtype=torch.bool)
+            mask[:inside] = valid[start:start + inside]
+            x = x.to(device).requires_grad_(True)
+            with torch.enable_grad():
+                output = model(feats[None].to(device), frames=x.permute(0, 3, 1, 2)[None],
+                               visual_mask=mask[None].to(device))[0]
+                activity = activity_from_output(output)[:inside]  # (inside, 13)
+                for k, c in enumerate(classes):
+                    (grad,) = torch.autograd.grad(activity[:, c].sum(), x, retain_graph=k + 1 < len(classes),
+                                                  allow_unused=True)
+                    if grad is not None:
+                        total[start:start + inside, k] += grad[:inside].abs().sum(dim=-1).cpu().numpy()
+            count[start:start + inside] += 1
+    sigma = width / 100 if sigma_px is None else sigma_px
+    maps = total / np.maximum(count, 1)[:, None, None, None]
+    for t in range(num_frames):
+        for k in range(len(classes)):
+            maps[t, k] = smooth_panorama_map(maps[t, k], sigma)
+    return maps.astype(np.float32)
+
+
+@dataclasses.dataclass
+class ClipGradientMaps:
+    """What :func:`clip_gradient_maps` returns for one clip.
+
+    maps: (T, K, H, W) float32 from :func:`window_gradient_maps`, at the model's frame size; classes: the K class
+    indices; activity: (T, 13) the predicted activity (longest track vector of the prediction path's output);
+    active: (T, 13) bool, activity at or above the checkpoint's per-class thresholds; video_valid: (T,) bool.
+    """
+
+    maps: np.ndarray
+    classes: list[int]
+    activity: np.ndarray
+    active: np.ndarray
+    video_valid: np.ndarray
+
+
+def clip_gradient_maps(model, audio, video, *, classes: Sequence[int] | None = None,
+                       method: str = "plain") -> ClipGradientMaps:
+    """Gradient maps of one clip through the prediction path of ``av-seld infer``.
+
+    model: an audio-visual :class:`av_seld.training.predict.LoadedModel` (``load_for_inference``); audio: (4, N)
+    float at 24 kHz in its format (torch or NumPy); video: the clip's 360° mp4. The prediction comes from
+    :func:`av_seld.training.predict.predict_audio` (features, frames at label rate, 50 %-overlapping windows); the
+    maps from :func:`window_gradient_maps` on the same features, frames and windows. classes: default the classes
+    predicted active in at least one label frame, most active first.
+    """
+    import torch
+
+    from av_seld.training.predict import HOP_FRACTION, predict_audio, read_clip_frames
+
+    if not model.is_audio_visual:
+        raise InputError(model.path, "an audio-only checkpoint has no gradient with respect to video frames")
+    video = Path(video)
+    if not video.is_file():
+        raise InputError(video, "video not found")
+    audio = torch.as_tensor(np.asarray(audio, dtype=np.float32))
+    output = predict_audio([model], audio, video=video)  # (T, 3, 3, 13)
+    activity = np.linalg.norm(output, axis=2).max(axis=1)  # (T, 13)
+    active = activity >= model.thresholds[None, :]
+    if classes is None:
+        seen = np.flatnonzero(active.any(axis=0))
+        classes = [int(c) for c in seen[np.argsort(-activity[:, seen].sum(axis=0), kind="stable")]]
+    frames, valid = read_clip_frames(video, output.shape[0], model.frame_size)
+    device = next(model.model.parameters()).device
+    features = model.extractor(audio.to(device)).cpu()
+    hop = max(1, int(round(model.window_frames * HOP_FRACTION)))
+    maps = window_gradient_maps(model.model, features, frames, classes=classes, window_frames=model.window_frames,
+                                hop_frames=hop, video_valid=valid, method=method)
+    return ClipGradientMaps(maps, list(classes), activity, active, valid.numpy())
+
+
+def acoustic_maps(audio: np.ndarray, audio_format: str, *, num_frames: int | None = None, width: int = 180,
+                  height: int = 90) -> np.ndarray:
+    """One acoustic map per 100 ms label frame of a clip: (T, height, width) float64.
+
+    audio: (4, N) at 24 kHz, FOA (ACN W, Y, Z, X) or MIC (M1..M4) as ``audio_format`` says; frame t's map is
+    :func:`foa_srp_map` (hypercardioid) or :func:`mic_srp_phat_map` of samples ``[2400 t, 2400 (t + 1))``.
+    num_frames: default every label frame the audio touches (a last partial frame included).
+    """
+    if audio_format not in ("foa", "mic"):
+        raise ValueError(f"audio_format must be 'foa' or 'mic', got {audio_format!r}")
+    srp = foa_srp_map if audio_format == "foa" else mic_srp_phat_map
+    hop = int(round(LABEL_HOP_S * SAMPLE_RATE))
+    num_frames = -(-audio.shape[1] // hop) if num_frames is None else num_frames
+    out = np.zeros((num_frames, height, width))
+    for t in range(min(num_frames, -(-audio.shape[1] // hop))):
+        out[t] = srp(audio[:, t * hop:(t + 1) * hop], width=width, height=height)
+    return out
+
+
+def peak_hits(heat: np.ndarray, azimuth_deg, elevation_deg, max_deg: float = 20.0) -> bool:
+    """Whether the peak of a map (H, W) (:func:`map_peak_direction`) lies within ``max_deg`` of any of the target
+    directions (degrees, arrays of the same length; none: False)."""
+    azimuth_deg, elevation_deg = np.atleast_1d(azimuth_deg), np.atleast_1d(elevation_deg)
+    if azimuth_deg.size == 0:
+        return False
+    peak = map_peak_direction(heat)
+    return bool(np.min(angular_distance_deg(*peak, azimuth_deg, elevation_deg)) <= max_deg)
+
+
+def random_cell_hit_rate(height: int, width: int, azimuth_deg, elevation_deg, max_deg: float = 20.0) -> float:
+    """The chance that a cell drawn uniformly from a height × width equirectangular grid lies within ``max_deg`` of
+    any target direction: the fraction of cells that do. Cells crowd towards the poles, so this is not the solid-angle
+    fraction (a cap of 20° is 3.0 % of the sphere, but near a pole it holds more than 3 % of the cells)."""
+    azimuth_deg, elevation_deg = np.atleast_1d(azimuth_deg), np.atleast_1d(elevation_deg)
+    if azimuth_deg.size == 0:
+        return 0.0
+    grid_az, grid_el = pixel_center_directions(width, height)
+    distance = angular_distance_deg(grid_az[..., None], grid_el[..., None], azimuth_deg, elevation_deg)
+    return float(np.mean(distance.min(axis=-1) <= max_deg))
+
+
 def draw_map_overlay(frame_rgb: np.ndarray, heat: np.ndarray, *, alpha: float = 0.5,
                      colormap: int = cv2.COLORMAP_JET, mark_peak: bool = True) -> np.ndarray:
     """Blend a map (h, w) of any scale over an RGB panorama (H, W, 3) uint8: returns a new (H, W, 3) uint8 RGB frame.
@@ -210,3 +418,49 @@ def draw_map_overlay(frame_rgb: np.ndarray, heat: np.ndarray, *, alpha: float = 
         azimuth, elevation = map_peak_direction(heat)
         draw_marker(out, azimuth, elevation, (255, 255, 255), filled=False)
     return out
+
+
+def _caption(image: np.ndarray, text: str) -> None:
+    """Write ``text`` in the top-left corner of an RGB image, in place (white with a dark outline)."""
+    scale = max(0.35, image.shape[1] / 1280)
+    origin = (4, int(14 * scale / 0.35 * 0.9) + 2)
+    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+
+
+def write_map_overlays(maps: np.ndarray, frames: np.ndarray, valid: np.ndarray, out_dir, *,
+                       captions: Sequence[str] | None = None, video_path=None, alpha: float = 0.5) -> list[Path]:
+    """Draw map t over frame t (:func:`draw_map_overlay`) for every label frame with video and write
+    ``OUT_DIR/NNNN.png`` (NNNN = label frame); with ``video_path`` also an mp4 of every label frame at 10 fps
+    (:class:`av_seld.io.video.VideoWriter`; frames without video are black), so video time is clip time. Files are
+    written atomically. Returns the PNG paths.
+
+    maps: (T, h, w) any scale; frames: (T, H, W, 3) uint8 RGB at label rate; valid: (T,) bool; captions: T texts.
+    """
+    from av_seld.io.video import VideoWriter
+    from av_seld.timing import LABEL_FRAMES_PER_SECOND
+    from av_seld.utils.atomic import atomic_path
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    height, width = frames.shape[1:3]
+    written = []
+    writer = (VideoWriter(video_path, LABEL_FRAMES_PER_SECOND, (width, height)) if video_path is not None
+              else contextlib.nullcontext())
+    with writer:
+        for t in range(len(maps)):
+            if valid[t]:
+                image = draw_map_overlay(frames[t], maps[t], alpha=alpha)
+            else:
+                image = np.zeros_like(frames[t])
+            if captions is not None:
+                _caption(image, captions[t] if valid[t] else f"{captions[t]}  (no video)")
+            if valid[t]:
+                path = out_dir / f"{t:04d}.png"
+                with atomic_path(path) as tmp:
+                    if not cv2.imwrite(str(tmp), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+                        raise OSError(f"{path}: OpenCV could not write the PNG")
+                written.append(path)
+            if video_path is not None:
+                writer.write(image)
+    return written
