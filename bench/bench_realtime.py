@@ -37,7 +37,8 @@ sys.path.insert(0, str(ROOT))
 
 from av_seld import timing  # noqa: E402
 from av_seld.config import load_config  # noqa: E402
-from av_seld.features import FeatureExtractor, feature_spec  # noqa: E402
+from av_seld.data.pipeline import FeatureFrontEnd  # noqa: E402
+from av_seld.features import feature_spec  # noqa: E402
 from av_seld.io.labels import write_prediction_csv  # noqa: E402
 from av_seld.io.video import VideoReader, VideoWriter  # noqa: E402
 from av_seld.models import build_model  # noqa: E402
@@ -92,7 +93,7 @@ def load_model(args, device: torch.device) -> LoadedModel:
     if not getattr(model, "uses_video", False):
         raise SystemExit(f"{args.config} builds {config.model.name}, an audio-only model")
     window = int(round(config.data.chunk_s * timing.LABEL_FRAMES_PER_SECOND))
-    return LoadedModel(Path(args.config), model, FeatureExtractor(config.data.features).to(device), config.data.format,
+    return LoadedModel(Path(args.config), model, FeatureFrontEnd(config.data.features).to(device), config.data.format,
                        window,
                        np.full(13, 0.5), 20.0, tuple(model.visual.frame_size))
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from av_seld.features import FeatureExtractor
+from av_seld.data.pipeline import FeatureFrontEnd
 from av_seld.io.video import VideoReader, VideoWriter
 from av_seld.training.inference import sampled_label_frames, sampled_needed, spread_sampled
 from av_seld.training.predict import LoadedModel, predict_audio
@@ -24,7 +24,7 @@ def _tiny_av_model(seed: int = 0, window: int = 10) -> LoadedModel:
                         audio_kwargs={"widths": [4, 8], "blocks": [1, 1], "pools": [[5, 2], [1, 2]], "dim": 16,
                                       "depth": 1, "heads": 2, "kernel_size": 3}).eval()
     rng = np.random.default_rng(seed)
-    extractor = FeatureExtractor("foa_logmel_iv", mean=rng.normal(size=(7, 64)) * 0.1,
+    extractor = FeatureFrontEnd("foa_logmel_iv", mean=rng.normal(size=(7, 64)) * 0.1,
                                  std=1 + rng.random((7, 64)))
     # thresholds low enough that this untrained network detects something in most frames
     return LoadedModel(Path(f"tiny{seed}.pt"), model, extractor, "foa", window, np.full(13, 0.05), 20.0, FRAME_SIZE)
