@@ -56,3 +56,23 @@ def test_exports_give_the_models_outputs(tmp_path, name, params):
     assert meta["features"] == "foa_logmel_iv" and len(meta["thresholds"]) == 13
     with torch.no_grad():
         torch.testing.assert_close(program(*inputs), reference, atol=1e-5, rtol=1e-5)
+
+
+def test_a_checkpoint_rebuilds_without_the_visual_weights_file_it_started_from(tmp_path, caplog):
+    """The recipe's visual_weights (e.g. assets/...) started training; the checkpoint holds every weight, so the
+    rebuild neither reads that file (it may be absent on another machine) nor warns about random weights."""
+    params = {"frame_size": [64, 128], "token_grid": [2, 4], "depth": 1, "heads": 2, "kernel_size": 3,
+              "audio_kwargs": {"widths": [4, 8], "blocks": [1, 1], "pools": [[5, 2], [1, 2]], "dim": 16, "depth": 1,
+                               "heads": 2, "kernel_size": 3}}
+    model = build_model("av_conformer", **params).eval()
+    payload = {"model_name": "av_conformer", "model_state": model.state_dict(),
+               "model_params": {**params, "visual_weights": str(tmp_path / "gone" / "visual_yolo.pt")}}
+    import av_seld.models.visual as visual
+
+    visual._random_weights_logged = False  # the warning is once per process: make sure this rebuild could give it
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        rebuilt = build_model_from_checkpoint(payload)
+    assert "random weights" not in caplog.text
+    for key, value in model.state_dict().items():
+        assert torch.equal(rebuilt.state_dict()[key], value), key

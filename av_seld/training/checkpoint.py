@@ -46,10 +46,25 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 
 def build_model_from_checkpoint(payload: dict[str, Any], *, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """Rebuild the registered model from the checkpoint alone and load its weights (eval mode)."""
+    """Rebuild the registered model from the checkpoint alone and load its weights (eval mode).
+
+    The visual encoder's starting weights (``visual_weights``, e.g. the recipe's ``assets/`` file) are not read
+    again: the checkpoint's state holds every weight, so it rebuilds on a machine without that file, and the
+    random-start warning, which does not apply here, is not logged."""
+    import logging
+
     from av_seld.models import build_model
 
-    model = build_model(payload["model_name"], **payload["model_params"])
+    params = dict(payload["model_params"])
+    if "visual_weights" in params:
+        params["visual_weights"] = None
+    visual_log = logging.getLogger("av_seld.models.visual")
+    level = visual_log.level
+    visual_log.setLevel(logging.ERROR)
+    try:
+        model = build_model(payload["model_name"], **params)
+    finally:
+        visual_log.setLevel(level)
     model.load_state_dict(payload["model_state"])
     return model.to(device).eval()
 
