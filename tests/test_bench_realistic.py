@@ -93,3 +93,15 @@ def test_results_table_shows_intervals():
                                                   "LR": [0.5, 0.7]}}}
     table = _bench().format_table([row])
     assert "| seldnet_foa | either (same audio) | not read | n/a | 0.512 [0.450, 0.570] | 30.0 [20.0, 40.0] |" in table
+    assert table.splitlines()[2].endswith("| n/a |")  # no per-class support in these scores
+
+
+def test_results_table_scores_the_classes_present_apart():
+    classwise = [{"class": 0, "SELD": 0.3, "support": 12}, {"class": 1, "SELD": 0.5, "support": 3},
+                 {"class": 2, "SELD": 0.9, "support": 0}]
+    scores = {"SELD": 0.567, "F": 0.3, "LE": 25.0, "LR": 0.6, "classwise": classwise}
+    bench = _bench()
+    assert bench.present_class_seld(scores) == (0.4, 2)
+    assert bench.present_class_seld({"classwise": [{"class": 0, "SELD": 0.9, "support": 0}]}) is None
+    row = {"recipe": "small_data", "variant": "realistic", "video": "video", "scores": scores}
+    assert bench.format_table([row]).splitlines()[2].endswith("| 0.400 (2 classes) |")
