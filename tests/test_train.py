@@ -424,3 +424,17 @@ def test_a_second_train_of_the_same_run_is_refused_while_the_first_holds_it(tiny
     assert not (tmp_path / "debug_tiny").exists()  # refused before anything was written
     assert main(["train", str(TINY), *args, "data.val_splits=[]", "data.test_splits=[]"]) == 0
     assert (tmp_path / "debug_tiny" / "last.pt").exists() and not lock.exists()
+
+
+def test_clip_names_shared_by_two_roots_stop_the_run_before_training(tiny_root, tmp_path, capsys):
+    import shutil
+
+    twin = tmp_path / "twin"
+    shutil.copytree(tiny_root, twin, ignore=shutil.ignore_patterns("features", ".*"))
+    out = tmp_path / "runs"
+    args = [f"data.roots=[{tiny_root},{twin}]", "data.val_splits=[dev-val]", "data.test_splits=[]",
+            f"train.out_dir={out}", "train.max_steps=3"]
+    assert main(["train", str(TINY), *args]) == 2
+    err = capsys.readouterr().err
+    assert "is also used by" in err and "clip names must be unique across the roots of a split" in err
+    assert not list(out.glob("*/*.pt"))  # stopped before the first step, not at the calibration after training

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from av_seld.config import Config, ConfigError
 from av_seld.training.caches import visual_caches
+from av_seld.training.evaluation import split_clips
 from av_seld.training.recipe import predicts_distance
 
 
@@ -29,7 +30,13 @@ def build_datasets(config: Config, caches: list[Path], kind: str):
                         **{**common, "cache_dirs": None if data.online_features else caches})
 
     def evaluation_set(splits):
-        return SeldDataset(data.roots, splits=splits, hop_s=data.chunk_s, **common) if splits else None
+        if not splits:
+            return None
+        dataset = SeldDataset(data.roots, splits=splits, hop_s=data.chunk_s, **common)
+        # Calibration and test scoring after training go through the infer path, which names predictions by clip:
+        # two roots with a clip of the same name would stop the run there, after the training. Say so now.
+        split_clips(dataset, with_video=False)
+        return dataset
 
     return train, evaluation_set(data.val_splits), evaluation_set(data.test_splits), stats
 
