@@ -23,16 +23,13 @@ Pure and seeded: everything random comes from the ``numpy.random.Generator`` pas
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
 
-from augment.scenes import FORMATS, SceneConfig, SoundSource, add_ambient_noise, spatialise
+from augment.scenes import FORMATS, RoomAcoustics, SceneConfig, SoundSource, add_ambient_noise, spatialise
 from av_seld.geometry import cart_to_sph, sph_to_cart, wrap_azimuth
 from av_seld.timing import SAMPLE_RATE, label_hop_samples
-
-if TYPE_CHECKING:
-    from augment.rooms import RoomAcoustics
 
 InterfererSource = Callable[[float, np.random.Generator], np.ndarray]  # (duration_s, rng) -> mono (N,)
 
@@ -161,7 +158,7 @@ def _mix(audio: dict[str, np.ndarray], rendered, start: int) -> None:
 
 
 def render_timeline(events: list[TimelineEvent], sounds: SoundSource, rng: np.random.Generator, config: SceneConfig,
-                    formats: tuple[str, ...] = ("foa",), room: "RoomAcoustics | None" = None,
+                    formats: tuple[str, ...] = ("foa",), room: RoomAcoustics | None = None,
                     interferers: InterfererSource | None = None,
                     interferer_config: InterfererConfig = InterfererConfig()) -> TimelineScene:
     """Render the events of a timeline to each of ``formats`` over ``config.duration_s`` seconds.

@@ -13,6 +13,7 @@ from scipy.io import savemat
 
 from augment import rooms
 from augment.scenes import SceneConfig
+from av_seld.arrays import MIC_CAPSULES_XYZ
 from av_seld.data.synth_audio import synthesize_audio_dataset
 from av_seld.errors import InputError
 from av_seld.geometry import angular_distance_deg, cart_to_sph, sph_to_cart
@@ -43,7 +44,7 @@ def responses_for(doa: np.ndarray, fmt: str, rng: np.random.Generator) -> np.nda
     if fmt == "foa":
         gains = np.stack([np.ones(n), doa[:, 1], doa[:, 2], doa[:, 0]], axis=1)
     else:
-        gains = 0.5 + 0.5 * doa @ rooms.MIC_CAPSULES_XYZ.T
+        gains = 0.5 + 0.5 * doa @ MIC_CAPSULES_XYZ.T
     out[:, :, DELAY] = gains
     return out
 
@@ -136,7 +137,7 @@ def test_responses_keep_the_direct_sound_and_gains_of_their_direction(tmp_path, 
         x, y, z = doas[m]
         # the direct sound moved to MEASURED_PRE_SAMPLES with the FOA gains (W, Y, Z, X) of its DOA
         np.testing.assert_allclose(foa[:, rooms.MEASURED_PRE_SAMPLES], [1, y, z, x], atol=1e-6)
-        np.testing.assert_allclose(mic[:, rooms.MEASURED_PRE_SAMPLES], 0.5 + 0.5 * rooms.MIC_CAPSULES_XYZ @ doas[m],
+        np.testing.assert_allclose(mic[:, rooms.MEASURED_PRE_SAMPLES], 0.5 + 0.5 * MIC_CAPSULES_XYZ @ doas[m],
                                    atol=1e-6)
 
 
@@ -144,7 +145,7 @@ def test_synth_audio_renders_each_clip_in_the_next_room(tmp_path):
     doas = make_database(tmp_path / "db" / "TAU-SRIR_DB")
     results = list(synthesize_audio_dataset(tmp_path / "out", num_clips=3, split="dev-train-tau-srir", seed=3,
                                             formats=("foa", "mic"), scene=SceneConfig(duration_s=4.0),
-                                            rooms=tmp_path / "db"))
+                                            rooms=rooms.open_rooms(tmp_path / "db", ("foa", "mic"))))
     assert [r.name for r in results] == ["fold1_room1_mix001", "fold1_room2_mix002", "fold1_room1_mix003"]
     for result, name in zip(results, ("gym", "tc352", "gym")):
         az, el = cart_to_sph(doas[name])

@@ -177,6 +177,7 @@ def test_synth_audio_trajectories_writes_the_input_labels(tmp_path):
 
 
 def test_trajectory_windows_cut_each_csv(tmp_path):
+    from augment.rooms import open_rooms
     from av_seld.data.synth_timelines import synthesize_timeline_dataset, timeline_windows, window_events
 
     folder = tmp_path / "timelines"
@@ -186,7 +187,7 @@ def test_trajectory_windows_cut_each_csv(tmp_path):
     second = window_events(windows[1])
     assert second.frame.tolist() == list(range(10)) and set(second.class_index) == {1}  # file frames 15-24: speech
     results = list(synthesize_timeline_dataset(tmp_path / "out", windows=windows, split="s", num_clips=3, seed=1,
-                                               rooms="configs/synth/rooms_default.yaml"))
+                                               rooms=open_rooms("configs/synth/rooms_default.yaml", ("foa",))))
     assert [r.name for r in results] == ["fold1_room1_mix001", "fold1_room2_mix002", "fold1_room3_mix003"]
     csvs = [(tmp_path / "out" / "metadata_dev" / "s" / f"{r.name}.csv").read_text() for r in results]
     assert csvs[0] == csvs[2] != csvs[1]  # clip 3 renders window 1 again (new sounds, another room)

@@ -26,12 +26,11 @@ import numpy as np
 
 from augment import soundbank
 from augment.clips import ClipBank, SoundFiles
+from augment.rooms.selection import RoomsSpec, room_for_clip
 from augment.scenes import SceneConfig
 from augment.trajectories import InterfererConfig, render_timeline, timeline_events
 from av_seld.classes import CLASS_NAMES
-from av_seld.data.synth_audio import (ClipResult, RoomsSpec, clip_name, clip_paths, clip_room_index, open_rooms,
-                                      render_clips)
-from av_seld.data.synth_audio import _room_for_clip
+from av_seld.data.synth_audio import ClipResult, clip_name, clip_paths, clip_room_index, render_clips
 from av_seld.errors import InputError
 from av_seld.io.audio import write_wav
 from av_seld.io.labels import Events, read_reference_csv, write_reference_csv
@@ -131,7 +130,7 @@ def _render_timeline_clip(number: int, *, windows: tuple[TimelineWindow, ...], o
                              labels.elevation_deg)
     config = SceneConfig(**{**scene.__dict__, "duration_s": window.duration_s})
     rng = np.random.default_rng([seed, number])
-    acoustics = _room_for_clip(rooms, number, seed, formats)
+    acoustics = room_for_clip(rooms, number, seed, formats)
     rendered = render_timeline(events, _sounds(clips, fallback), rng, config, formats, room=acoustics,
                                interferers=_interferers(interferers), interferer_config=interferer_config)
     for fmt in formats:
@@ -146,7 +145,7 @@ def synthesize_timeline_dataset(out_root: str | os.PathLike, *, windows: list[Ti
                                 num_clips: int | None = None, seed: int = 0, formats: tuple[str, ...] = ("foa",),
                                 scene: SceneConfig = SceneConfig(), clips: str | os.PathLike | None = None,
                                 missing_class: str = "skip", fold: int = 1, room: int = 0,
-                                rooms: str | os.PathLike | None = None,
+                                rooms: RoomsSpec | None = None,
                                 interferers: str | os.PathLike | None = None,
                                 interferer_config: InterfererConfig = InterfererConfig(),
                                 workers: int = 1) -> Iterator[ClipResult]:
@@ -179,8 +178,7 @@ def synthesize_timeline_dataset(out_root: str | os.PathLike, *, windows: list[Ti
     if interferers is not None:
         SoundFiles.from_folder(interferers)  # checked now, with the folder's name on the error
         interferers = str(interferers)
-    spec = None if rooms is None else open_rooms(rooms, tuple(formats))
     render = partial(_render_timeline_clip, windows=tuple(windows), out_root=Path(out_root), split=split, seed=seed,
                      formats=tuple(formats), scene=scene, clips=clips, fallback=fallback, fold=fold, room=room,
-                     rooms=spec, interferers=interferers, interferer_config=interferer_config)
+                     rooms=rooms, interferers=interferers, interferer_config=interferer_config)
     yield from render_clips(render, range(1, num_clips + 1), out_root=Path(out_root), split=split, workers=workers)
