@@ -187,3 +187,26 @@ def test_responses_that_do_not_match_their_doas_are_refused(tmp_path):
     (folder / "rirdata.mat").write_bytes(b"not a MAT-file")
     with pytest.raises(InputError, match="rirdata.mat: cannot be read"):
         rooms.tau_srir_rooms(folder)
+
+
+def test_tau_clips_have_no_distance_column_and_the_log_says_why(tmp_path, caplog):
+    """rirdata.mat gives unit DOA vectors only: random scenes and trajectories (even ones with distances) rendered in
+    the TAU-SRIR DB are written without a distance column, and a warning says so, once, when the rooms are opened."""
+    from av_seld.data.synth_timelines import synthesize_timeline_dataset, timeline_windows
+    from av_seld.io.labels import read_reference_csv
+
+    make_database(tmp_path / "db" / "TAU-SRIR_DB")
+    with caplog.at_level("WARNING", logger="augment.rooms.selection"):
+        spec = rooms.open_rooms(tmp_path / "db", ("foa",))
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert "rirdata.mat doa_xyz, unit vectors) and no distance" in warning and "no distance column" in warning
+    [scene_clip] = synthesize_audio_dataset(tmp_path / "out", num_clips=1, split="s", seed=3,
+                                            scene=SceneConfig(duration_s=3.0), rooms=spec)
+    timeline = tmp_path / "timelines" / "t.csv"
+    timeline.parent.mkdir()
+    timeline.write_text("".join(f"{f},3,0,40,10,230\n" for f in range(2, 9)))  # a 2024 reference, with distances
+    [timeline_clip] = synthesize_timeline_dataset(tmp_path / "out", windows=timeline_windows(timeline.parent),
+                                                  split="t", rooms=spec)
+    for split, result in (("s", scene_clip), ("t", timeline_clip)):
+        events = read_reference_csv(tmp_path / "out" / "metadata_dev" / split / f"{result.name}.csv")
+        assert len(events) and not events.has_distance

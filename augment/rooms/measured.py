@@ -83,9 +83,10 @@ class MeasuredRoom:
             self.index[fmt] = match
 
     def render_event(self, signal, azimuth_deg, elevation_deg, rng: np.random.Generator,
-                     formats: tuple[str, ...]) -> EventRender:
-        """An event rendered with the response(s) of the nearest measured direction(s); no randomness used."""
-        del rng
+                     formats: tuple[str, ...], distance_m: float | None = None) -> EventRender:
+        """An event rendered with the response(s) of the nearest measured direction(s); no randomness used. The
+        distance is the one measured there (``distance_m`` cannot be honoured), None when unknown."""
+        del rng, distance_m
         signal = np.asarray(signal, dtype=np.float32)
         n = len(signal)
         az = np.broadcast_to(np.asarray(azimuth_deg, dtype=np.float64), (n,))

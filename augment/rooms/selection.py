@@ -9,6 +9,7 @@ from ``default_rng([seed, 0, r])``, so every clip of a seed sees the same rooms,
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from dataclasses import dataclass, field
 
@@ -18,6 +19,9 @@ from augment.rooms.config import RoomConfig, load_rooms_config
 from augment.rooms.images import sample_room
 from augment.rooms.measured import MeasuredRoom, measured_room_count, open_response_sets
 from augment.rooms.simulated import SimulatedRoom
+from augment.rooms.tau_srir import tau_srir_folder
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,13 @@ def open_rooms(path: str | os.PathLike, formats: tuple[str, ...]) -> RoomsSpec:
     if str(path).lower().endswith((".yaml", ".yml")):
         parsed = load_rooms_config(path)
         return RoomsSpec(str(path), parsed.room, scene=dict(parsed.scene))
-    _measured_room(str(path), tuple(formats), 0)  # reads and checks the (first room's) responses once, here
+    first = _measured_room(str(path), tuple(formats), 0)  # reads and checks the (first room's) responses, here
+    if np.isnan(first.distance_m).any():
+        why = ("the TAU-SRIR DB gives each response's direction (rirdata.mat doa_xyz, unit vectors) and no distance "
+               "(the trajectory ranges and heights in its measinfo.mat are not read)"
+               if tau_srir_folder(path) is not None else "not every response has a distance")
+        log.warning("%s: %s, so the references of clips rendered with these responses have no distance column "
+                    "(none is invented)", path, why)
     return RoomsSpec(str(path), None, measured_room_count(path))
 
 

@@ -95,8 +95,10 @@ class SimulatedRoom:
         return out
 
     # -- events
-    def _distance(self, rng: np.random.Generator, directions_xyz: np.ndarray) -> float:
-        wanted = float(rng.uniform(*self.config.source_distance_m))
+    def _distance(self, rng: np.random.Generator, directions_xyz: np.ndarray, requested: float | None) -> float:
+        wanted = float(rng.uniform(*self.config.source_distance_m))  # drawn even when requested: same stream after
+        if requested is not None:
+            wanted = float(requested)
         room_limit = float(distance_to_walls(self.room, directions_xyz).min()) - self.config.wall_margin_m
         return max(0.2, min(wanted, room_limit))
 
@@ -105,15 +107,16 @@ class SimulatedRoom:
         return np.clip(position, margin, np.asarray(self.room.size_m) - margin)
 
     def render_event(self, signal, azimuth_deg, elevation_deg, rng: np.random.Generator,
-                     formats: tuple[str, ...]) -> EventRender:
-        """An event at a random distance (``source_distance_m``, limited by the room) from the listener."""
+                     formats: tuple[str, ...], distance_m: float | None = None) -> EventRender:
+        """An event at ``distance_m`` from the listener, or at a random distance (``source_distance_m``) when None;
+        either way limited so that the whole trajectory stays ``wall_margin_m`` inside the room (and ≥ 0.2 m)."""
         signal = np.asarray(signal, dtype=np.float32)
         n = len(signal)
         moving = np.ndim(azimuth_deg) == 1
         az = np.broadcast_to(np.asarray(azimuth_deg, dtype=np.float64), (n,))
         el = np.broadcast_to(np.asarray(elevation_deg, dtype=np.float64), (n,))
         step = max(1, n // 400)
-        distance = self._distance(rng, sph_to_cart(az[::step], el[::step]))
+        distance = self._distance(rng, sph_to_cart(az[::step], el[::step]), distance_m)
         listener = np.asarray(self.room.listener_m)
         start = listener + distance * sph_to_cart(float(az[0]), float(el[0]))
         delay = int(round(distance / C * SAMPLE_RATE))

@@ -3,7 +3,11 @@
 Each clip renders one *window* of a reference CSV (``augment.trajectories``): its events' onsets, offsets, classes,
 overlaps and moving directions exactly as labelled, with sounds drawn per event from the procedural bank or a clip
 folder, in the rooms of ``rooms`` (as :mod:`av_seld.data.synth_audio`), plus optional unlabelled interferers. The
-clip's reference CSV is the window's rows, frames counted from the window start, in file order: equal to the input.
+clip's reference CSV is the window's rows, frames counted from the window start, in file order: equal to the input
+in frames, classes, sources and directions, with the distance column (DCASE2024) of what was rendered: the input's
+distances anechoic, else one drawn per event; in a simulated room the distance each event was rendered at (its
+labelled median when the input has distances); none when measured responses do not know their distances
+(``augment.trajectories`` says how).
 
 Windows: without a duration, a whole CSV (up to its last labelled frame) is one window; with ``duration_s`` each CSV
 is cut into consecutive full windows of that length (a CSV shorter than that gives one window, silent after its last
@@ -95,6 +99,15 @@ def window_events(window: TimelineWindow) -> Events:
                   cut.distance_m)
 
 
+def with_distances(labels: Events, distances: dict[tuple[int, int, int], float] | None) -> Events:
+    """``labels`` with the distance column of ``distances`` ((frame, class, source) → metres, as
+    ``TimelineScene.distances``), or with none when it is None."""
+    column = None if distances is None else [distances[key] for key in zip(
+        labels.frame.tolist(), labels.class_index.tolist(), labels.source.tolist())]
+    return Events.from_arrays(labels.frame, labels.class_index, labels.source, labels.azimuth_deg,
+                              labels.elevation_deg, column)
+
+
 @functools.lru_cache(maxsize=4)  # one folder scan per worker process, not one per clip
 def _sounds(clips: str | None, fallback: tuple[int, ...]):
     """The sound source of the events: the procedural bank, or a clip bank with the bank for ``fallback`` classes."""
@@ -127,7 +140,7 @@ def _render_timeline_clip(number: int, *, windows: tuple[TimelineWindow, ...], o
     start = time.perf_counter()
     labels = window_events(window)
     events = timeline_events(labels.frame, labels.class_index, labels.source, labels.azimuth_deg,
-                             labels.elevation_deg)
+                             labels.elevation_deg, labels.distance_m)
     config = SceneConfig(**{**scene.__dict__, "duration_s": window.duration_s})
     rng = np.random.default_rng([seed, number])
     acoustics = room_for_clip(rooms, number, seed, formats)
@@ -135,7 +148,7 @@ def _render_timeline_clip(number: int, *, windows: tuple[TimelineWindow, ...], o
                                interferers=_interferers(interferers), interferer_config=interferer_config)
     for fmt in formats:
         write_wav(paths[fmt], rendered.audio[fmt])
-    write_reference_csv(paths["csv"], labels)
+    write_reference_csv(paths["csv"], with_distances(labels, rendered.distances))
     log.debug("%s: %s frames %d..%d, %d events, %d interferers", name, window.path, window.start_frame,
               window.start_frame + window.num_frames - 1, rendered.num_events, rendered.num_interferers)
     return ClipResult(name, False, rendered.num_events, window.duration_s, time.perf_counter() - start)
