@@ -53,8 +53,10 @@ class RoomAcoustics(Protocol):
     so the rooms module depends on the scenes module and not the reverse."""
 
     def render_event(self, signal: np.ndarray, azimuth_deg, elevation_deg, rng: np.random.Generator,
-                     formats: tuple[str, ...]) -> EventRender:
-        """signal (N,); directions scalars (static) or (N,) arrays (moving)."""
+                     formats: tuple[str, ...], distance_m: float | None = None) -> EventRender:
+        """signal (N,); directions scalars (static) or (N,) arrays (moving). distance_m: the distance asked for
+        (None: the room's own choice); the room says in ``EventRender.distance_m`` what it rendered, which may
+        differ (a simulated room keeps the source inside its walls, measured responses have fixed positions)."""
 
 
 @dataclass(frozen=True)
@@ -192,7 +194,9 @@ def render_scene(events: list[EventSpec], sounds: SoundSource, rng: np.random.Ge
             azimuth, elevation = azimuth[: len(signal)], elevation[: len(signal)]
         else:
             azimuth, elevation = event.azimuth_deg, event.elevation_deg
-        rendered = spatialise(signal, azimuth, elevation, rng, formats, room, distance_m=event.distance_m)
+        # a room draws its own distances (RoomConfig.source_distance_m); event.distance_m is the anechoic label
+        rendered = spatialise(signal, azimuth, elevation, rng, formats, room,
+                              distance_m=event.distance_m if room is None else None)
         for fmt in formats:
             part = rendered.audio[fmt][:, : n - onset]
             audio[fmt][:, onset:onset + part.shape[1]] += part
@@ -229,10 +233,11 @@ class Spatialised:
 def spatialise(signal: np.ndarray, azimuth_deg, elevation_deg, rng: np.random.Generator, formats: tuple[str, ...],
                room: "RoomAcoustics | None" = None, distance_m: float | None = None) -> Spatialised:
     """Render a mono source (N,) from a static (scalars) or moving ((N,) arrays, degrees) direction: anechoic plane
-    waves, or ``room.render_event`` (reverberation, direct-path delay, the room's choice of distance from ``rng``).
-    ``distance_m``: the anechoic source's distance label (plane waves ignore it); a room reports its own."""
+    waves, or ``room.render_event`` (reverberation, direct-path delay).
+    ``distance_m``: anechoic, the source's distance label (plane waves ignore it); in a room, the distance asked of
+    the room (None: its own choice from ``rng``), which reports the distance it rendered."""
     if room is not None:
-        result = room.render_event(signal, azimuth_deg, elevation_deg, rng, formats)
+        result = room.render_event(signal, azimuth_deg, elevation_deg, rng, formats, distance_m=distance_m)
         return Spatialised(result.audio, result.delay_samples, result.azimuth_deg, result.elevation_deg,
                            result.distance_m)
     n = len(signal)

@@ -1,7 +1,7 @@
 """Scenes that follow a labelled timeline: each event of a reference timeline (e.g. a real STARSS recording's labels)
 is rendered where and when it was labelled, moving as its labels move, with a sound of its class.
 
-A timeline is the rows of a reference CSV (``frame, class, source, azimuth, elevation``). A *track* is one
+A timeline is the rows of a reference CSV (``frame, class, source, azimuth, elevation[, distance]``). A *track* is one
 (class, source) pair; an *event* is a run of consecutive label frames of a track. Each event gets its own sound,
 drawn for its whole length (several draws joined end to end when the source returns a shorter one), so the event
 sounds for every label frame it covers: the labels of the rendered clip are the timeline's rows, unchanged.
@@ -14,6 +14,13 @@ last centre it holds. An event whose labels never change direction is rendered a
 In a room the direct sound is placed at the labelled onset: the room's output is shifted earlier by its direct-path
 delay (the first milliseconds of an event at the clip start are cut), so labels and direct sound start together.
 
+Distances (the DCASE2024 sixth column): every rendered timeline says the distance of each labelled frame
+(``TimelineScene.distances``). Anechoic, it is the timeline's own distance when it has one, else one distance per
+event drawn from ``SceneConfig.distance_m`` (a label only: plane waves carry no distance cue). In a simulated room
+each event is rendered at one distance, the median of its labelled distances (without labels: the room's own draw),
+kept inside the walls by the room, and that rendered distance is the label. Measured responses render at their
+measured distance; when they do not know it, the scene has no distances (None) rather than invented ones.
+
 Interferers: unlabelled sounds (not of the classes) mixed at random times and static random directions, rendered
 like the events (in the room when there is one). They are never labelled and do not count in the SNR reference.
 
@@ -23,16 +30,13 @@ Pure and seeded: everything random comes from the ``numpy.random.Generator`` pas
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
 
-from augment.scenes import FORMATS, SceneConfig, SoundSource, add_ambient_noise, spatialise
+from augment.scenes import FORMATS, RoomAcoustics, SceneConfig, SoundSource, add_ambient_noise, spatialise
 from av_seld.geometry import cart_to_sph, sph_to_cart, wrap_azimuth
 from av_seld.timing import SAMPLE_RATE, label_hop_samples
-
-if TYPE_CHECKING:
-    from augment.rooms import RoomAcoustics
 
 InterfererSource = Callable[[float, np.random.Generator], np.ndarray]  # (duration_s, rng) -> mono (N,)
 
@@ -46,6 +50,7 @@ class TimelineEvent:
     frames: np.ndarray  # (F,) int64, consecutive label frames
     azimuth_deg: np.ndarray  # (F,) float64
     elevation_deg: np.ndarray  # (F,) float64
+    distance_m: np.ndarray | None = None  # (F,) float64, the labelled distances; None when the timeline has none
 
     @property
     def static(self) -> bool:
@@ -76,12 +81,14 @@ class InterfererConfig:
 @dataclass
 class TimelineScene:
     """A rendered timeline: 4-channel audio per format, (4, N) float32; the SNR of its ambient noise; how many
-    interferers it holds."""
+    interferers it holds; the distance in metres rendered at each labelled ``(frame, class, source)`` of the rendered
+    events, None when the room could not say (see the module docstring)."""
 
     audio: dict[str, np.ndarray]
     snr_db: float
     num_events: int
     num_interferers: int
+    distances: dict[tuple[int, int, int], float] | None = None
 
 
 def track_runs(frame, class_index, source) -> list[tuple[int, int, list[np.ndarray]]]:
@@ -101,12 +108,16 @@ def track_runs(frame, class_index, source) -> list[tuple[int, int, list[np.ndarr
     return tracks
 
 
-def timeline_events(frame, class_index, source, azimuth_deg, elevation_deg) -> list[TimelineEvent]:
-    """The events of reference rows given as (N,) arrays, sorted by first frame, then class and source."""
+def timeline_events(frame, class_index, source, azimuth_deg, elevation_deg,
+                    distance_m=None) -> list[TimelineEvent]:
+    """The events of reference rows given as (N,) arrays (``distance_m`` (N,) metres or None), sorted by first
+    frame, then class and source."""
     frame = np.asarray(frame, dtype=np.int64)
     azimuth_deg = np.asarray(azimuth_deg, dtype=np.float64)
     elevation_deg = np.asarray(elevation_deg, dtype=np.float64)
-    events = [TimelineEvent(c, s, frame[run], azimuth_deg[run], elevation_deg[run])
+    distance_m = None if distance_m is None else np.asarray(distance_m, dtype=np.float64)
+    events = [TimelineEvent(c, s, frame[run], azimuth_deg[run], elevation_deg[run],
+                            None if distance_m is None else distance_m[run])
               for c, s, runs in track_runs(frame, class_index, source) for run in runs]
     events.sort(key=lambda e: (int(e.frames[0]), e.class_index, e.source))
     return events
@@ -161,7 +172,7 @@ def _mix(audio: dict[str, np.ndarray], rendered, start: int) -> None:
 
 
 def render_timeline(events: list[TimelineEvent], sounds: SoundSource, rng: np.random.Generator, config: SceneConfig,
-                    formats: tuple[str, ...] = ("foa",), room: "RoomAcoustics | None" = None,
+                    formats: tuple[str, ...] = ("foa",), room: RoomAcoustics | None = None,
                     interferers: InterfererSource | None = None,
                     interferer_config: InterfererConfig = InterfererConfig()) -> TimelineScene:
     """Render the events of a timeline to each of ``formats`` over ``config.duration_s`` seconds.
@@ -178,11 +189,17 @@ def render_timeline(events: list[TimelineEvent], sounds: SoundSource, rng: np.ra
     audio = {fmt: np.zeros((4, n), dtype=np.float32) for fmt in formats}
     active = np.zeros(n, dtype=bool)
     rendered_events = 0
+    # Drawn distances come from a child stream: spawning does not advance ``rng``, so the audio is the same as it
+    # was before timelines had distances.
+    distance_rng = rng.spawn(1)[0]
+    distances: dict[tuple[int, int, int], float] | None = {}
     for event in events:
+        drawn = float(distance_rng.uniform(*config.distance_m))  # one per event, used or not: a stable stream
         keep = event.frames * hop < n
         if not keep.any():
             continue
         frames, azimuth, elevation = event.frames[keep], event.azimuth_deg[keep], event.elevation_deg[keep]
+        labelled = None if event.distance_m is None else event.distance_m[keep]
         onset = int(frames[0]) * hop
         gain = np.float32(10 ** (rng.uniform(*config.gain_db) / 20))
         signal = fill_sound(sounds, event.class_index, len(frames) * hop / SAMPLE_RATE, rng)[: n - onset] * gain
@@ -191,10 +208,19 @@ def render_timeline(events: list[TimelineEvent], sounds: SoundSource, rng: np.ra
         else:
             az, el = sample_directions(azimuth, elevation)
             directions = (az[: len(signal)], el[: len(signal)])
-        result = spatialise(signal, *directions, rng, formats, room)
+        asked = None if room is None or labelled is None else float(np.median(labelled))
+        result = spatialise(signal, *directions, rng, formats, room, distance_m=asked)
         _mix(audio, result.audio, onset - result.delay_samples)
         active[onset:onset + len(signal)] = True
         rendered_events += 1
+        if room is None:
+            per_frame = np.full(len(frames), drawn) if labelled is None else labelled
+        elif result.distance_m is None:
+            distances = None
+        else:  # the distance rendered at each frame's centre
+            per_frame = result.distance_m[np.minimum(np.arange(len(frames)) * hop + hop // 2, len(signal) - 1)]
+        if distances is not None:
+            distances.update({(int(f), event.class_index, event.source): float(d) for f, d in zip(frames, per_frame)})
 
     num_interferers = 0
     if interferers is not None:
@@ -211,7 +237,7 @@ def render_timeline(events: list[TimelineEvent], sounds: SoundSource, rng: np.ra
             num_interferers += 1
 
     snr_db = add_ambient_noise(audio, active, rng, config, formats)
-    return TimelineScene(audio, snr_db, rendered_events, num_interferers)
+    return TimelineScene(audio, snr_db, rendered_events, num_interferers, distances)
 
 
 __all__ = ["TimelineEvent", "InterfererConfig", "TimelineScene", "track_runs", "timeline_events",

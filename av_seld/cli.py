@@ -52,13 +52,14 @@ def cmd_synth_audio(args: argparse.Namespace) -> int:
     from av_seld.data.synth_audio import synthesize_audio_dataset
 
     formats = ("foa", "mic") if args.format == "both" else (args.format,)
-    scene_params = {}
-    if args.rooms and str(args.rooms).lower().endswith((".yaml", ".yml")):
-        from augment.rooms import load_rooms_config
-
-        scene_params = load_rooms_config(args.rooms).scene
     if args.trajectories is None and (args.interferers is not None or args.interferer_rate is not None):
         raise InputError(None, "--interferers and --interferer-rate need --trajectories")
+    rooms = None
+    if args.rooms:
+        from augment.rooms import open_rooms
+
+        rooms = open_rooms(args.rooms, formats)  # read once: its scene parameters and rooms serve every clip
+    scene_params = {} if rooms is None else rooms.scene
     if args.trajectories is not None:
         from augment.trajectories import InterfererConfig
         from av_seld.data.synth_timelines import synthesize_timeline_dataset, timeline_windows
@@ -70,7 +71,7 @@ def cmd_synth_audio(args: argparse.Namespace) -> int:
         results = synthesize_timeline_dataset(
             args.out_root, windows=windows, split=args.split, num_clips=num_clips, seed=args.seed, formats=formats,
             scene=SceneConfig(**scene_params), clips=args.clips, missing_class=args.missing_class, fold=args.fold,
-            rooms=args.rooms, interferers=args.interferers, interferer_config=interferer_config,
+            rooms=rooms, interferers=args.interferers, interferer_config=interferer_config,
             workers=args.workers)
     else:
         if args.num_clips is None:
@@ -80,7 +81,7 @@ def cmd_synth_audio(args: argparse.Namespace) -> int:
                             max_polyphony=args.max_polyphony, **scene_params)
         results = synthesize_audio_dataset(args.out_root, num_clips=num_clips, split=args.split, seed=args.seed,
                                            formats=formats, scene=scene, clips=args.clips,
-                                           missing_class=args.missing_class, fold=args.fold, rooms=args.rooms,
+                                           missing_class=args.missing_class, fold=args.fold, rooms=rooms,
                                            workers=args.workers)
     made = skipped = 0
     audio_s = wall_s = 0.0
@@ -161,7 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trajectories", metavar="DIR",
                    help="render each clip from a reference CSV of this folder (frame, class, source, azimuth, "
                         "elevation[, distance]; e.g. real STARSS22 labels) instead of random events: its events' "
-                        "timing, classes, overlaps and moving directions as labelled; the written CSV equals the input")
+                        "timing, classes, overlaps and moving directions as labelled; the written CSV equals the input "
+                        "but for its distance column (DCASE2024), which says what was rendered: anechoic, the input's "
+                        "distances, or without them one per event drawn from 1-3 m (a label only: plane waves carry no "
+                        "distance cue); in a simulated room, the distance each event was rendered at (its labelled "
+                        "median, kept inside the walls); none with measured responses that lack distances (the "
+                        "TAU-SRIR DB)")
     p.add_argument("--interferers", metavar="DIR", help="with --trajectories: a folder of mono sounds of none of the "
                    "13 classes, mixed unlabelled at random times and directions")
     p.add_argument("--interferer-rate", type=float, metavar="PER_MINUTE",

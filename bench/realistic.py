@@ -53,7 +53,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # this checkout's av_seld, not another one installed in the environment
 
-from augment.rooms import load_rooms_config  # noqa: E402
+from augment.rooms import RoomsSpec, open_rooms  # noqa: E402
 from augment.scenes import SceneConfig  # noqa: E402
 from augment.trajectories import InterfererConfig  # noqa: E402
 from augment.visibility import VisibilityConfig  # noqa: E402
@@ -163,12 +163,11 @@ def _link_tree(source: Path, target: Path) -> None:
                 shutil.copy2(path, dest)
 
 
-def _rooms_id(rooms: Path) -> str:
+def _rooms_id(rooms: RoomsSpec) -> str:
     """The rooms file by name and settings (not its comments), so the same rooms from another checkout are
     recognised."""
-    parsed = load_rooms_config(rooms)
-    settings = json.dumps({"room": dataclasses.asdict(parsed.room), "scene": parsed.scene}, sort_keys=True)
-    return f"{rooms.name} sha1:{hashlib.sha1(settings.encode()).hexdigest()[:12]}"
+    settings = json.dumps({"room": dataclasses.asdict(rooms.config), "scene": rooms.scene}, sort_keys=True)
+    return f"{Path(rooms.path).name} sha1:{hashlib.sha1(settings.encode()).hexdigest()[:12]}"
 
 
 def _size_bytes(folder: Path) -> int:
@@ -183,12 +182,12 @@ def _size_bytes(folder: Path) -> int:
     return total
 
 
-def build(out: Path, *, spec: BenchmarkSpec, trajectories: Path, backgrounds: Path, rooms: Path,
+def build(out: Path, *, spec: BenchmarkSpec, trajectories: Path, backgrounds: Path, rooms: RoomsSpec,
           clips: str | None, interferers: str | None, crops: str | None, workers: int) -> dict:
     """Build (or finish building) the benchmark under ``out``; returns the manifest written to benchmark.json."""
     started = time.perf_counter()
     windows = split_windows(trajectories, spec)
-    scene = SceneConfig(**load_rooms_config(rooms).scene)
+    scene = SceneConfig(**rooms.scene)
     clean, realistic = out / "clean", out / "realistic"
     manifest: dict = {"spec": dataclasses.asdict(spec), "trajectories": str(trajectories), "rooms": _rooms_id(rooms),
                       "clips": clips or "procedural sound bank", "interferers": interferers,
@@ -389,16 +388,17 @@ def main(argv: list[str] | None = None) -> int:
                             if f.name != "formats"},
                          formats=("foa", "mic") if args.format == "both" else (args.format,))
     out = Path(args.out)
+    rooms = open_rooms(args.rooms, spec.formats)
     previous = out / "benchmark.json"
     if previous.exists():
         before = json.loads(previous.read_text())
         now = {"spec": json.loads(json.dumps(dataclasses.asdict(spec))), "clips": args.clips or "procedural sound bank",
-               "rooms": _rooms_id(Path(args.rooms)), "interferers": args.interferers,
+               "rooms": _rooms_id(rooms), "interferers": args.interferers,
                "crops": args.crops or "builtin"}
         changed = [key for key, value in now.items() if before.get(key) != value]
         if changed:
             raise SystemExit(f"{previous}: built with other {', '.join(changed)}; use another --out or delete it")
-    manifest = build(out, spec=spec, trajectories=trajectories, backgrounds=backgrounds, rooms=Path(args.rooms),
+    manifest = build(out, spec=spec, trajectories=trajectories, backgrounds=backgrounds, rooms=rooms,
                      clips=args.clips, interferers=args.interferers, crops=args.crops, workers=args.workers)
     minutes = manifest["audio_minutes"]
     print(f"benchmark in {out}: {minutes['dev-train']:g} min train, {minutes['dev-val']:g} min val, "

@@ -81,7 +81,7 @@ def test_room_distance_is_the_direct_path_it_rendered():
 
 
 def test_room_clips_write_their_distances(tmp_path):
-    [result] = synthesize_audio_dataset(tmp_path, num_clips=1, split="r", seed=0, rooms=ROOMS,
+    [result] = synthesize_audio_dataset(tmp_path, num_clips=1, split="r", seed=0, rooms=room_models.open_rooms(ROOMS, ("foa",)),
                                         scene=SceneConfig(duration_s=3.0, max_polyphony=2, gap_s=(0.1, 0.5)))
     events = read_reference_csv(tmp_path / "metadata_dev" / "r" / f"{result.name}.csv")
     assert len(events) and events.has_distance
@@ -315,7 +315,7 @@ def test_a_small_model_hears_distance_in_simulated_rooms(tmp_path):
     scene = SceneConfig(duration_s=10.0, max_polyphony=1)
     for split, clips, seed, fold in (("dev-train", 16, 1, 1), ("dev-test", 4, 2, 2)):
         for _ in synthesize_audio_dataset(root, num_clips=clips, split=split, seed=seed, scene=scene, fold=fold,
-                                          rooms=ROOMS, workers=2):
+                                          rooms=room_models.open_rooms(ROOMS, ("foa",)), workers=2):
             pass
     config = load_config(REPO / "configs" / "debug_tiny.yaml", [
         f"data.roots=[{root}]", "data.val_splits=[]", "data.test_splits=[]", f"train.out_dir={tmp_path}",

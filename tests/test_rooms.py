@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from augment import rooms, spatial
+from augment.rooms.switching import convolve
 from augment.scenes import EventSpec, SceneConfig, render_scene
 from av_seld.errors import InputError
 from av_seld.geometry import angular_distance_deg
@@ -136,8 +137,8 @@ def test_moving_source_in_a_room_has_no_clicks():
     # Control: the same measure flags a hard switch between two grid responses.
     grid_a, grid_b = (sim.response(np.asarray(ROOM.listener_m) + d, "foa", "early") for d in
                       ((1.0, 0.0, 0.0), (0.0, -1.0, 0.0)))
-    hard = rooms._convolve(tone[: n // 2], grid_a)[0, : n // 2]
-    hard = np.concatenate([hard, rooms._convolve(tone[n // 2:], grid_b)[0, : n // 2]])
+    hard = convolve(tone[: n // 2], grid_a)[0, : n // 2]
+    hard = np.concatenate([hard, convolve(tone[n // 2:], grid_b)[0, : n // 2]])
     assert np.abs(np.diff(hard.astype(np.float64), 2)).max() > 0.01 * np.abs(hard).max()
 
 
@@ -147,7 +148,7 @@ def test_crossfade_windows_sum_to_one_and_switched_equals_plain_convolution():
     x = np.random.default_rng(0).standard_normal(1000).astype(np.float32)
     h = np.random.default_rng(1).standard_normal((4, 50)).astype(np.float32)
     index = np.zeros(len(centres), dtype=int)
-    np.testing.assert_allclose(rooms.render_switched(x, index, [h], 64), rooms._convolve(x, h), atol=1e-5)
+    np.testing.assert_allclose(rooms.render_switched(x, index, [h], 64), convolve(x, h), atol=1e-5)
 
 
 def test_same_seed_same_audio_with_rooms():

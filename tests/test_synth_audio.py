@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from augment.clips import ClipBank, class_index
+from augment.rooms import open_rooms
 from augment.scenes import SceneConfig, render_scene, sample_events
 from augment.spatial import foa_intensity_doa
 from av_seld.cli import main
@@ -174,7 +175,8 @@ scene:
 def test_dataset_with_simulated_rooms_names_rooms_and_is_deterministic(tmp_path):
     (tmp_path / "rooms.yaml").write_text(ROOMS_YAML)
     config = SceneConfig(duration_s=2, max_polyphony=2, event_length_s=(0.5, 1.0), gap_s=(0.2, 0.4))
-    kwargs = dict(num_clips=3, split="s", scene=config, formats=("foa", "mic"), rooms=tmp_path / "rooms.yaml")
+    kwargs = dict(num_clips=3, split="s", scene=config, formats=("foa", "mic"),
+                  rooms=open_rooms(tmp_path / "rooms.yaml", ("foa", "mic")))
     list(synthesize_audio_dataset(tmp_path / "a", seed=1, **kwargs))
     a = digest(tmp_path / "a")
     assert sorted(p for p in a if p.startswith("metadata_dev")) == [

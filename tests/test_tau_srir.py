@@ -13,6 +13,7 @@ from scipy.io import savemat
 
 from augment import rooms
 from augment.scenes import SceneConfig
+from av_seld.arrays import MIC_CAPSULES_XYZ
 from av_seld.data.synth_audio import synthesize_audio_dataset
 from av_seld.errors import InputError
 from av_seld.geometry import angular_distance_deg, cart_to_sph, sph_to_cart
@@ -43,7 +44,7 @@ def responses_for(doa: np.ndarray, fmt: str, rng: np.random.Generator) -> np.nda
     if fmt == "foa":
         gains = np.stack([np.ones(n), doa[:, 1], doa[:, 2], doa[:, 0]], axis=1)
     else:
-        gains = 0.5 + 0.5 * doa @ rooms.MIC_CAPSULES_XYZ.T
+        gains = 0.5 + 0.5 * doa @ MIC_CAPSULES_XYZ.T
     out[:, :, DELAY] = gains
     return out
 
@@ -136,7 +137,7 @@ def test_responses_keep_the_direct_sound_and_gains_of_their_direction(tmp_path, 
         x, y, z = doas[m]
         # the direct sound moved to MEASURED_PRE_SAMPLES with the FOA gains (W, Y, Z, X) of its DOA
         np.testing.assert_allclose(foa[:, rooms.MEASURED_PRE_SAMPLES], [1, y, z, x], atol=1e-6)
-        np.testing.assert_allclose(mic[:, rooms.MEASURED_PRE_SAMPLES], 0.5 + 0.5 * rooms.MIC_CAPSULES_XYZ @ doas[m],
+        np.testing.assert_allclose(mic[:, rooms.MEASURED_PRE_SAMPLES], 0.5 + 0.5 * MIC_CAPSULES_XYZ @ doas[m],
                                    atol=1e-6)
 
 
@@ -144,7 +145,7 @@ def test_synth_audio_renders_each_clip_in_the_next_room(tmp_path):
     doas = make_database(tmp_path / "db" / "TAU-SRIR_DB")
     results = list(synthesize_audio_dataset(tmp_path / "out", num_clips=3, split="dev-train-tau-srir", seed=3,
                                             formats=("foa", "mic"), scene=SceneConfig(duration_s=4.0),
-                                            rooms=tmp_path / "db"))
+                                            rooms=rooms.open_rooms(tmp_path / "db", ("foa", "mic"))))
     assert [r.name for r in results] == ["fold1_room1_mix001", "fold1_room2_mix002", "fold1_room1_mix003"]
     for result, name in zip(results, ("gym", "tc352", "gym")):
         az, el = cart_to_sph(doas[name])
@@ -186,3 +187,26 @@ def test_responses_that_do_not_match_their_doas_are_refused(tmp_path):
     (folder / "rirdata.mat").write_bytes(b"not a MAT-file")
     with pytest.raises(InputError, match="rirdata.mat: cannot be read"):
         rooms.tau_srir_rooms(folder)
+
+
+def test_tau_clips_have_no_distance_column_and_the_log_says_why(tmp_path, caplog):
+    """rirdata.mat gives unit DOA vectors only: random scenes and trajectories (even ones with distances) rendered in
+    the TAU-SRIR DB are written without a distance column, and a warning says so, once, when the rooms are opened."""
+    from av_seld.data.synth_timelines import synthesize_timeline_dataset, timeline_windows
+    from av_seld.io.labels import read_reference_csv
+
+    make_database(tmp_path / "db" / "TAU-SRIR_DB")
+    with caplog.at_level("WARNING", logger="augment.rooms.selection"):
+        spec = rooms.open_rooms(tmp_path / "db", ("foa",))
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert "rirdata.mat doa_xyz, unit vectors) and no distance" in warning and "no distance column" in warning
+    [scene_clip] = synthesize_audio_dataset(tmp_path / "out", num_clips=1, split="s", seed=3,
+                                            scene=SceneConfig(duration_s=3.0), rooms=spec)
+    timeline = tmp_path / "timelines" / "t.csv"
+    timeline.parent.mkdir()
+    timeline.write_text("".join(f"{f},3,0,40,10,230\n" for f in range(2, 9)))  # a 2024 reference, with distances
+    [timeline_clip] = synthesize_timeline_dataset(tmp_path / "out", windows=timeline_windows(timeline.parent),
+                                                  split="t", rooms=spec)
+    for split, result in (("s", scene_clip), ("t", timeline_clip)):
+        events = read_reference_csv(tmp_path / "out" / "metadata_dev" / split / f"{result.name}.csv")
+        assert len(events) and not events.has_distance

@@ -165,7 +165,13 @@ def test_synth_audio_trajectories_writes_the_input_labels(tmp_path):
             str(tmp_path / "noise"), "--interferer-rate", "30", "--format", "both"]
     assert main(args) == 0
     first = (out / "metadata_dev" / "t" / "fold1_room0_mix001.csv").read_text()
-    assert first == "".join(",".join(str(v) for v in row) + "\n" for row in rows)  # labels out = labels in
+    written = [line.split(",") for line in first.splitlines()]
+    assert [r[:5] for r in written] == [[str(v) for v in row] for row in rows]  # labels out = labels in
+    # the input has no distances: each event gets one, drawn from SceneConfig.distance_m (1-3 m), in centimetres
+    per_source = {}
+    for r in written:
+        per_source.setdefault(r[2], set()).add(int(r[5]))
+    assert all(len(d) == 1 and 100 <= next(iter(d)) <= 300 for d in per_source.values()), per_source
     audio = read_wav(out / "foa_dev" / "t" / "fold1_room0_mix001.wav")
     assert audio.shape == (4, 38 * HOP)  # the whole CSV, up to its last labelled frame
     mic = read_wav(out / "mic_dev" / "t" / "fold1_room0_mix002.wav")
@@ -177,6 +183,7 @@ def test_synth_audio_trajectories_writes_the_input_labels(tmp_path):
 
 
 def test_trajectory_windows_cut_each_csv(tmp_path):
+    from augment.rooms import open_rooms
     from av_seld.data.synth_timelines import synthesize_timeline_dataset, timeline_windows, window_events
 
     folder = tmp_path / "timelines"
@@ -186,10 +193,13 @@ def test_trajectory_windows_cut_each_csv(tmp_path):
     second = window_events(windows[1])
     assert second.frame.tolist() == list(range(10)) and set(second.class_index) == {1}  # file frames 15-24: speech
     results = list(synthesize_timeline_dataset(tmp_path / "out", windows=windows, split="s", num_clips=3, seed=1,
-                                               rooms="configs/synth/rooms_default.yaml"))
+                                               rooms=open_rooms("configs/synth/rooms_default.yaml", ("foa",))))
     assert [r.name for r in results] == ["fold1_room1_mix001", "fold1_room2_mix002", "fold1_room3_mix003"]
-    csvs = [(tmp_path / "out" / "metadata_dev" / "s" / f"{r.name}.csv").read_text() for r in results]
-    assert csvs[0] == csvs[2] != csvs[1]  # clip 3 renders window 1 again (new sounds, another room)
+    csvs = [[line.rsplit(",", 1) for line in (tmp_path / "out" / "metadata_dev" / "s" / f"{r.name}.csv").read_text()
+             .splitlines()] for r in results]
+    labels = [[row[0] for row in csv] for csv in csvs]
+    assert labels[0] == labels[2] != labels[1]  # clip 3 renders window 1 again (new sounds, another room)
+    assert [row[1] for row in csvs[0]] != [row[1] for row in csvs[2]]  # at another distance: the room's own draw
 
 
 def test_trajectories_folder_errors_name_the_folder(tmp_path):
@@ -211,3 +221,74 @@ def test_a_distance_column_is_kept(tmp_path):
     results = list(synthesize_timeline_dataset(tmp_path / "out", windows=timeline_windows(tmp_path / "in"), split="s"))
     written = (tmp_path / "out" / "metadata_dev" / "s" / f"{results[0].name}.csv").read_text()
     assert written == "".join(",".join(map(str, r)) + "\n" for r in rows)
+
+
+def _single_event(distance_cm=None, num_frames=8):
+    rows = [(f, 0, 2, 30, 5) + (() if distance_cm is None else (distance_cm,)) for f in range(3, 3 + num_frames)]
+    return rows
+
+
+def test_timeline_distances_anechoic_keep_the_labels_or_draw_one_per_event_without_changing_the_audio():
+    frames, az, el = _trajectory(10)
+    config = SceneConfig(duration_s=2.0, distance_m=(1.2, 1.4))
+    labelled = np.linspace(1.0, 2.0, 10)
+    with_labels = render_timeline(timeline_events(frames, np.full(10, 3), np.zeros(10), az, el, labelled),
+                                  noise_source, np.random.default_rng(7), config)
+    assert [with_labels.distances[(int(f), 3, 0)] for f in frames] == pytest.approx(labelled)
+    both = timeline_events(np.r_[frames, frames], np.r_[np.full(10, 3), np.full(10, 5)], np.zeros(20),
+                           np.r_[az, -az], np.r_[el, el])
+    drawn = render_timeline(both, noise_source, np.random.default_rng(7), config)
+    for c in (3, 5):
+        values = {drawn.distances[(int(f), c, 0)] for f in frames}
+        assert len(values) == 1 and 1.2 <= values.pop() <= 1.4  # one distance per event, from distance_m
+    assert drawn.distances[(int(frames[0]), 3, 0)] != drawn.distances[(int(frames[0]), 5, 0)]
+    # the distances come from a child stream: the audio is what it is without them
+    plain = render_timeline(timeline_events(frames, np.full(10, 3), np.zeros(10), az, el), noise_source,
+                            np.random.default_rng(7), config)
+    np.testing.assert_array_equal(plain.audio["foa"], with_labels.audio["foa"])
+
+
+def test_a_simulated_room_renders_a_timeline_at_its_labelled_distance():
+    room_config = rooms.RoomConfig(length_m=(8.0, 8.0), width_m=(6.0, 6.0), height_m=(3.0, 3.0), rt60_s=(0.2, 0.2),
+                                   source_distance_m=(2.5, 2.5), max_images=2000)
+    shoebox = rooms.ShoeboxRoom((8.0, 6.0, 3.0), 0.2, (4.0, 3.0, 1.5))
+    config = SceneConfig(duration_s=1.5, gain_db=(0.0, 0.0), snr_db=(80.0, 80.0))
+
+    def impulse(class_index, duration_s, rng):
+        out = np.zeros(int(round(duration_s * SR)), np.float32)
+        out[0] = 1.0
+        return out
+
+    frames = np.arange(3, 8)
+    for labelled, rendered in ((1.2, 1.2), (1.6, 1.6), (9.0, 4.0 - 0.3)):  # 9 m: kept 0.3 m inside the wall 4 m ahead
+        distance = np.full(5, labelled)
+        events = timeline_events(frames, np.zeros(5), np.zeros(5), np.zeros(5), np.zeros(5), distance)
+        room = rooms.SimulatedRoom(shoebox, room_config, seed=[0, 2])
+        scene = render_timeline(events, impulse, np.random.default_rng(0), config, room=room)
+        np.testing.assert_allclose(list(scene.distances.values()), rendered)
+        # the direct impulse (at the labelled onset) has the level of its distance: W = 1 / d
+        w = scene.audio["foa"][0, 3 * HOP - 2: 3 * HOP + 3]
+        assert abs(np.abs(w).max() - 1.0 / rendered) < 0.05 / rendered
+    # without labels the room draws its own (source_distance_m 2.5 m)
+    events = timeline_events(frames, np.zeros(5), np.zeros(5), np.zeros(5), np.zeros(5))
+    scene = render_timeline(events, impulse, np.random.default_rng(0), config, room=rooms.SimulatedRoom(
+        shoebox, room_config, seed=[0, 2]))
+    np.testing.assert_allclose(list(scene.distances.values()), 2.5)
+
+
+def test_synth_audio_trajectories_in_a_room_writes_the_rendered_distances(tmp_path):
+    from av_seld.data.synth_timelines import synthesize_timeline_dataset, timeline_windows
+    from av_seld.io.labels import read_reference_csv
+
+    rows = _single_event(150) + [(f, 4, 0, -90, 0, d) for f, d in zip(range(5, 9), (120, 140, 160, 180))]
+    rows.sort()
+    _write_timeline(tmp_path / "in" / "d.csv", rows)
+    config = tmp_path / "rooms.yaml"
+    config.write_text("room:\n  length_m: [7.0, 7.0]\n  width_m: [6.0, 6.0]\n  rt60_s: [0.2, 0.2]\n"
+                      "  max_images: 2000\n  num_rooms: 1\n")
+    [result] = synthesize_timeline_dataset(tmp_path / "out", windows=timeline_windows(tmp_path / "in"), split="s",
+                                           rooms=rooms.open_rooms(config, ("foa",)))
+    events = read_reference_csv(tmp_path / "out" / "metadata_dev" / "s" / f"{result.name}.csv")
+    assert events.has_distance
+    np.testing.assert_allclose(events.distance_m[events.class_index == 0], 1.5)  # as labelled: it fits the room
+    np.testing.assert_allclose(events.distance_m[events.class_index == 4], 1.5)  # one distance: the labels' median

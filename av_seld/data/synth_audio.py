@@ -7,11 +7,10 @@ half-written file and the next run redoes only unfinished clips (and removes the
 One run at a time per output: a second run into the same root and split is refused while the first holds
 ``OUT_ROOT/.synth-audio.SPLIT.lock`` (two runs with different seeds would otherwise mix one clip's files).
 
-Rooms (``rooms=``): a YAML file (``augment.rooms.load_rooms_config``) gives ``num_rooms`` simulated shoebox rooms,
-room r drawn from ``default_rng([seed, 0, r])``; clip k is rendered in room (k − 1) mod num_rooms, named
-``room{room + r + 1}``. A folder of measured responses or a ``.sofa`` file is one room, named ``room{room + 1}``;
-the TAU-SRIR DB folder holds several (nine), used in the same way as the simulated ones.
-Without rooms clips are anechoic and named ``room{room}``.
+Rooms (``rooms=``): the :class:`augment.rooms.RoomsSpec` that ``augment.rooms.open_rooms`` read from a rooms YAML
+file or measured responses (one read per run, by the caller: the command line also takes its scene parameters).
+Clip k is rendered in room r = (k − 1) mod num_rooms (``augment.rooms.selection``) and named ``room{room + r + 1}``;
+without rooms clips are anechoic and named ``room{room}``.
 """
 
 from __future__ import annotations
@@ -28,9 +27,9 @@ from typing import Iterator
 
 import numpy as np
 
-from augment import rooms as room_models
 from augment import soundbank
 from augment.clips import ClipBank
+from augment.rooms.selection import RoomsSpec, room_for_clip
 from augment.scenes import SceneConfig, render_scene, sample_events
 from av_seld.classes import CLASS_NAMES
 from av_seld.errors import InputError
@@ -62,46 +61,9 @@ def clip_paths(out_root: Path, split: str, name: str, formats: tuple[str, ...]) 
     return paths
 
 
-@dataclass(frozen=True)
-class RoomsSpec:
-    """Where a clip's room comes from: ``config`` for simulated rooms, ``path`` of measured responses otherwise."""
-
-    path: str
-    config: room_models.RoomConfig | None  # None: measured responses at ``path``
-    measured_rooms: int = 1  # rooms at ``path`` (the TAU-SRIR DB has several)
-
-    @property
-    def num_rooms(self) -> int:
-        return self.config.num_rooms if self.config is not None else self.measured_rooms
-
-
-def open_rooms(path: str | os.PathLike, formats: tuple[str, ...]) -> RoomsSpec:
-    """A rooms YAML file (simulated rooms) or measured responses (folder or ``.sofa``), checked now."""
-    if str(path).lower().endswith((".yaml", ".yml")):
-        return RoomsSpec(str(path), room_models.load_rooms_config(path).room)
-    _measured_room(str(path), tuple(formats), 0)  # reads and checks the (first room's) responses once, here
-    return RoomsSpec(str(path), None, room_models.measured_room_count(path))
-
-
-@functools.lru_cache(maxsize=2)  # responses are read once per worker process
-def _measured_room(path: str, formats: tuple[str, ...], room: int) -> room_models.MeasuredRoom:
-    return room_models.MeasuredRoom(room_models.open_response_sets(path, formats, room=room))
-
-
-def _room_for_clip(rooms: RoomsSpec | None, number: int, seed: int, formats: tuple[str, ...]):
-    """The acoustics to render clip ``number`` with (its room is (number − 1) mod num_rooms); None: anechoic."""
-    if rooms is None:
-        return None
-    r = (number - 1) % rooms.num_rooms
-    if rooms.config is None:
-        return _measured_room(rooms.path, formats, r)
-    shoebox = room_models.sample_room(np.random.default_rng([seed, 0, r]), rooms.config)
-    return room_models.SimulatedRoom(shoebox, rooms.config, seed=[seed, number])
-
-
 def clip_room_index(rooms: RoomsSpec | None, number: int, room: int) -> int:
     """The R of ``roomR`` in clip ``number``'s name."""
-    return room if rooms is None else room + 1 + (number - 1) % rooms.num_rooms
+    return room if rooms is None else room + 1 + rooms.room_index(number)
 
 
 @functools.lru_cache(maxsize=4)  # one folder scan per worker process, not one per clip
@@ -118,7 +80,7 @@ def _render_clip(number: int, *, out_root: Path, split: str, seed: int, formats:
     start = time.perf_counter()
     rng = np.random.default_rng([seed, number])
     events = sample_events(rng, scene)
-    acoustics = _room_for_clip(rooms, number, seed, formats)
+    acoustics = room_for_clip(rooms, number, seed, formats)
     rendered = render_scene(events, _sound_source(clips), rng, scene, formats, room=acoustics)
     for fmt in formats:
         write_wav(paths[fmt], rendered.audio[fmt])
@@ -136,14 +98,14 @@ def scene_events(rows) -> Events:
 def synthesize_audio_dataset(out_root: str | os.PathLike, *, num_clips: int, split: str, seed: int = 0,
                              formats: tuple[str, ...] = ("foa",), scene: SceneConfig = SceneConfig(),
                              clips: str | os.PathLike | None = None, missing_class: str = "skip", fold: int = 1,
-                             room: int = 0, rooms: str | os.PathLike | None = None,
+                             room: int = 0, rooms: RoomsSpec | None = None,
                              workers: int = 1) -> Iterator[ClipResult]:
     """Render ``num_clips`` scenes into ``out_root``; yields one :class:`ClipResult` per clip as it finishes.
 
     ``clips``: a folder ``<root>/<class>/*.wav`` or a ``path,class`` CSV; None uses the procedural sound bank.
     ``missing_class``: what to do when the clips have no file for a class of ``scene.classes``: 'skip' drops the
-    class from the scenes (logged), 'error' raises. ``rooms``: a rooms YAML file, a folder of measured responses
-    or a ``.sofa`` file (see the module docstring); None renders anechoic scenes.
+    class from the scenes (logged), 'error' raises. ``rooms``: the rooms ``augment.rooms.open_rooms`` read (see the
+    module docstring); None renders anechoic scenes.
     """
     if missing_class not in ("skip", "error"):
         raise ValueError(f"missing_class must be 'skip' or 'error', got {missing_class!r}")
@@ -159,10 +121,9 @@ def synthesize_audio_dataset(out_root: str | os.PathLike, *, num_clips: int, spl
             log.warning("%s: no clips for class(es) %s; scenes use the other classes", clips, names)
             scene = SceneConfig(**{**scene.__dict__, "classes": tuple(c for c in scene.classes if c not in missing)})
         clips = str(clips)
-    spec = None if rooms is None else open_rooms(rooms, tuple(formats))
     out_root = Path(out_root)
     render = partial(_render_clip, out_root=out_root, split=split, seed=seed, formats=tuple(formats),
-                     scene=scene, clips=clips, fold=fold, room=room, rooms=spec)
+                     scene=scene, clips=clips, fold=fold, room=room, rooms=rooms)
     yield from render_clips(render, range(1, num_clips + 1), out_root=out_root, split=split, workers=workers)
 
 

@@ -3,7 +3,11 @@
 Each clip renders one *window* of a reference CSV (``augment.trajectories``): its events' onsets, offsets, classes,
 overlaps and moving directions exactly as labelled, with sounds drawn per event from the procedural bank or a clip
 folder, in the rooms of ``rooms`` (as :mod:`av_seld.data.synth_audio`), plus optional unlabelled interferers. The
-clip's reference CSV is the window's rows, frames counted from the window start, in file order: equal to the input.
+clip's reference CSV is the window's rows, frames counted from the window start, in file order: equal to the input
+in frames, classes, sources and directions, with the distance column (DCASE2024) of what was rendered: the input's
+distances anechoic, else one drawn per event; in a simulated room the distance each event was rendered at (its
+labelled median when the input has distances); none when measured responses do not know their distances
+(``augment.trajectories`` says how).
 
 Windows: without a duration, a whole CSV (up to its last labelled frame) is one window; with ``duration_s`` each CSV
 is cut into consecutive full windows of that length (a CSV shorter than that gives one window, silent after its last
@@ -26,12 +30,11 @@ import numpy as np
 
 from augment import soundbank
 from augment.clips import ClipBank, SoundFiles
+from augment.rooms.selection import RoomsSpec, room_for_clip
 from augment.scenes import SceneConfig
 from augment.trajectories import InterfererConfig, render_timeline, timeline_events
 from av_seld.classes import CLASS_NAMES
-from av_seld.data.synth_audio import (ClipResult, RoomsSpec, clip_name, clip_paths, clip_room_index, open_rooms,
-                                      render_clips)
-from av_seld.data.synth_audio import _room_for_clip
+from av_seld.data.synth_audio import ClipResult, clip_name, clip_paths, clip_room_index, render_clips
 from av_seld.errors import InputError
 from av_seld.io.audio import write_wav
 from av_seld.io.labels import Events, read_reference_csv, write_reference_csv
@@ -96,6 +99,15 @@ def window_events(window: TimelineWindow) -> Events:
                   cut.distance_m)
 
 
+def with_distances(labels: Events, distances: dict[tuple[int, int, int], float] | None) -> Events:
+    """``labels`` with the distance column of ``distances`` ((frame, class, source) → metres, as
+    ``TimelineScene.distances``), or with none when it is None."""
+    column = None if distances is None else [distances[key] for key in zip(
+        labels.frame.tolist(), labels.class_index.tolist(), labels.source.tolist())]
+    return Events.from_arrays(labels.frame, labels.class_index, labels.source, labels.azimuth_deg,
+                              labels.elevation_deg, column)
+
+
 @functools.lru_cache(maxsize=4)  # one folder scan per worker process, not one per clip
 def _sounds(clips: str | None, fallback: tuple[int, ...]):
     """The sound source of the events: the procedural bank, or a clip bank with the bank for ``fallback`` classes."""
@@ -128,15 +140,15 @@ def _render_timeline_clip(number: int, *, windows: tuple[TimelineWindow, ...], o
     start = time.perf_counter()
     labels = window_events(window)
     events = timeline_events(labels.frame, labels.class_index, labels.source, labels.azimuth_deg,
-                             labels.elevation_deg)
+                             labels.elevation_deg, labels.distance_m)
     config = SceneConfig(**{**scene.__dict__, "duration_s": window.duration_s})
     rng = np.random.default_rng([seed, number])
-    acoustics = _room_for_clip(rooms, number, seed, formats)
+    acoustics = room_for_clip(rooms, number, seed, formats)
     rendered = render_timeline(events, _sounds(clips, fallback), rng, config, formats, room=acoustics,
                                interferers=_interferers(interferers), interferer_config=interferer_config)
     for fmt in formats:
         write_wav(paths[fmt], rendered.audio[fmt])
-    write_reference_csv(paths["csv"], labels)
+    write_reference_csv(paths["csv"], with_distances(labels, rendered.distances))
     log.debug("%s: %s frames %d..%d, %d events, %d interferers", name, window.path, window.start_frame,
               window.start_frame + window.num_frames - 1, rendered.num_events, rendered.num_interferers)
     return ClipResult(name, False, rendered.num_events, window.duration_s, time.perf_counter() - start)
@@ -146,7 +158,7 @@ def synthesize_timeline_dataset(out_root: str | os.PathLike, *, windows: list[Ti
                                 num_clips: int | None = None, seed: int = 0, formats: tuple[str, ...] = ("foa",),
                                 scene: SceneConfig = SceneConfig(), clips: str | os.PathLike | None = None,
                                 missing_class: str = "skip", fold: int = 1, room: int = 0,
-                                rooms: str | os.PathLike | None = None,
+                                rooms: RoomsSpec | None = None,
                                 interferers: str | os.PathLike | None = None,
                                 interferer_config: InterfererConfig = InterfererConfig(),
                                 workers: int = 1) -> Iterator[ClipResult]:
@@ -179,8 +191,7 @@ def synthesize_timeline_dataset(out_root: str | os.PathLike, *, windows: list[Ti
     if interferers is not None:
         SoundFiles.from_folder(interferers)  # checked now, with the folder's name on the error
         interferers = str(interferers)
-    spec = None if rooms is None else open_rooms(rooms, tuple(formats))
     render = partial(_render_timeline_clip, windows=tuple(windows), out_root=Path(out_root), split=split, seed=seed,
                      formats=tuple(formats), scene=scene, clips=clips, fallback=fallback, fold=fold, room=room,
-                     rooms=spec, interferers=interferers, interferer_config=interferer_config)
+                     rooms=rooms, interferers=interferers, interferer_config=interferer_config)
     yield from render_clips(render, range(1, num_clips + 1), out_root=Path(out_root), split=split, workers=workers)
