@@ -127,6 +127,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
+    from av_seld.export import FORMATS
     from av_seld.training.predict import VISUAL_STRIDE
     from av_seld.utils.device import add_device_argument
 
@@ -169,13 +170,16 @@ def register(sub) -> None:
     add_device_argument(p)
     p.set_defaults(func=cmd_test)
 
-    p = sub.add_parser("export", help="a checkpoint as a small inference checkpoint or a TorchScript program",
+    p = sub.add_parser("export", help="a checkpoint as a small inference checkpoint, a TorchScript program or an "
+                                      "ONNX model",
                        description="inference: the checkpoint without optimizer and resume state (for infer, the "
                                    "Python API and train.init_from). torchscript: the network traced for one window, "
                                    "taking standardised features (and cached visual features for AV models); the "
-                                   "statistics, thresholds and input names are stored in its av_seld.json extra file.")
+                                   "statistics, thresholds and input names are stored in its av_seld.json extra file. "
+                                   "onnx: the same network for onnxruntime, any batch and length, the same JSON in "
+                                   "its metadata_props under av_seld.json.")
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint of av-seld train (best.pt, last.pt)")
     p.add_argument("--out", required=True, metavar="PATH", help="file to write")
-    p.add_argument("--format", choices=("inference", "torchscript"), default="inference",
+    p.add_argument("--format", choices=FORMATS, default="inference",
                    help="what to write (default inference)")
     p.set_defaults(func=cmd_export)
