@@ -132,6 +132,7 @@ def onnx_model(module: nn.Module, inputs: tuple[torch.Tensor, ...], input_names:
             # torch's own deprecations (pytree LeafSpec) and notes on merged axis names, none about this model
             warnings.simplefilter("ignore", FutureWarning)
             warnings.filterwarnings("ignore", message=".*axis name.*will not be used")
+            warnings.filterwarnings("ignore", message=".*_flat_weights.* were assigned during export")  # nn.GRU's
             program = torch.onnx.export(module.eval(), inputs, dynamo=True, opset_version=ONNX_OPSET,
                                         input_names=input_names, output_names=[output_name],
                                         dynamic_shapes=dynamic_shapes, verbose=False)
