@@ -7,7 +7,9 @@ pattern, written with av-seld's VideoWriter) goes through the stages of
 size, the frozen YOLO encoder, the audio features, the windowed model over cached visual features, and decoding the
 output to events and a CSV. Then the whole path (``predict_audio`` + events + CSV, what ``av-seld infer`` runs per
 clip) at each ``--strides`` value, and the levers measured beside it: decoding at the source size and resizing with
-OpenCV instead of in the decoder, frames per YOLO call, channels-last and bfloat16 autocast for YOLO.
+OpenCV instead of in the decoder, frames per YOLO call, channels-last and bfloat16 autocast for YOLO, and YOLO run by
+onnxruntime. ``--visual-backend onnx`` runs the stage and whole-path rows with the trunk in onnxruntime (as ``av-seld
+infer --visual-backend onnx``).
 
 Times are CPU seconds of this process (all its threads) per minute of input, the best of ``--repeats``: on a
 machine shared with other jobs, wall time measures the other jobs, CPU time much less so. The real-time factor is
@@ -17,6 +19,7 @@ them), or ``--checkpoint``'s.
 
     python bench/bench_realtime.py [--config configs/av_conformer.yaml | --checkpoint PT] [--seconds 30]
         [--source-size 640x320] [--fps 30] [--strides 1,5,10] [--threads 2] [--repeats 2] [--skip-levers]
+        [--visual-backend torch|onnx]
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ from av_seld.io.video import VideoReader, VideoWriter  # noqa: E402
 from av_seld.models import build_model  # noqa: E402
 from av_seld.postprocess import multi_accdoa_to_events  # noqa: E402
 from av_seld.training.inference import pool_frames, predict_clip, sampled_label_frames  # noqa: E402
-from av_seld.training.predict import HOP_FRACTION, LoadedModel, read_clip_frames, load_for_inference, predict_audio  # noqa: E402,E501
+from av_seld.training.predict import (HOP_FRACTION, VISUAL_BACKENDS, LoadedModel, load_for_inference,  # noqa: E402
+                                      predict_audio, read_clip_frames, with_visual_backend)
 from av_seld.utils.sizes import SizeAction, SizeHelpFormatter  # noqa: E402
 
 
@@ -111,11 +115,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--repeats", type=int, default=2, help="runs per row, least CPU kept (default 2)")
     parser.add_argument("--skip-levers", action="store_true", help="only the stages and the whole-path rows")
+    parser.add_argument("--visual-backend", choices=VISUAL_BACKENDS, default="torch",
+                        help="what runs YOLO in the stage and whole-path rows (default torch)")
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     m = load_model(args, device)
+    cpu = time.process_time()
+    m = with_visual_backend(m, args.visual_backend)
+    export_cpu = time.process_time() - cpu
     height, width = m.frame_size
     source = (width, height) if args.source_size is None else (args.source_size.width, args.source_size.height)
     per_minute = 60.0 / args.seconds
@@ -129,6 +138,9 @@ def main() -> None:
     print(f"torch {torch.__version__} on {where}, {torch.get_num_threads()} threads; clip "
           f"{args.seconds:g} s, video {source[0]}x{source[1]} at {args.fps:g} fps; "
           f"{'wall' if device.type == 'cuda' else 'CPU'} s per minute of input (least of {args.repeats}), wall beside")
+    if m.visual_trunk is not None:
+        print(f"visual backend {args.visual_backend}: the trunk's ONNX export took {export_cpu:.1f} CPU s (once per "
+              "model load)")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         audio, video = write_clip(folder, args.seconds, source, args.fps)
@@ -148,7 +160,8 @@ def main() -> None:
         print("stages at visual stride 1 (today's infer):")
         frames, valid = row("decode label-rate frames at the encoder's size",
                             lambda: read_clip_frames(video, total, m.frame_size, 1))
-        pooled = row("visual encoder (frozen YOLO, every label frame)", lambda: pool_frames(visual, frames, valid))
+        pooled = row(f"visual encoder (frozen YOLO in {args.visual_backend}, every label frame)",
+                     lambda: pool_frames(visual, frames, valid, m.visual_trunk))
         features = row(f"audio features ({m.extractor.kind})", lambda: m.extractor(audio.to(device)).cpu())
         output = row("model over the windows (cached visual features)",
                      lambda: predict_clip(m.model, features, window_frames=m.window_frames, hop_frames=hop,
@@ -195,7 +208,11 @@ def main() -> None:
         with contextlib.suppress(ImportError):
             import onnxruntime  # noqa: F401
 
-            print("  onnxruntime is installed (not measured here)")
+            trunk = with_visual_backend(m, "onnx").visual_trunk
+            row("YOLO, onnxruntime (the trunk exported to ONNX)", lambda: pool_frames(visual, frames, valid, trunk), 1)
+            got = pool_frames(visual, frames[:16], valid[:16], trunk)
+            deviation = float((got - reference).norm() / reference.norm())
+            print(f"  {'':58s} onnxruntime pooled features deviate by {100 * deviation:.5f} % (relative L2)")
 
 
 if __name__ == "__main__":

@@ -76,3 +76,54 @@ def test_a_checkpoint_rebuilds_without_the_visual_weights_file_it_started_from(t
     assert "random weights" not in caplog.text
     for key, value in model.state_dict().items():
         assert torch.equal(rebuilt.state_dict()[key], value), key
+
+
+# onnxruntime against PyTorch on the same inputs: float32 sums in another order, nothing more (seen: <= 1e-6)
+ONNX_RTOL, ONNX_ATOL = 1e-4, 1e-5
+
+
+GRU = {"in_channels": 7, "widths": [4, 8], "blocks": [1, 1], "pools": [[5, 2], [1, 2]], "rnn_size": 8, "rnn_layers": 1}
+
+
+@pytest.mark.parametrize("name, params", [("resnet_conformer", AUDIO), ("av_conformer", AV), ("resnet_gru", GRU)])
+def test_onnx_export_gives_the_models_outputs_for_any_batch_and_length(tmp_path, name, params):
+    """Batch and time are free, except for the GRU models, whose time torch.export fixes at one window (chunk_s)."""
+    import onnxruntime
+
+    src = _checkpoint(tmp_path / "best.pt", name, params)
+    assert main(["export", str(src), "--out", str(tmp_path / "model.onnx"), "--format", "onnx"]) == 0
+    session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    meta = json.loads(session.get_modelmeta().custom_metadata_map["av_seld.json"])
+    assert meta["model_name"] == name and meta["features"] == "foa_logmel_iv" and len(meta["thresholds"]) == 13
+    assert meta["inputs"] == [i.name for i in session.get_inputs()]
+    assert meta["window_frames"] == (20 if name == "resnet_gru" else None)
+    model = build_model_from_checkpoint(load_checkpoint(src))
+    generator = torch.Generator().manual_seed(1)
+    for batch, frames in [(1, 20), (3, meta["window_frames"] or 33)]:  # the export traced (2, 20)
+        inputs = {"features": torch.randn(batch, 7, 5 * frames, 64, generator=generator)}
+        if model.uses_video:
+            visual = model.visual
+            inputs["visual_features"] = torch.randn(batch, frames, visual.feature_dim, *visual.token_grid,
+                                                    generator=generator)
+            mask = torch.rand(batch, frames, generator=generator) > 0.3
+            mask[0] = False  # a clip without video: every frame takes the "no video" token
+            inputs["visual_mask"] = mask
+        with torch.no_grad():
+            reference = model(inputs["features"], visual_features=inputs.get("visual_features"),
+                              visual_mask=inputs.get("visual_mask")).numpy()
+        got = session.run(None, {key: value.numpy() for key, value in inputs.items()})[0]
+        np.testing.assert_allclose(got, reference, rtol=ONNX_RTOL, atol=ONNX_ATOL)
+
+
+def test_onnx_export_refuses_what_it_cannot_write(tmp_path):
+    from av_seld.export import export_checkpoint, visual_trunk_onnx
+    from av_seld.models.debug import DebugVisualEncoder
+
+    src = _checkpoint(tmp_path / "best.pt", "resnet_conformer", AUDIO)
+    with pytest.raises(ValueError, match="format must be one of"):
+        export_checkpoint(src, tmp_path / "model.tflite", "tflite")
+    with pytest.raises(SystemExit):  # argparse: invalid choice
+        main(["export", str(src), "--out", str(tmp_path / "model.tflite"), "--format", "tflite"])
+    with pytest.raises(ValueError, match="exports YOLO encoders, not DebugVisualEncoder"):
+        visual_trunk_onnx(DebugVisualEncoder(frame_size=(64, 128), token_grid=(2, 4), embed_dim=16))
+    assert not list(tmp_path.glob("*.tflite"))

@@ -79,6 +79,32 @@ def test_visual_stride_runs_fewer_frames_and_stride_one_is_unchanged(tmp_path):
     assert 0 < np.abs(strided - every).max() < np.abs(masked - every).max()
 
 
+def test_the_onnx_visual_trunk_gives_torchs_pooled_features_and_predictions(tmp_path):
+    """``infer --visual-backend onnx``: the YOLO trunk exported and run by onnxruntime gives the PyTorch trunk's
+    pooled features and the same outputs, offline and streamed."""
+    from av_seld.training.predict import with_visual_backend
+
+    model = _tiny_av_model()
+    onnx = with_visual_backend(model, "onnx")
+    assert onnx.visual_trunk is not None and with_visual_backend(onnx, "torch").visual_trunk is None
+    frames = torch.randint(0, 256, (5, 3, *FRAME_SIZE), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        reference = model.model.visual.pooled_features(frames)
+    # float32 convolutions summed in another order; pooled features here are O(1) to O(10) (seen: < 2e-5)
+    torch.testing.assert_close(onnx.visual_trunk(frames), reference, rtol=1e-4, atol=1e-4)
+
+    audio, video = _clip(tmp_path, 3.0)
+    expected = predict_audio([model], audio, video=video)
+    np.testing.assert_allclose(predict_audio([onnx], audio, video=video), expected, rtol=1e-4, atol=1e-4)
+    stream = StreamingPredictor([onnx], video=True)
+    reader = VideoReader(video, FRAME_SIZE[1], FRAME_SIZE[0])
+    frames, valid = reader.read_label_frames(np.arange(30))
+    streamed = [got.output for got in (stream.push(audio, frames, valid), stream.finish()) if got is not None]
+    np.testing.assert_allclose(np.concatenate(streamed), expected, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="visual backend must be one of"):
+        with_visual_backend(model, "tensorrt")
+
+
 @pytest.mark.parametrize("stride, spread, chunk_s", [(1, "nearest", 0.37), (3, "nearest", 1.0), (4, "linear", 0.25)])
 def test_streaming_equals_offline(tmp_path, stride, spread, chunk_s):
     """Audio and frames pushed in chunks give the offline outputs and events (an ensemble of two models, a video

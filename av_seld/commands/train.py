@@ -63,7 +63,8 @@ def cmd_infer(args: argparse.Namespace) -> int:
         return _infer_stream(args, device)
     with tqdm(total=len(folder_clips(args.audio, args.video)), desc="infer", unit="clip") as bar:
         written = infer_folder(args.checkpoints, args.audio, args.out, video_dir=args.video, device=device,
-                               visual_stride=args.visual_stride, progress=lambda _: bar.update(1))
+                               visual_stride=args.visual_stride, visual_backend=args.visual_backend,
+                               progress=lambda _: bar.update(1))
     print(f"{count(len(written), 'prediction file')} in {args.out}")
     return 0
 
@@ -78,7 +79,7 @@ def _infer_stream(args: argparse.Namespace, device) -> int:
     from av_seld.training.streaming import stream_clip
     from av_seld.utils.text import count
 
-    models = [load_for_inference(c, device) for c in args.checkpoints]
+    models = [load_for_inference(c, device, args.visual_backend) for c in args.checkpoints]
     check_inputs(models, args.audio, args.video)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -127,7 +128,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    from av_seld.training.predict import VISUAL_STRIDE
+    from av_seld.export import FORMATS
+    from av_seld.training.predict import VISUAL_BACKENDS, VISUAL_STRIDE
     from av_seld.utils.device import add_device_argument
 
     p = sub.add_parser("train", help="train a model from a recipe (configs/*.yaml)",
@@ -151,6 +153,9 @@ def register(sub) -> None:
     p.add_argument("--visual-stride", type=int, default=VISUAL_STRIDE, metavar="N",
                    help="run the visual encoder on every N-th 100 ms label frame; the others read the nearest "
                         f"(default {VISUAL_STRIDE})")
+    p.add_argument("--visual-backend", choices=VISUAL_BACKENDS, default="torch",
+                   help="what runs the frozen YOLO trunk: torch, or onnx (exported at start, run by onnxruntime on "
+                        "the CPU; the same numbers to float rounding) (default torch)")
     p.add_argument("--stream", action="store_true", help="feed each clip in chunks through the streaming predictor "
                    "(events of each label frame as soon as it is final; the same CSVs)")
     p.add_argument("--chunk-s", type=float, default=0.5, metavar="S", help="with --stream: chunk length (default 0.5)")
@@ -169,13 +174,16 @@ def register(sub) -> None:
     add_device_argument(p)
     p.set_defaults(func=cmd_test)
 
-    p = sub.add_parser("export", help="a checkpoint as a small inference checkpoint or a TorchScript program",
+    p = sub.add_parser("export", help="a checkpoint as a small inference checkpoint, a TorchScript program or an "
+                                      "ONNX model",
                        description="inference: the checkpoint without optimizer and resume state (for infer, the "
                                    "Python API and train.init_from). torchscript: the network traced for one window, "
                                    "taking standardised features (and cached visual features for AV models); the "
-                                   "statistics, thresholds and input names are stored in its av_seld.json extra file.")
+                                   "statistics, thresholds and input names are stored in its av_seld.json extra file. "
+                                   "onnx: the same network for onnxruntime, any batch and length, the same JSON in "
+                                   "its metadata_props under av_seld.json.")
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint of av-seld train (best.pt, last.pt)")
     p.add_argument("--out", required=True, metavar="PATH", help="file to write")
-    p.add_argument("--format", choices=("inference", "torchscript"), default="inference",
+    p.add_argument("--format", choices=FORMATS, default="inference",
                    help="what to write (default inference)")
     p.set_defaults(func=cmd_export)

@@ -140,7 +140,9 @@ class AVConformer(nn.Module):
         if source is None and bool(visual_mask.any()):
             raise ValueError("visual_mask marks frames with video, but neither frames nor visual_features were given")
         tokens = self.no_video.expand(batch, steps, self.visual.num_tokens, self.embed_dim)
-        if not bool(visual_mask.any()):
+        # all masked: skip the encoder. torch.export (ONNX export) cannot branch on the mask's values, so there the
+        # masked-index path below runs for any mask (with none valid it places no token: the same output)
+        if source is None or (not torch.compiler.is_exporting() and not bool(visual_mask.any())):
             return tokens
         if frames is not None:
             seen = self.visual(frames[visual_mask])  # (M, N, D)

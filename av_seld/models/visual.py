@@ -411,11 +411,12 @@ class YoloVisualEncoder(nn.Module):
         """
         if frames.shape[0] == 0:
             return torch.zeros(0, self.feature_dim, *self.token_grid, device=frames.device)
-        pooled = []
-        for chunk in frames.split(self.frame_chunk):
-            maps = self.feature_maps(chunk)
-            pooled.append(torch.cat([F.adaptive_avg_pool2d(m, self.token_grid) for m in maps], dim=1))
-        return torch.cat(pooled)
+        return torch.cat([self.pool_chunk(chunk) for chunk in frames.split(self.frame_chunk)])
+
+    def pool_chunk(self, frames: torch.Tensor) -> torch.Tensor:
+        """:meth:`pooled_features` of frames (B, 3, H, W) in one YOLO call, however many (what the ONNX export of
+        the frozen trunk, :func:`av_seld.export.visual_trunk_onnx`, runs)."""
+        return torch.cat([F.adaptive_avg_pool2d(m, self.token_grid) for m in self.feature_maps(frames)], dim=1)
 
     def tokens_from_features(self, pooled: torch.Tensor) -> torch.Tensor:
         """Tokens of pooled features: (..., C, rows, cols) -> (..., N, D), N = rows·cols in row-major cell order."""

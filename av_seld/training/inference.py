@@ -7,7 +7,7 @@ A model maps a window of features (and, for audio-visual models, the window's fr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -40,16 +40,18 @@ def window_starts(num_frames: int, window_frames: int, hop_frames: int) -> list[
 
 
 @torch.no_grad()
-def pool_frames(visual: nn.Module, frames: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+def pool_frames(visual: nn.Module, frames: torch.Tensor, valid: torch.Tensor,
+                trunk: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """Pooled YOLO features (M, C, rows, cols) float32 on the CPU of frames (M, H, W, 3) uint8; zeros where ``valid``
     (M,) bool is False (those frames are not run). Each frame goes through the backbone once, ``frame_chunk`` at a
-    time, on the encoder's device."""
+    time, on the encoder's device; ``trunk`` runs the chunks instead of ``visual.pooled_features`` (the same
+    numbers, e.g. :class:`~av_seld.export.OnnxVisualTrunk`)."""
     device = next(visual.parameters()).device
+    run = visual.pooled_features if trunk is None else trunk
     pooled = torch.zeros((frames.shape[0], visual.feature_dim, *visual.token_grid))
     if bool(valid.any()):
         seen = channels_first(frames[valid])  # (M', 3, H, W)
-        pooled[valid] = torch.cat([visual.pooled_features(chunk.to(device)).float().cpu()
-                                   for chunk in seen.split(visual.frame_chunk)])
+        pooled[valid] = torch.cat([run(chunk.to(device)).float().cpu() for chunk in seen.split(visual.frame_chunk)])
     return pooled
 
 

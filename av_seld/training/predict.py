@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 HOP_FRACTION = 0.5  # window hop of clip inference, as a fraction of the training chunk
 VISUAL_STRIDE = 1  # label frames per visual-encoder frame at inference
 VISUAL_SPREAD_DEFAULT = "nearest"  # how the label frames between two sampled ones read them
+VISUAL_BACKENDS = ("torch", "onnx")  # what runs the frozen YOLO trunk of audio-visual models (see with_visual_backend)
 
 
 @dataclass
@@ -48,6 +49,7 @@ class LoadedModel:
     thresholds: np.ndarray
     merge_deg: float
     frame_size: tuple[int, int] | None  # (H, W) for audio-visual models
+    visual_trunk: Callable[[torch.Tensor], torch.Tensor] | None = None  # runs pooled_features instead of torch
 
     @property
     def is_audio_visual(self) -> bool:
@@ -84,8 +86,25 @@ def loaded_from_payload(path: str | os.PathLike, payload: dict, device: torch.de
                        np.asarray(payload["thresholds"], dtype=np.float64), float(payload["merge_deg"]), frame_size)
 
 
-def load_for_inference(path: str | os.PathLike, device: torch.device) -> LoadedModel:
-    return loaded_from_payload(path, load_checkpoint(path), torch.device(device))
+def load_for_inference(path: str | os.PathLike, device: torch.device, visual_backend: str = "torch") -> LoadedModel:
+    return with_visual_backend(loaded_from_payload(path, load_checkpoint(path), torch.device(device)),
+                               visual_backend)
+
+
+def with_visual_backend(model: LoadedModel, backend: str) -> LoadedModel:
+    """``model`` with its frozen YOLO trunk run by ``backend``: ``torch`` (the model's own layers) or ``onnx`` (the
+    trunk exported to ONNX once, in memory, and run by onnxruntime on the CPU:
+    :class:`~av_seld.export.OnnxVisualTrunk`). Audio-only models have no trunk and are returned as they are."""
+    if backend not in VISUAL_BACKENDS:
+        raise ValueError(f"visual backend must be one of {VISUAL_BACKENDS}, got {backend!r}")
+    if backend == "torch" or not model.is_audio_visual:
+        return replace(model, visual_trunk=None)
+    device = next(model.model.parameters()).device
+    if device.type != "cpu":
+        raise ValueError(f"the onnx visual backend runs on the CPU, but {model.path} is on {device}: use --device cpu")
+    from av_seld.export import OnnxVisualTrunk
+
+    return replace(model, visual_trunk=OnnxVisualTrunk(model.model.visual))
 
 
 def with_thresholds(model: LoadedModel, thresholds: np.ndarray) -> LoadedModel:
@@ -134,8 +153,8 @@ def predict_audio(models: Sequence[LoadedModel], audio: torch.Tensor, *, video: 
                 frame_cache[m.frame_size] = read_clip_frames(Path(video), num_frames, m.frame_size, visual_stride)
             frames, sampled_valid = frame_cache[m.frame_size]
             if frames is not None:
-                pooled, valid = spread_sampled(pool_frames(m.model.visual, frames, sampled_valid), sampled_valid,
-                                               num_frames, visual_stride, visual_spread)
+                pooled, valid = spread_sampled(pool_frames(m.model.visual, frames, sampled_valid, m.visual_trunk),
+                                               sampled_valid, num_frames, visual_stride, visual_spread)
         hop = max(1, int(round(m.window_frames * hop_fraction)))
         outputs.append(predict_clip(m.model, features, window_frames=m.window_frames, hop_frames=hop,
                                     num_frames=num_frames, visual_features=pooled, video_valid=valid))
@@ -186,14 +205,14 @@ def folder_clips(audio_dir: str | os.PathLike, video_dir: str | os.PathLike | No
 
 def infer_folder(checkpoints: Sequence[str | os.PathLike], audio_dir: str | os.PathLike, out_dir: str | os.PathLike,
                  *, video_dir: str | os.PathLike | None = None, device: str | torch.device = "auto",
-                 hop_fraction: float = HOP_FRACTION, visual_stride: int = VISUAL_STRIDE,
+                 hop_fraction: float = HOP_FRACTION, visual_stride: int = VISUAL_STRIDE, visual_backend: str = "torch",
                  progress: Callable[[Path], None] | None = None) -> list[Path]:
     """Write ``OUT_DIR/<clip>.csv`` for every ``AUDIO_DIR/*.wav``; returns the written paths. ``device``: auto, cpu,
-    cuda or cuda:N (:func:`av_seld.utils.device.pick_device`)."""
+    cuda or cuda:N (:func:`av_seld.utils.device.pick_device`); ``visual_backend`` as in :func:`with_visual_backend`."""
     from av_seld.utils.device import pick_device
 
     device = pick_device(device, key="device")
-    models = [load_for_inference(c, device) for c in checkpoints]
+    models = [load_for_inference(c, device, visual_backend) for c in checkpoints]
     _check_formats(models)
     check_inputs(models, audio_dir, video_dir)
     clips = folder_clips(audio_dir, video_dir)

@@ -61,7 +61,7 @@ class _ModelStream:
 
     def add_frames(self, frames: torch.Tensor, valid: torch.Tensor) -> None:
         """Pool newly arrived sampled frames (S, H, W, 3) uint8 with their validity (S,)."""
-        pooled = pool_frames(self.m.model.visual, frames, valid)
+        pooled = pool_frames(self.m.model.visual, frames, valid, self.m.visual_trunk)
         if self.pooled is None:
             self.pooled, self.pooled_valid = pooled, valid
         else:
