@@ -312,11 +312,8 @@ def present_class_seld(scores: dict) -> tuple[float, int] | None:
     """The mean per-class SELD score over the classes with reference events in the test clips, and how many there
     are; None when the scores carry no per-class support. The official macro average also counts the absent classes
     (F = 0, LE = 180°, LR = 0 whatever the system does); this column shows the part a system can change."""
-    rows = [r for r in scores.get("classwise") or [] if r.get("support") is not None]
-    present = [r["SELD"] for r in rows if r["support"] > 0]
-    if not rows or not present:
-        return None
-    return sum(present) / len(present), len(present)
+    present = [r["SELD"] for r in scores.get("classwise") or [] if (r.get("support") or 0) > 0]
+    return (sum(present) / len(present), len(present)) if present else None
 
 
 def format_table(rows: list[dict]) -> str:
