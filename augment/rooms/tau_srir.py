@@ -279,8 +279,8 @@ def read_tau_srir(folder: str | os.PathLike, fmt: str, room: int = 0, max_respon
     """The ``fmt`` responses of room number ``room`` (0-based, in ``rirdata.mat``'s order) of the TAU-SRIR DB.
 
     Directions come from ``doa_xyz`` (unit vectors, x front, y left, z up: the axes of docs/conventions.md);
-    distances (m) from ``measinfo.mat`` (see the module docstring), NaN when the folder has none. FOA is ACN/SN3D (W, Y, Z, X) and MIC M1..M4, the formats of
-    STARSS23. Responses are read lazily (:class:`TauResponses`).
+    distances (m) from ``measinfo.mat`` (see the module docstring), NaN when the folder has none. FOA is ACN/SN3D
+    (W, Y, Z, X) and MIC M1..M4, the formats of STARSS23. Responses are read lazily (:class:`TauResponses`).
     """
     rooms = tau_srir_rooms(folder)
     if not 0 <= room < len(rooms):
