@@ -4,7 +4,9 @@ is rendered where and when it was labelled, moving as its labels move, with a so
 A timeline is the rows of a reference CSV (``frame, class, source, azimuth, elevation[, distance]``). A *track* is one
 (class, source) pair; an *event* is a run of consecutive label frames of a track. Each event gets its own sound,
 drawn for its whole length (several draws joined end to end when the source returns a shorter one), so the event
-sounds for every label frame it covers: the labels of the rendered clip are the timeline's rows, unchanged.
+sounds for every label frame it covers: the labels of the rendered clip are the timeline's rows, with the direction
+rendered at each frame (``TimelineScene.directions``): the labelled one anechoic and in a simulated room, which render
+it exactly; with measured responses, the nearest measured direction the room rendered instead.
 
 Directions between labels. Label frame ``n`` gives the direction at the frame's centre (sample ``n·hop + hop/2``, as
 ``spatial.direction_at_label_frames`` reads a rendered event). Between two centres the direction moves along the
@@ -29,7 +31,7 @@ Pure and seeded: everything random comes from the ``numpy.random.Generator`` pas
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -82,13 +84,16 @@ class InterfererConfig:
 class TimelineScene:
     """A rendered timeline: 4-channel audio per format, (4, N) float32; the SNR of its ambient noise; how many
     interferers it holds; the distance in metres rendered at each labelled ``(frame, class, source)`` of the rendered
-    events, None when the room could not say (see the module docstring)."""
+    events, None when the room could not say (see the module docstring); the direction (azimuth, elevation) in
+    degrees rendered there: the label itself where the room rendered the direction it was asked for (anechoic,
+    simulated room), else the room's (measured responses: the nearest measured direction)."""
 
     audio: dict[str, np.ndarray]
     snr_db: float
     num_events: int
     num_interferers: int
     distances: dict[tuple[int, int, int], float] | None = None
+    directions: dict[tuple[int, int, int], tuple[float, float]] = field(default_factory=dict)
 
 
 def track_runs(frame, class_index, source) -> list[tuple[int, int, list[np.ndarray]]]:
@@ -193,6 +198,7 @@ def render_timeline(events: list[TimelineEvent], sounds: SoundSource, rng: np.ra
     # was before timelines had distances.
     distance_rng = rng.spawn(1)[0]
     distances: dict[tuple[int, int, int], float] | None = {}
+    rendered_directions: dict[tuple[int, int, int], tuple[float, float]] = {}
     for event in events:
         drawn = float(distance_rng.uniform(*config.distance_m))  # one per event, used or not: a stable stream
         keep = event.frames * hop < n
@@ -213,14 +219,23 @@ def render_timeline(events: list[TimelineEvent], sounds: SoundSource, rng: np.ra
         _mix(audio, result.audio, onset - result.delay_samples)
         active[onset:onset + len(signal)] = True
         rendered_events += 1
+        keys = [(int(f), event.class_index, event.source) for f in frames]
+        centre = np.minimum(np.arange(len(frames)) * hop + hop // 2, len(signal) - 1)  # each frame's centre sample
+        # A room that rendered the direction asked for (equal, not just close) keeps the label's own numbers.
+        asked_az = np.broadcast_to(directions[0], (len(signal),))[centre]
+        asked_el = np.broadcast_to(directions[1], (len(signal),))[centre]
+        got_az, got_el = result.azimuth_deg[centre], result.elevation_deg[centre]
+        exact = (got_az == asked_az) & (got_el == asked_el)
+        rendered_directions.update({key: (float(a), float(e)) for key, a, e in zip(
+            keys, np.where(exact, azimuth, got_az), np.where(exact, elevation, got_el))})
         if room is None:
             per_frame = np.full(len(frames), drawn) if labelled is None else labelled
         elif result.distance_m is None:
             distances = None
         else:  # the distance rendered at each frame's centre
-            per_frame = result.distance_m[np.minimum(np.arange(len(frames)) * hop + hop // 2, len(signal) - 1)]
+            per_frame = result.distance_m[centre]
         if distances is not None:
-            distances.update({(int(f), event.class_index, event.source): float(d) for f, d in zip(frames, per_frame)})
+            distances.update({key: float(d) for key, d in zip(keys, per_frame)})
 
     num_interferers = 0
     if interferers is not None:
@@ -237,7 +252,7 @@ def render_timeline(events: list[TimelineEvent], sounds: SoundSource, rng: np.ra
             num_interferers += 1
 
     snr_db = add_ambient_noise(audio, active, rng, config, formats)
-    return TimelineScene(audio, snr_db, rendered_events, num_interferers, distances)
+    return TimelineScene(audio, snr_db, rendered_events, num_interferers, distances, rendered_directions)
 
 
 __all__ = ["TimelineEvent", "InterfererConfig", "TimelineScene", "track_runs", "timeline_events",

@@ -162,12 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trajectories", metavar="DIR",
                    help="render each clip from a reference CSV of this folder (frame, class, source, azimuth, "
                         "elevation[, distance]; e.g. real STARSS22 labels) instead of random events: its events' "
-                        "timing, classes, overlaps and moving directions as labelled; the written CSV equals the input "
-                        "but for its distance column (DCASE2024), which says what was rendered: anechoic, the input's "
-                        "distances, or without them one per event drawn from 1-3 m (a label only: plane waves carry no "
-                        "distance cue); in a simulated room, the distance each event was rendered at (its labelled "
-                        "median, kept inside the walls); none with measured responses that lack distances (the "
-                        "TAU-SRIR DB)")
+                        "timing, classes, overlaps and moving directions as labelled; the written CSV is the input's "
+                        "rows with what was rendered: its directions anechoic and in simulated rooms, the nearest "
+                        "measured direction with measured responses; the distance column (DCASE2024): anechoic, the "
+                        "input's distances, or without them one per event drawn from 1-3 m (a label only: plane waves "
+                        "carry no distance cue); in a simulated room, the distance each event was rendered at (its "
+                        "labelled median, kept inside the walls); with measured responses their measured distance, "
+                        "none when they lack distances (the TAU-SRIR DB without measinfo.mat)")
     p.add_argument("--interferers", metavar="DIR", help="with --trajectories: a folder of mono sounds of none of the "
                    "13 classes, mixed unlabelled at random times and directions")
     p.add_argument("--interferer-rate", type=float, metavar="PER_MINUTE",

@@ -87,9 +87,42 @@ def write_v5_rirs(path, blocks: dict[str, list[list[np.ndarray]]]) -> None:
     savemat(path, {"rirs": table})
 
 
-def make_database(folder, layout=None):
+MIC_POSITION = (4.0, 3.0, 1.2)  # x, y, z of the array in the room, m (z as in the real measinfo.mat)
+# measinfo.mat of the tiny database: 'gym' on circles, 'tc352' on a straight line (start, end: x, y, z in m)
+GEOMETRY = {"gym": ("circular", np.array([2.5, 5.0]), np.array([0.8, 1.6])),
+            "tc352": ("linear", np.array([[[7.0, 1.0, 1.5], [5.0, 7.0, 1.5]]]), np.array([0.6, 1.8]))}
+
+
+def source_offsets(name: str, t: int, h: int, count: int) -> np.ndarray:
+    """(count, 3) positions of the sources of trajectory t, height h of a room of GEOMETRY, relative to the array
+    (m): around the circle of radius r_t, or along the line from its start to its end."""
+    kind, paths, heights = GEOMETRY[name]
+    if kind == "circular":
+        az = np.radians(np.linspace(-170, 170, count) + 7 * t)
+        xy = paths[t] * np.stack([np.cos(az), np.sin(az)], axis=1)
+    else:
+        start, end = paths[t][0, :2], paths[t][1, :2]
+        xy = start + np.linspace(0.05, 0.95, count)[:, None] * (end - start) - np.array(MIC_POSITION[:2])
+    return np.concatenate([xy, np.full((count, 1), heights[h] - MIC_POSITION[2])], axis=1)
+
+
+def write_measinfo(path, rooms: dict[str, tuple[str, np.ndarray, np.ndarray]]) -> None:
+    """measinfo.mat as the real database ships it: a struct array measinfo(r) with room, trajectories,
+    trajectoryType, distances ([1 x T] radii, or [2 x 3 x T] start and end points), heights [1 x H], micPosition."""
+    table = np.empty((len(rooms), 1), dtype=[(f, object) for f in ("room", "trajectories", "trajectoryType",
+                                                                   "distances", "heights", "micPosition")])
+    for r, (name, (kind, paths, heights)) in enumerate(rooms.items()):
+        names = np.array([f"traj{t + 1}" for t in range(len(paths))], dtype=object).reshape(1, -1)
+        distances = paths.reshape(1, -1) if kind == "circular" else paths.transpose(1, 2, 0)
+        table[r, 0] = (name, names, kind, distances, heights.reshape(1, -1), np.array([MIC_POSITION]))
+    savemat(path, {"measinfo": table})
+
+
+def make_database(folder, layout=None, measinfo=False):
     """Two rooms: 'gym' (v7.3; 2 trajectories × 2 heights, one height of trajectory 2 unmeasured) and 'tc352' (older
-    MAT-file; 1 × 2). Returns {room name: all DOAs (M, 3) in file order}."""
+    MAT-file; 1 × 2). Returns {room name: (M, 3) in file order}: the unit DOAs; with ``measinfo``, the sources'
+    positions relative to the array in metres (sources on the trajectories of GEOMETRY; direction: the DOA written
+    to rirdata.mat, length: the distance), and a measinfo.mat that lists the rooms in another order, with one more."""
     rng = np.random.default_rng(0)
     folder.mkdir(parents=True, exist_ok=True)
     layout = layout or {"gym": ("rirs_02_gym.mat", 2, [[5, 4], [6, 0]]),
@@ -97,7 +130,12 @@ def make_database(folder, layout=None):
     room_table = np.empty((len(layout), 1), dtype=[("name", object), ("year", object), ("rirs", object)])
     all_doas = {}
     for r, (name, (filename, ntraj, heights)) in enumerate(layout.items()):
-        doas = trajectory_doas(rng, ntraj, heights)
+        if measinfo:
+            offsets = [[source_offsets(name, t, h, count) for h, count in enumerate(heights[t])]
+                       for t in range(ntraj)]
+            doas = [[o / np.linalg.norm(o, axis=1, keepdims=True) for o in row] for row in offsets]
+        else:
+            offsets = doas = trajectory_doas(rng, ntraj, heights)
         doa_table = np.empty((ntraj, len(heights[0])), dtype=[("doa_xyz", object)])
         for t in range(ntraj):
             for h in range(len(heights[0])):
@@ -106,8 +144,12 @@ def make_database(folder, layout=None):
         blocks = {fmt: [[responses_for(doas[t][h], fmt, rng) if len(doas[t][h]) else np.zeros((0, 4, SAMPLES))
                          for h in range(len(heights[0]))] for t in range(ntraj)] for fmt in ("foa", "mic")}
         (write_matlab73_rirs if filename.endswith("gym.mat") else write_v5_rirs)(folder / filename, blocks)
-        all_doas[name] = np.concatenate([d for row in doas for d in row if len(d)])
+        all_doas[name] = np.concatenate([d for row in offsets for d in row if len(d)])
     savemat(folder / "rirdata.mat", {"rirdata": {"fs": 24000.0, "room": room_table}})
+    if measinfo:  # another order than rirdata.mat's, and a room rirdata.mat does not list
+        write_measinfo(folder / "measinfo.mat", {"tc352": GEOMETRY["tc352"],
+                                                 "pb132": ("circular", np.array([1.5]), np.array([1.0])),
+                                                 "gym": GEOMETRY["gym"]})
     return all_doas
 
 
@@ -190,8 +232,9 @@ def test_responses_that_do_not_match_their_doas_are_refused(tmp_path):
 
 
 def test_tau_clips_have_no_distance_column_and_the_log_says_why(tmp_path, caplog):
-    """rirdata.mat gives unit DOA vectors only: random scenes and trajectories (even ones with distances) rendered in
-    the TAU-SRIR DB are written without a distance column, and a warning says so, once, when the rooms are opened."""
+    """Without measinfo.mat, rirdata.mat gives unit DOA vectors only: random scenes and trajectories (even ones with
+    distances) rendered in the TAU-SRIR DB are written without a distance column, and a warning says so, once, when
+    the rooms are opened."""
     from av_seld.data.synth_timelines import synthesize_timeline_dataset, timeline_windows
     from av_seld.io.labels import read_reference_csv
 
@@ -199,7 +242,8 @@ def test_tau_clips_have_no_distance_column_and_the_log_says_why(tmp_path, caplog
     with caplog.at_level("WARNING", logger="augment.rooms.selection"):
         spec = rooms.open_rooms(tmp_path / "db", ("foa",))
     [warning] = [r.getMessage() for r in caplog.records]
-    assert "rirdata.mat doa_xyz, unit vectors) and no distance" in warning and "no distance column" in warning
+    assert "measinfo.mat (source trajectories and heights) was not found" in warning
+    assert "no distance column" in warning
     [scene_clip] = synthesize_audio_dataset(tmp_path / "out", num_clips=1, split="s", seed=3,
                                             scene=SceneConfig(duration_s=3.0), rooms=spec)
     timeline = tmp_path / "timelines" / "t.csv"
@@ -210,3 +254,109 @@ def test_tau_clips_have_no_distance_column_and_the_log_says_why(tmp_path, caplog
     for split, result in (("s", scene_clip), ("t", timeline_clip)):
         events = read_reference_csv(tmp_path / "out" / "metadata_dev" / split / f"{result.name}.csv")
         assert len(events) and not events.has_distance
+
+
+def test_distances_come_from_measinfo_for_circular_and_straight_trajectories(tmp_path):
+    """measinfo.mat lists its rooms in another order than rirdata.mat, and one more: each room is found by name, and
+    every response's distance is that of its source (on a circle, or where its DOA meets a straight path)."""
+    offsets = make_database(tmp_path / "TAU-SRIR_DB", measinfo=True)
+    for index, name in enumerate(("gym", "tc352")):
+        for s in rooms.open_response_sets(tmp_path, ("foa", "mic"), room=index).values():
+            np.testing.assert_allclose(s.distance_m, np.linalg.norm(offsets[name], axis=1), rtol=1e-9)
+            az, el = cart_to_sph(offsets[name])
+            np.testing.assert_allclose(s.azimuth_deg, az, atol=1e-9)
+            np.testing.assert_allclose(s.elevation_deg, el, atol=1e-9)
+    straight = np.linalg.norm(offsets["tc352"], axis=1)
+    assert np.ptp(straight) > 1.0  # the distance changes along the line: read per response, not per trajectory
+
+
+def _rows_match_measured_distances(csv_path, offsets: np.ndarray) -> int:
+    """Check that every row of a 6-column reference carries the distance (cm) of a measured response within 1° of
+    its direction; returns the row count."""
+    from av_seld.io.labels import read_reference_csv
+
+    events = read_reference_csv(csv_path)
+    assert len(events) and events.has_distance
+    az, el = cart_to_sph(offsets)
+    measured_cm = np.round(np.linalg.norm(offsets, axis=1) * 100)
+    for row_az, row_el, row_m in zip(events.azimuth_deg, events.elevation_deg, events.distance_m):
+        near = angular_distance_deg(row_az, row_el, az, el) < 1.0
+        assert near.any() and round(row_m * 100) in measured_cm[near]
+    return len(events)
+
+
+def test_tau_clips_carry_the_distances_of_measinfo(tmp_path, caplog):
+    """With measinfo.mat, no warning, and clips rendered in the TAU rooms (random scenes and timelines, whose own
+    distances cannot be honoured) carry the distance column of the responses they were rendered with."""
+    from av_seld.data.synth_timelines import synthesize_timeline_dataset, timeline_windows
+
+    offsets = make_database(tmp_path / "db" / "TAU-SRIR_DB", measinfo=True)
+    with caplog.at_level("WARNING", logger="augment.rooms.selection"):
+        spec = rooms.open_rooms(tmp_path / "db", ("foa",))
+    assert not caplog.records
+    scene_clips = list(synthesize_audio_dataset(tmp_path / "out", num_clips=2, split="s", seed=3,
+                                                scene=SceneConfig(duration_s=3.0), rooms=spec))
+    timeline = tmp_path / "timelines" / "t.csv"
+    timeline.parent.mkdir()
+    timeline.write_text("".join(f"{f},3,0,40,10,230\n" for f in range(2, 9)))  # a 2024 reference, with distances
+    timeline_clips = list(synthesize_timeline_dataset(tmp_path / "out", windows=timeline_windows(timeline.parent),
+                                                      split="t", num_clips=2, rooms=spec))
+    for split, results in (("s", scene_clips), ("t", timeline_clips)):
+        for result, name in zip(results, ("gym", "tc352")):
+            assert _rows_match_measured_distances(
+                tmp_path / "out" / "metadata_dev" / split / f"{result.name}.csv", offsets[name])
+
+
+def test_a_measinfo_that_is_unreadable_or_lacks_a_room_is_named(tmp_path):
+    folder = tmp_path / "TAU-SRIR_DB"
+    make_database(folder, measinfo=True)
+    write_measinfo(folder / "measinfo.mat", {"tc352": GEOMETRY["tc352"]})
+    with pytest.raises(InputError, match="measinfo.mat: has no room 'gym'"):
+        rooms.open_response_sets(folder, ("foa",), room=0)
+    write_measinfo(folder / "measinfo.mat", {"gym": GEOMETRY["gym"], "tc352": ("linear", np.ones((1, 2, 2)),
+                                                                             np.array([0.6, 1.8]))})
+    with pytest.raises(InputError, match=r"measinfo.mat: cannot be read .*room 'tc352': a linear trajectory starts "
+                                         r"where it ends"):
+        rooms.tau_srir_rooms(folder)
+    write_measinfo(folder / "measinfo.mat", {"gym": ("circular", np.array([2.5]), np.array([0.8, 1.6])),
+                                             "tc352": GEOMETRY["tc352"]})
+    with pytest.raises(InputError, match=r"measinfo.mat \(room 'gym'\): has 1 trajectories and 2 heights; "
+                                         r"rirdata.mat has responses at trajectory 2"):
+        rooms.tau_srir_rooms(folder)
+    savemat(folder / "measinfo.mat", {"measinfo": {"room": "gym", "distances": np.array([[2.5, 5.0]])}})
+    with pytest.raises(InputError, match="measinfo.mat: cannot be read .*no field 'trajectoryType'"):
+        rooms.tau_srir_rooms(folder)
+    (folder / "measinfo.mat").write_bytes(b"not a MAT-file")
+    with pytest.raises(InputError, match="measinfo.mat: cannot be read as the TAU-SRIR DB's measinfo.mat"):
+        rooms.open_rooms(folder, ("foa",))
+
+
+def test_timelines_in_tau_rooms_are_labelled_with_the_measured_directions_rendered(tmp_path):
+    """The trajectory route with measured responses writes, frame by frame, the nearest measured direction each
+    frame was rendered at (not the input's direction, which no response was measured at), static or moving."""
+    from av_seld.data.synth_timelines import synthesize_timeline_dataset, timeline_windows
+    from av_seld.io.labels import read_reference_csv
+
+    doas = make_database(tmp_path / "db" / "TAU-SRIR_DB")
+    spec = rooms.open_rooms(tmp_path / "db", ("foa",))
+    moving = {f: (int(round(-100 + 9.5 * (f - 3))), int(round(5 - 1.2 * (f - 3)))) for f in range(3, 21)}
+    static = {f: (40, 10) for f in range(2, 9)}
+    timeline = tmp_path / "timelines" / "t.csv"
+    timeline.parent.mkdir()
+    rows = [(f, 3, 0, *static[f]) for f in static] + [(f, 5, 1, *moving[f]) for f in moving]
+    timeline.write_text("".join(",".join(map(str, row)) + "\n" for row in sorted(rows)))
+    results = list(synthesize_timeline_dataset(tmp_path / "out", windows=timeline_windows(timeline.parent),
+                                               split="t", num_clips=2, rooms=spec))
+    off_grid = 0
+    for result, name in zip(results, ("gym", "tc352")):
+        az, el = cart_to_sph(doas[name])
+        events = read_reference_csv(tmp_path / "out" / "metadata_dev" / "t" / f"{result.name}.csv")
+        assert len(events) == len(rows) and not events.has_distance
+        for frame, cls, row_az, row_el in zip(events.frame, events.class_index, events.azimuth_deg,
+                                              events.elevation_deg):
+            asked = (static if cls == 3 else moving)[int(frame)]
+            nearest = int(np.argmax(sph_to_cart(az, el) @ sph_to_cart(*asked)))
+            assert np.min(angular_distance_deg(row_az, row_el, az, el)) < 1.0  # a measured direction of the room
+            assert angular_distance_deg(row_az, row_el, az[nearest], el[nearest]) < 0.75  # whole degrees of it
+            off_grid += angular_distance_deg(*asked, az[nearest], el[nearest]) > 2.0
+    assert off_grid > len(rows)  # most inputs lie between measured directions: the labels had to change

@@ -90,6 +90,26 @@ def test_a_moving_source_is_heard_along_its_labelled_trajectory(in_room):
         assert angular_distance_deg(*est, *label) < tolerance, (k, est, label)
 
 
+@pytest.mark.parametrize("in_room", [False, True])
+def test_a_room_that_renders_the_labels_exactly_reports_them_unchanged(in_room):
+    """Anechoic and in a simulated room the direct sound follows the labels exactly: the directions a scene reports
+    are the labels' own numbers, bit for bit (-180 stays -180, 12.5 stays 12.5), static or moving."""
+    frames = np.arange(2, 12)
+    az = np.array([170.0, 175.0, 179.0, -180.0, -176.0, -170.0, -150.5, -120.0, -90.0, 12.5])
+    el = np.array([0.0, 5.0, 10.0, 12.0, 14.5, 20.0, 20.0, 30.0, -40.0, -89.0])
+    events = timeline_events(np.r_[frames, frames[:4]], np.r_[np.zeros(10), np.ones(4)], np.zeros(14),
+                             np.r_[az, np.full(4, -180.0)], np.r_[el, np.full(4, 7.5)])
+    config = SceneConfig(duration_s=1.5)
+    room = None
+    if in_room:
+        config_room = rooms.RoomConfig(length_m=(6.0, 6.0), width_m=(5.0, 5.0), height_m=(3.0, 3.0),
+                                       rt60_s=(0.2, 0.2), source_distance_m=(1.5, 1.5), max_images=500)
+        room = rooms.SimulatedRoom(rooms.sample_room(np.random.default_rng(1), config_room), config_room, seed=[0, 1])
+    scene = render_timeline(events, noise_source, np.random.default_rng(0), config, ("foa",), room=room)
+    assert [scene.directions[(int(f), 0, 0)] for f in frames] == list(zip(az.tolist(), el.tolist()))
+    assert [scene.directions[(int(f), 1, 0)] for f in frames[:4]] == [(-180.0, 7.5)] * 4
+
+
 def test_the_direct_sound_starts_at_the_labelled_onset_in_a_room():
     frames = np.arange(10, 15)
     events = timeline_events(frames, np.zeros(5), np.zeros(5), np.full(5, 30.0), np.zeros(5))

@@ -50,8 +50,8 @@ def open_rooms(path: str | os.PathLike, formats: tuple[str, ...]) -> RoomsSpec:
         return RoomsSpec(str(path), parsed.room, scene=dict(parsed.scene))
     first = _measured_room(str(path), tuple(formats), 0)  # reads and checks the (first room's) responses, here
     if np.isnan(first.distance_m).any():
-        why = ("the TAU-SRIR DB gives each response's direction (rirdata.mat doa_xyz, unit vectors) and no distance "
-               "(the trajectory ranges and heights in its measinfo.mat are not read)"
+        why = ("the TAU-SRIR DB's measinfo.mat (source trajectories and heights) was not found, and rirdata.mat "
+               "gives each response's direction only (doa_xyz, unit vectors), no distance"
                if tau_srir_folder(path) is not None else "not every response has a distance")
         log.warning("%s: %s, so the references of clips rendered with these responses have no distance column "
                     "(none is invented)", path, why)

@@ -2,6 +2,14 @@
 tau-srir``) as a set of measured rooms: ``rirdata.mat`` names the rooms and gives the DOA of every response
 (``rirdata.room(r).rirs(t, h).doa_xyz``, unit vectors), and each room's ``rirs_NN_<name>.mat`` (MATLAB v7.3) holds
 ``rirs(t, h).foa`` / ``.mic``, [7200 samples × 4 × N] at 24 kHz, per trajectory t and height h.
+
+Distances come from ``measinfo.mat`` (:func:`tau_measinfo`), which says where the sources were: per room (matched to
+``rirdata.mat``'s by name) its ``trajectoryType``, the ``distances`` of its trajectories (circular: the horizontal
+radius r_t of each, m; a straight line: its start and end points (x, y[, z]), m), the source ``heights`` (m) and the
+array's ``micPosition`` (x, y, z, m; the points share its frame). Response k of trajectory t and height h is at
+horizontal distance d = r_t (circular), or d where the horizontal ray from the array at the response's DOA azimuth
+meets the trajectory's line (straight), and at distance sqrt(d² + (heights_h − mic_z)²). Without ``measinfo.mat``
+the distances are unknown (NaN) and nothing is invented.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from av_seld.geometry import cart_to_sph, wrap_azimuth
 from av_seld.timing import SAMPLE_RATE
 
 TAU_INFO_FILE = "rirdata.mat"
+TAU_MEASINFO_FILE = "measinfo.mat"
 TAU_FOLDER = "TAU-SRIR_DB"
 
 
@@ -33,21 +42,125 @@ def tau_srir_folder(path: str | os.PathLike) -> Path | None:
 @dataclass(frozen=True)
 class TauRoom:
     """One room of the TAU-SRIR DB: its name, its ``rirs_NN_<name>.mat`` and the DOAs (unit x, y, z) of its
-    responses per trajectory and height, ``doa_xyz[t][h]`` (N, 3), in the order of the responses in the file."""
+    responses per trajectory and height, ``doa_xyz[t][h]`` (N, 3), in the order of the responses in the file;
+    ``distance_m[t][h]`` (N,) their source distances in metres, None without ``measinfo.mat``."""
 
     name: str
     path: Path
     doa_xyz: tuple[tuple[np.ndarray, ...], ...]
     sample_rate: float
+    distance_m: tuple[tuple[np.ndarray, ...], ...] | None = None
+
+
+@dataclass(frozen=True)
+class TauGeometry:
+    """Where the sources of one room were measured (``measinfo.mat``): ``circular`` trajectories of horizontal radii
+    ``paths`` (T,) m, or straight ones from ``paths[t, 0]`` to ``paths[t, 1]`` (T, 2, 2) (x, y) m; source heights
+    ``heights_m`` (H,) and the array's position ``mic_m`` (3,) (x, y, z) m."""
+
+    circular: bool
+    paths: np.ndarray
+    heights_m: np.ndarray
+    mic_m: np.ndarray
 
 
 def _mat_text(value) -> str:
     return str(np.asarray(value).ravel()[0])
 
 
+def _measinfo_field(element, name: str) -> np.ndarray:
+    if name not in (element.dtype.names or ()):
+        raise KeyError(f"no field {name!r}")
+    return np.asarray(element[name])
+
+
+def tau_measinfo(folder: str | os.PathLike) -> dict[str, TauGeometry] | None:
+    """The geometry of every room ``measinfo.mat`` lists, by room name (see the module docstring); None when the
+    folder has no ``measinfo.mat``. Raises :class:`InputError` when it cannot be read as that layout: a struct array
+    ``measinfo`` with fields ``room``, ``trajectoryType``, ``distances`` ([1 × T] radii, or [2 × 2|3 × T] start and
+    end points), ``heights`` [1 × H] and ``micPosition`` [1 × 3]."""
+    from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
+
+    path = Path(folder) / TAU_MEASINFO_FILE
+    if not path.is_file():
+        return None
+    out = {}
+    try:
+        measinfo = loadmat(path)["measinfo"]
+        for element in measinfo.ravel():
+            name = _mat_text(_measinfo_field(element, "room"))
+            kind = _mat_text(_measinfo_field(element, "trajectoryType")).strip().lower()
+            distances = np.asarray(_measinfo_field(element, "distances"), dtype=np.float64)
+            heights = np.asarray(_measinfo_field(element, "heights"), dtype=np.float64).ravel()
+            mic = np.asarray(_measinfo_field(element, "micPosition"), dtype=np.float64).ravel()
+            if mic.shape != (3,):
+                raise ValueError(f"room {name!r}: micPosition has {mic.size} values; expected x, y, z")
+            if kind == "circular":
+                paths = distances.ravel()
+                if not (paths > 0).all():
+                    raise ValueError(f"room {name!r}: circular distances must be positive radii, got {paths}")
+            else:
+                if distances.ndim == 2:  # MATLAB drops the trailing 1 of a single trajectory's [2 × 3 × 1]
+                    distances = distances[:, :, None]
+                if distances.ndim != 3 or distances.shape[:2] not in ((2, 2), (2, 3)):
+                    raise ValueError(f"room {name!r}: a {kind} trajectory needs distances of [2 x 2|3 x "
+                                     f"trajectories] (start and end points), got {list(distances.shape)}")
+                paths = distances[:, :2, :].transpose(2, 0, 1)  # (T, start/end, x/y)
+                if (np.linalg.norm(paths[:, 1] - paths[:, 0], axis=1) == 0).any():
+                    raise ValueError(f"room {name!r}: a {kind} trajectory starts where it ends")
+            out[name] = TauGeometry(kind == "circular", paths, heights, mic)
+    except (OSError, ValueError, KeyError, IndexError, TypeError, MatReadError, NotImplementedError) as err:
+        raise InputError(path, f"cannot be read as the TAU-SRIR DB's measinfo.mat (measinfo(r).room, "
+                               f".trajectoryType, .distances, .heights, .micPosition): {err}") from None
+    if not out:
+        raise InputError(path, "lists no rooms")
+    return out
+
+
+def response_distances(geometry: TauGeometry, doa_xyz: tuple[tuple[np.ndarray, ...], ...],
+                       where: str) -> tuple[tuple[np.ndarray, ...], ...]:
+    """Source distances (N,) m of the responses of ``doa_xyz[t][h]`` (N, 3) from the room's ``geometry`` (the
+    formula of the module docstring). ``where`` names the room in errors."""
+    out = []
+    for t, row in enumerate(doa_xyz):
+        per_height = []
+        for h, doa in enumerate(row):
+            if not len(doa):
+                per_height.append(np.zeros(0))
+                continue
+            if t >= len(geometry.paths) or h >= len(geometry.heights_m):
+                raise InputError(where, f"has {len(geometry.paths)} trajectories and {len(geometry.heights_m)} "
+                                        f"heights; {TAU_INFO_FILE} has responses at trajectory {t + 1}, height "
+                                        f"{h + 1}")
+            if geometry.circular:
+                horizontal = np.full(len(doa), geometry.paths[t])
+            else:
+                # the ray mic + d·u (u: the DOA's horizontal direction) meets the line start + s·(end − start)
+                start, end = geometry.paths[t]
+                along = end - start
+                azimuth = np.arctan2(doa[:, 1], doa[:, 0])
+                u = np.stack([np.cos(azimuth), np.sin(azimuth)], axis=1)
+                offset = start - geometry.mic_m[:2]
+                denominator = u[:, 0] * along[1] - u[:, 1] * along[0]
+                parallel = np.abs(denominator) < 1e-9 * np.linalg.norm(along)
+                horizontal = (offset[0] * along[1] - offset[1] * along[0]) / np.where(parallel, 1.0, denominator)
+                bad = parallel | ~(horizontal > 0)
+                if bad.any():
+                    k = int(np.flatnonzero(bad)[0])
+                    raise InputError(where, f"response {k + 1} of trajectory {t + 1}, height {h + 1} (azimuth "
+                                            f"{np.degrees(azimuth[k]):.1f} deg) does not point at the trajectory's "
+                                            f"line from {start.tolist()} to {end.tolist()} (micPosition "
+                                            f"{geometry.mic_m.tolist()})")
+            per_height.append(np.hypot(horizontal, geometry.heights_m[h] - geometry.mic_m[2]))
+        out.append(tuple(per_height))
+    return tuple(out)
+
+
 def tau_srir_rooms(folder: str | os.PathLike) -> list[TauRoom]:
     """The rooms that ``rirdata.mat`` lists (``rirdata.room(r).name`` and ``.rirs(t, h).doa_xyz``, ``rirdata.fs``),
-    each with its ``rirs_*_<name>.mat`` (checked to exist), in the database's order."""
+    each with its ``rirs_*_<name>.mat`` (checked to exist), in the database's order, and with its responses'
+    distances when the folder has ``measinfo.mat`` (which must then describe every room)."""
     from scipy.io import loadmat
     from scipy.io.matlab import MatReadError
 
@@ -69,13 +182,21 @@ def tau_srir_rooms(folder: str | os.PathLike) -> list[TauRoom]:
                                f".rirs(t, h).doa_xyz): {err}") from None
     if not parsed:
         raise InputError(info, "lists no rooms")
+    geometry = tau_measinfo(folder)
     out = []
     for name, doa in parsed:
         files = sorted(folder.glob(f"rirs_*_{name}.mat"))
         if len(files) != 1:
             raise InputError(folder, f"room {name!r} of {TAU_INFO_FILE} needs one rirs_NN_{name}.mat here, found "
                                      f"{len(files)}")
-        out.append(TauRoom(name, files[0], doa, rate))
+        distances = None
+        if geometry is not None:
+            measinfo = folder / TAU_MEASINFO_FILE
+            if name not in geometry:
+                raise InputError(measinfo, f"has no room {name!r} (it lists {', '.join(sorted(geometry))}); "
+                                           f"{TAU_INFO_FILE} does")
+            distances = response_distances(geometry[name], doa, f"{measinfo} (room {name!r})")
+        out.append(TauRoom(name, files[0], doa, rate, distances))
     return out
 
 
@@ -158,8 +279,8 @@ def read_tau_srir(folder: str | os.PathLike, fmt: str, room: int = 0, max_respon
     """The ``fmt`` responses of room number ``room`` (0-based, in ``rirdata.mat``'s order) of the TAU-SRIR DB.
 
     Directions come from ``doa_xyz`` (unit vectors, x front, y left, z up: the axes of docs/conventions.md);
-    distances are not given per response (NaN). FOA is ACN/SN3D (W, Y, Z, X) and MIC M1..M4, the formats of
-    STARSS23. Responses are read lazily (:class:`TauResponses`).
+    distances (m) from ``measinfo.mat`` (see the module docstring), NaN when the folder has none. FOA is ACN/SN3D
+    (W, Y, Z, X) and MIC M1..M4, the formats of STARSS23. Responses are read lazily (:class:`TauResponses`).
     """
     rooms = tau_srir_rooms(folder)
     if not 0 <= room < len(rooms):
@@ -167,7 +288,9 @@ def read_tau_srir(folder: str | os.PathLike, fmt: str, room: int = 0, max_respon
     tau = rooms[room]
     doa = np.concatenate([d for row in tau.doa_xyz for d in row if len(d)])
     az, el = cart_to_sph(doa)
+    distance = np.full(len(doa), np.nan) if tau.distance_m is None else np.concatenate(
+        [d for row in tau.distance_m for d in row if len(d)])
     responses = TauResponses(tau, fmt, max_response_s)
     responses.check()
     return ResponseSet(fmt, responses, wrap_azimuth(np.asarray(az, float)),
-                       np.asarray(el, dtype=np.float64), np.full(len(doa), np.nan), f"{tau.path} ({tau.name})")
+                       np.asarray(el, dtype=np.float64), distance, f"{tau.path} ({tau.name})")

@@ -3,10 +3,12 @@
 Each clip renders one *window* of a reference CSV (``augment.trajectories``): its events' onsets, offsets, classes,
 overlaps and moving directions exactly as labelled, with sounds drawn per event from the procedural bank or a clip
 folder, in the rooms of ``rooms`` (as :mod:`av_seld.data.synth_audio`), plus optional unlabelled interferers. The
-clip's reference CSV is the window's rows, frames counted from the window start, in file order: equal to the input
-in frames, classes, sources and directions, with the distance column (DCASE2024) of what was rendered: the input's
-distances anechoic, else one drawn per event; in a simulated room the distance each event was rendered at (its
-labelled median when the input has distances); none when measured responses do not know their distances
+clip's reference CSV is the window's rows, frames counted from the window start, in file order, with what was
+rendered at each frame (:func:`rendered_labels`): frames, classes and sources of the input; its directions anechoic
+and in simulated rooms (rendered exactly), the nearest measured direction each frame was rendered at with measured
+responses; and the distance column (DCASE2024) of what was rendered: the input's distances anechoic, else one drawn
+per event; in a simulated room the distance each event was rendered at (its labelled median when the input has
+distances); with measured responses the measured distance of the response used, none when they do not know it
 (``augment.trajectories`` says how).
 
 Windows: without a duration, a whole CSV (up to its last labelled frame) is one window; with ``duration_s`` each CSV
@@ -36,6 +38,7 @@ from augment.trajectories import InterfererConfig, render_timeline, timeline_eve
 from av_seld.classes import CLASS_NAMES
 from av_seld.data.synth_audio import ClipResult, clip_name, clip_paths, clip_room_index, render_clips
 from av_seld.errors import InputError
+from av_seld.geometry import wrap_azimuth
 from av_seld.io.audio import write_wav
 from av_seld.io.labels import Events, read_reference_csv, write_reference_csv
 from av_seld.timing import LABEL_HOP_S
@@ -99,13 +102,20 @@ def window_events(window: TimelineWindow) -> Events:
                   cut.distance_m)
 
 
-def with_distances(labels: Events, distances: dict[tuple[int, int, int], float] | None) -> Events:
-    """``labels`` with the distance column of ``distances`` ((frame, class, source) → metres, as
-    ``TimelineScene.distances``), or with none when it is None."""
-    column = None if distances is None else [distances[key] for key in zip(
-        labels.frame.tolist(), labels.class_index.tolist(), labels.source.tolist())]
-    return Events.from_arrays(labels.frame, labels.class_index, labels.source, labels.azimuth_deg,
-                              labels.elevation_deg, column)
+def rendered_labels(labels: Events, directions: dict[tuple[int, int, int], tuple[float, float]],
+                    distances: dict[tuple[int, int, int], float] | None) -> Events:
+    """``labels`` (N rows) with the direction and distance rendered at each of their (frame, class, source) keys:
+    ``directions`` (key → azimuth, elevation in degrees) and ``distances`` (key → metres; None: no distance column),
+    as ``TimelineScene`` gives them. A direction other than the row's own is given in whole degrees, azimuth wrapped
+    to [-180, 180) as the random-scene route writes it (179.6 → −180); a row's own direction is kept as it is."""
+    keys = list(zip(labels.frame.tolist(), labels.class_index.tolist(), labels.source.tolist()))
+    azimuth = np.array([directions[key][0] for key in keys], dtype=np.float64)
+    elevation = np.array([directions[key][1] for key in keys], dtype=np.float64)
+    moved = (azimuth != labels.azimuth_deg) | (elevation != labels.elevation_deg)
+    azimuth[moved] = wrap_azimuth(np.round(azimuth[moved]))
+    elevation[moved] = np.round(elevation[moved])
+    column = None if distances is None else [distances[key] for key in keys]
+    return Events.from_arrays(labels.frame, labels.class_index, labels.source, azimuth, elevation, column)
 
 
 @functools.lru_cache(maxsize=4)  # one folder scan per worker process, not one per clip
@@ -148,7 +158,7 @@ def _render_timeline_clip(number: int, *, windows: tuple[TimelineWindow, ...], o
                                interferers=_interferers(interferers), interferer_config=interferer_config)
     for fmt in formats:
         write_wav(paths[fmt], rendered.audio[fmt])
-    write_reference_csv(paths["csv"], with_distances(labels, rendered.distances))
+    write_reference_csv(paths["csv"], rendered_labels(labels, rendered.directions, rendered.distances))
     log.debug("%s: %s frames %d..%d, %d events, %d interferers", name, window.path, window.start_frame,
               window.start_frame + window.num_frames - 1, rendered.num_events, rendered.num_interferers)
     return ClipResult(name, False, rendered.num_events, window.duration_s, time.perf_counter() - start)
@@ -164,6 +174,11 @@ def synthesize_timeline_dataset(out_root: str | os.PathLike, *, windows: list[Ti
                                 workers: int = 1) -> Iterator[ClipResult]:
     """Render ``num_clips`` clips (default: one per window) from ``windows`` into ``out_root``; yields one
     :class:`ClipResult` per clip as it finishes.
+
+    Each clip's reference CSV is its window's rows with what was rendered at each frame, so labels match the audio:
+    the input's directions anechoic and in simulated rooms; with measured responses (``rooms`` a folder of responses
+    or the TAU-SRIR DB) the nearest measured direction each frame was rendered at, and the measured distance when
+    the responses know it (else no distance column); see the module docstring.
 
     ``scene`` gives the gain and SNR ranges (its duration is each window's). ``clips``: a folder or ``path,class``
     CSV of clips, None for the procedural bank; a class the clips lack is drawn from the procedural bank
