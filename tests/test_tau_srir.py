@@ -360,3 +360,16 @@ def test_timelines_in_tau_rooms_are_labelled_with_the_measured_directions_render
             assert angular_distance_deg(row_az, row_el, az[nearest], el[nearest]) < 0.75  # whole degrees of it
             off_grid += angular_distance_deg(*asked, az[nearest], el[nearest]) > 2.0
     assert off_grid > len(rows)  # most inputs lie between measured directions: the labels had to change
+
+
+def test_a_response_that_misses_its_straight_path_gets_no_distance(caplog):
+    """A DOA that cannot meet the straight trajectory's line (pointing away from it) is left unknown, with a warning;
+    the other responses keep the distance of the ray-line intersection."""
+    geometry = rooms.tau_srir.TauGeometry(circular=False, paths=np.array([[[2.0, 1.0], [2.0, -1.0]]]),
+                                          heights_m=np.array([1.2]), mic_m=np.array([0.0, 0.0, 1.2]))
+    doa = sph_to_cart(np.array([0.0, 26.565051177, 180.0]), np.zeros(3)).reshape(-1, 3)
+    with caplog.at_level("WARNING", logger="augment.rooms.tau_srir"):
+        [[distances]] = rooms.tau_srir.response_distances(geometry, ((doa,),), "measinfo.mat (room 'x')")
+    np.testing.assert_allclose(distances[:2], [2.0, np.sqrt(5.0)], rtol=1e-6)
+    assert np.isnan(distances[2])
+    assert "1 responses of trajectory 1, height 1 do not point at the trajectory's line" in caplog.text

@@ -14,6 +14,7 @@ the distances are unknown (NaN) and nothing is invented.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,8 @@ from augment.rooms.responses import ResponseSet, prepare_responses
 from av_seld.errors import InputError
 from av_seld.geometry import cart_to_sph, wrap_azimuth
 from av_seld.timing import SAMPLE_RATE
+
+log = logging.getLogger(__name__)
 
 TAU_INFO_FILE = "rirdata.mat"
 TAU_MEASINFO_FILE = "measinfo.mat"
@@ -146,12 +149,13 @@ def response_distances(geometry: TauGeometry, doa_xyz: tuple[tuple[np.ndarray, .
                 parallel = np.abs(denominator) < 1e-9 * np.linalg.norm(along)
                 horizontal = (offset[0] * along[1] - offset[1] * along[0]) / np.where(parallel, 1.0, denominator)
                 bad = parallel | ~(horizontal > 0)
-                if bad.any():
+                if bad.any():  # left unknown (NaN) rather than invented; the rest of the room keeps its distances
                     k = int(np.flatnonzero(bad)[0])
-                    raise InputError(where, f"response {k + 1} of trajectory {t + 1}, height {h + 1} (azimuth "
-                                            f"{np.degrees(azimuth[k]):.1f} deg) does not point at the trajectory's "
-                                            f"line from {start.tolist()} to {end.tolist()} (micPosition "
-                                            f"{geometry.mic_m.tolist()})")
+                    log.warning("%s: %d responses of trajectory %d, height %d do not point at the trajectory's line "
+                                "from %s to %s (micPosition %s; the first at azimuth %.1f deg): their distances are "
+                                "unknown", where, int(bad.sum()), t + 1, h + 1, start.tolist(), end.tolist(),
+                                geometry.mic_m.tolist(), np.degrees(azimuth[k]))
+                    horizontal = np.where(bad, np.nan, horizontal)
             per_height.append(np.hypot(horizontal, geometry.heights_m[h] - geometry.mic_m[2]))
         out.append(tuple(per_height))
     return tuple(out)
