@@ -64,16 +64,19 @@ def _trajectory(num_frames: int):
     return frames, az, el
 
 
+def _small_room(rt60_s: float, max_images: int) -> rooms.SimulatedRoom:
+    """A 6 × 5 × 3 m simulated room, sources at 1.5 m."""
+    config = rooms.RoomConfig(length_m=(6.0, 6.0), width_m=(5.0, 5.0), height_m=(3.0, 3.0), rt60_s=(rt60_s, rt60_s),
+                              source_distance_m=(1.5, 1.5), max_images=max_images)
+    return rooms.SimulatedRoom(rooms.sample_room(np.random.default_rng(1), config), config, seed=[0, 1])
+
+
 @pytest.mark.parametrize("in_room", [False, True])
 def test_a_moving_source_is_heard_along_its_labelled_trajectory(in_room):
     frames, az, el = _trajectory(20)
     events = timeline_events(frames, np.full(20, 2), np.ones(20), np.round(az), el)
     config = SceneConfig(duration_s=3.0, gain_db=(0.0, 0.0), snr_db=(60.0, 60.0))
-    room = None
-    if in_room:
-        config_room = rooms.RoomConfig(length_m=(6.0, 6.0), width_m=(5.0, 5.0), height_m=(3.0, 3.0),
-                                       rt60_s=(0.3, 0.3), source_distance_m=(1.5, 1.5), max_images=2000)
-        room = rooms.SimulatedRoom(rooms.sample_room(np.random.default_rng(1), config_room), config_room, seed=[0, 1])
+    room = _small_room(rt60_s=0.3, max_images=2000) if in_room else None
     scene = render_timeline(events, noise_source, np.random.default_rng(0), config, ("foa",), room=room)
     foa = scene.audio["foa"]
     assert foa.shape == (4, 3 * SR) and scene.num_events == 1
@@ -100,11 +103,7 @@ def test_a_room_that_renders_the_labels_exactly_reports_them_unchanged(in_room):
     events = timeline_events(np.r_[frames, frames[:4]], np.r_[np.zeros(10), np.ones(4)], np.zeros(14),
                              np.r_[az, np.full(4, -180.0)], np.r_[el, np.full(4, 7.5)])
     config = SceneConfig(duration_s=1.5)
-    room = None
-    if in_room:
-        config_room = rooms.RoomConfig(length_m=(6.0, 6.0), width_m=(5.0, 5.0), height_m=(3.0, 3.0),
-                                       rt60_s=(0.2, 0.2), source_distance_m=(1.5, 1.5), max_images=500)
-        room = rooms.SimulatedRoom(rooms.sample_room(np.random.default_rng(1), config_room), config_room, seed=[0, 1])
+    room = _small_room(rt60_s=0.2, max_images=500) if in_room else None
     scene = render_timeline(events, noise_source, np.random.default_rng(0), config, ("foa",), room=room)
     assert [scene.directions[(int(f), 0, 0)] for f in frames] == list(zip(az.tolist(), el.tolist()))
     assert [scene.directions[(int(f), 1, 0)] for f in frames[:4]] == [(-180.0, 7.5)] * 4
