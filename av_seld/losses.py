@@ -267,6 +267,9 @@ class DistillationLoss(nn.Module):
     """Student loss + ``weight_teacher`` · MSE(student output, teacher output)
     (+ ``weight_feature`` · MSE(projection(student tokens), teacher tokens)).
 
+    The teacher reads the audio features and, when it is an audio-visual model, the visual inputs given as
+    ``teacher_inputs`` (``frames``, ``visual_features``, ``visual_mask``; audio models ignore them).
+
     The teacher is frozen: no parameter requires grad, it always stays in eval mode (also after ``.train()``), and it
     runs under ``torch.no_grad()``. The projection (``Linear(student_dim, teacher.embed_dim)``, only when
     ``weight_feature > 0``) is trainable: give :meth:`trainable_parameters` to the optimizer with the student's.
@@ -296,15 +299,17 @@ class DistillationLoss(nn.Module):
         return [p for p in self.parameters() if p.requires_grad]
 
     def compute(self, student_output: torch.Tensor, target: torch.Tensor, features: torch.Tensor,
-                student_tokens: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                student_tokens: torch.Tensor | None = None,
+                teacher_inputs: dict | None = None) -> dict[str, torch.Tensor]:
         """Loss terms ``{"total", "student", "teacher", "feature"}``.
 
-        ``student_output`` (B, T, 3, 3, C); ``target`` ADPIT (B, T, 6, 4, C); ``features``: the teacher's input;
-        ``student_tokens`` (B, T, D_student), needed when ``weight_feature > 0``.
+        ``student_output`` (B, T, 3, 3, C); ``target`` ADPIT (B, T, 6, 4, C); ``features``: the teacher's audio input;
+        ``student_tokens`` (B, T, D_student), needed when ``weight_feature > 0``; ``teacher_inputs``: the visual
+        keyword arguments of the model contract, for an audio-visual teacher.
         """
         self.teacher.eval()
         with torch.no_grad():
-            teacher_tokens = self.teacher.encode(features)
+            teacher_tokens = self.teacher.tokens(features, **(teacher_inputs or {}))
             teacher_output = self.teacher.head(teacher_tokens)
         if teacher_output.shape != student_output.shape:
             raise ValueError(f"teacher output {tuple(teacher_output.shape)} and student output "
@@ -322,8 +327,8 @@ class DistillationLoss(nn.Module):
         return terms
 
     def forward(self, student_output: torch.Tensor, target: torch.Tensor, features: torch.Tensor,
-                student_tokens: torch.Tensor | None = None) -> torch.Tensor:
-        return self.compute(student_output, target, features, student_tokens)["total"]
+                student_tokens: torch.Tensor | None = None, teacher_inputs: dict | None = None) -> torch.Tensor:
+        return self.compute(student_output, target, features, student_tokens, teacher_inputs)["total"]
 
 
 __all__ = [

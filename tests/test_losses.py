@@ -212,6 +212,40 @@ def test_distillation_trains_the_student_and_never_the_teacher(weight_feature):
         torch.testing.assert_close(value, teacher_before[key], rtol=0, atol=0)
 
 
+def _tiny_av(visual_seed=0):
+    audio = dict(in_channels=7, widths=(8, 8, 8, 8), blocks=(1, 1, 1, 1), dim=32, depth=1, heads=2, dropout=0.0)
+    return build_model("av_conformer", audio_kwargs=audio, frame_size=(64, 128), token_grid=(2, 4), depth=1, heads=2,
+                       dropout=0.0, visual_model="debug", visual_seed=visual_seed)
+
+
+def test_an_audio_visual_teacher_reads_the_video_it_is_given():
+    torch.manual_seed(0)
+    teacher, student = _tiny_av().eval(), _tiny_av().eval()
+    features = torch.randn(2, 7, 20, 64)
+    frames = torch.rand(2, 4, 3, 64, 128)
+    target = _random_adpit(np.random.default_rng(4), 2, 4, 13)
+    loss_fn = DistillationLoss(build_loss("adpit"), teacher, weight_teacher=1.0)
+    output = student(features, frames=frames)
+    terms = loss_fn.compute(output, target, features, teacher_inputs={"frames": frames})
+    with torch.no_grad():
+        with_video, without = teacher(features, frames=frames), teacher(features)
+    torch.testing.assert_close(terms["teacher"], torch.nn.functional.mse_loss(output, with_video))
+    assert not torch.allclose(with_video, without)  # the video changes what the teacher says
+
+
+def test_an_audio_visual_teacher_must_fit_the_student_and_its_cached_features():
+    from av_seld.config import ConfigError
+    from av_seld.training.objective import check_teacher_video
+
+    teacher = _tiny_av()
+    check_teacher_video(teacher, _tiny_av(), "t.pt", cached=True)  # same frozen encoder, own trained tokens
+    with pytest.raises(ConfigError, match="t.pt: the teacher's frozen visual encoder differs"):
+        check_teacher_video(teacher, _tiny_av(visual_seed=1), "t.pt", cached=True)
+    check_teacher_video(teacher, _tiny_av(visual_seed=1), "t.pt", cached=False)  # live frames: its own encoder
+    with pytest.raises(ConfigError, match="student reads no video"):
+        check_teacher_video(teacher, _tiny("resnet_conformer"), "t.pt", cached=False)
+
+
 def test_class_weights_scale_each_class_activity_term():
     from av_seld.losses import ActivityDirectionObjective, class_balanced_weights
 

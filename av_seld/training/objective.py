@@ -31,6 +31,30 @@ def auto_class_weights(clips) -> list[float]:
     return class_balanced_weights(counts)
 
 
+def check_teacher_video(teacher: torch.nn.Module, student: torch.nn.Module, path, *, cached: bool) -> None:
+    """An audio-visual teacher sees the student's video: without video in the batches it would only ever see its
+    no-video token, and with cached visual features (``data.visual_features``) those are the student's frozen
+    encoder's, so the teacher's visual encoder must hold the same weights. Raises :class:`ConfigError` otherwise."""
+    if not getattr(student, "uses_video", False):
+        raise ConfigError("config", f"distill.teacher {path} is an audio-visual model but the student reads no "
+                                    "video; distil from an audio checkpoint or train an audio-visual student")
+    if not cached:
+        return
+    trainable = {name for name, p in student.visual.named_parameters() if p.requires_grad}
+    mine, theirs = _frozen_state(student.visual, trainable), _frozen_state(teacher.visual, trainable)
+    same = mine.keys() == theirs.keys() and all(
+        mine[k].shape == theirs[k].shape and torch.equal(mine[k].cpu(), theirs[k].cpu()) for k in mine)
+    if not same:
+        raise ConfigError("config", f"distill.teacher {path}: the teacher's frozen visual encoder differs from the "
+                                    "student's, and data.visual_features caches the student's features; use a "
+                                    "teacher with the same visual encoder or set data.visual_features=false")
+
+
+def _frozen_state(encoder: torch.nn.Module, trainable: set[str]) -> dict:
+    """The state entries of a visual encoder that its cached features depend on: all but the trainable parameters."""
+    return {k: v for k, v in encoder.state_dict().items() if k not in trainable}
+
+
 def build_loss_fn(config: Config, device: torch.device, model: torch.nn.Module, train_clips=()):
     """``(loss_fn(output, batch), extra trainable parameters, forward(model, batch))`` for the configured
     multi-ACCDOA loss, plus distillation from a frozen teacher when ``distill.teacher`` is set. ``train_clips``:
@@ -46,12 +70,15 @@ def build_loss_fn(config: Config, device: torch.device, model: torch.nn.Module, 
     if config.distill.teacher is None:
         return (lambda output, batch: base(output, batch["target"])), [], model_forward
     teacher = build_model_from_checkpoint(load_checkpoint(config.distill.teacher), device=device)
+    if getattr(teacher, "uses_video", False):
+        check_teacher_video(teacher, model, config.distill.teacher, cached=config.data.visual_features)
     with_features = config.distill.feature_weight > 0
     loss = DistillationLoss(base, teacher, weight_teacher=config.distill.weight,
                             weight_feature=config.distill.feature_weight,
                             student_dim=model.embed_dim if with_features else None).to(device)
     if not with_features:
-        return (lambda output, batch: loss(output, batch["target"], batch["features"])), \
+        return (lambda output, batch: loss(output, batch["target"], batch["features"],
+                                           teacher_inputs=visual_inputs(batch))), \
             loss.trainable_parameters(), model_forward
     if distributed.launched_by_torchrun():
         raise ConfigError("config", "distill.feature_weight > 0 is not supported under torchrun yet")
@@ -60,5 +87,6 @@ def build_loss_fn(config: Config, device: torch.device, model: torch.nn.Module, 
         tokens = m.tokens(batch["features"], **visual_inputs(batch))
         return m.head(tokens), tokens
 
-    return (lambda out, batch: loss(out[0], batch["target"], batch["features"], student_tokens=out[1])), \
+    return (lambda out, batch: loss(out[0], batch["target"], batch["features"], student_tokens=out[1],
+                                    teacher_inputs=visual_inputs(batch))), \
         loss.trainable_parameters(), forward_with_tokens
