@@ -269,6 +269,8 @@ class DistillationLoss(nn.Module):
 
     The teacher reads the audio features and, when it is an audio-visual model, the visual inputs given as
     ``teacher_inputs`` (``frames``, ``visual_features``, ``visual_mask``; audio models ignore them).
+    ``teacher_standardise``: ``(scale, shift)``, each (C, F), turning features standardised with the student's
+    statistics into features standardised with the teacher's (``x · scale + shift``); None feeds them as they are.
 
     The teacher is frozen: no parameter requires grad, it always stays in eval mode (also after ``.train()``), and it
     runs under ``torch.no_grad()``. The projection (``Linear(student_dim, teacher.embed_dim)``, only when
@@ -276,10 +278,15 @@ class DistillationLoss(nn.Module):
     """
 
     def __init__(self, student_loss: nn.Module, teacher: nn.Module, weight_teacher: float = 1.0,
-                 weight_feature: float = 0.0, student_dim: int | None = None):
+                 weight_feature: float = 0.0, student_dim: int | None = None,
+                 teacher_standardise: tuple[torch.Tensor, torch.Tensor] | None = None):
         super().__init__()
         self.student_loss = student_loss
         self.teacher = teacher
+        scale, shift = (None, None) if teacher_standardise is None else teacher_standardise
+        # (1, C, 1, F): broadcast over batch and time of (B, C, T, F) features; buffers follow .to(device)
+        self.register_buffer("teacher_scale", None if scale is None else torch.as_tensor(scale).float()[None, :, None])
+        self.register_buffer("teacher_shift", None if shift is None else torch.as_tensor(shift).float()[None, :, None])
         self.teacher.requires_grad_(False)
         self.teacher.eval()
         self.weight_teacher = weight_teacher
@@ -309,6 +316,8 @@ class DistillationLoss(nn.Module):
         """
         self.teacher.eval()
         with torch.no_grad():
+            if self.teacher_scale is not None:
+                features = features * self.teacher_scale + self.teacher_shift
             teacher_tokens = self.teacher.tokens(features, **(teacher_inputs or {}))
             teacher_output = self.teacher.head(teacher_tokens)
         if teacher_output.shape != student_output.shape:

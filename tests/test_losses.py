@@ -246,6 +246,36 @@ def test_an_audio_visual_teacher_must_fit_the_student_and_its_cached_features():
         check_teacher_video(teacher, _tiny("resnet_conformer"), "t.pt", cached=False)
 
 
+def test_the_teacher_reads_features_standardised_with_its_own_statistics():
+    from av_seld.config import ConfigError
+    from av_seld.data.feature_cache import FeatureStats
+    from av_seld.training.objective import teacher_standardisation
+
+    rng = np.random.default_rng(5)
+    raw = rng.normal(3.0, 2.0, size=(2, 7, 20, 64))
+    teacher_mean, teacher_std = rng.normal(size=(7, 64)), rng.uniform(0.5, 2.0, size=(7, 64))
+    student = FeatureStats("foa_logmel_iv", rng.normal(size=(7, 64)), rng.uniform(0.5, 2.0, size=(7, 64)), 100)
+    payload = {"features": "foa_logmel_iv", "feature_mean": teacher_mean, "feature_std": teacher_std}
+    scale, shift = teacher_standardisation(payload, student, "t.pt")
+    as_student = (raw - student.mean[:, None]) / student.std[:, None]
+    as_teacher = (raw - teacher_mean[:, None]) / teacher_std[:, None]
+    np.testing.assert_allclose(as_student * scale[:, None] + shift[:, None], as_teacher, atol=1e-9)
+    assert teacher_standardisation({"features": "foa_logmel_iv"}, student, "t.pt") is None
+    assert teacher_standardisation(payload, None, "t.pt") is None
+    with pytest.raises(ConfigError, match="t.pt reads mic_gcc features, the student foa_logmel_iv"):
+        teacher_standardisation({**payload, "features": "mic_gcc"}, student, "t.pt")
+
+    torch.manual_seed(0)
+    teacher = _tiny("resnet_gru").eval()
+    loss_fn = DistillationLoss(build_loss("adpit"), teacher, teacher_standardise=(scale, shift))
+    features = torch.as_tensor(as_student, dtype=torch.float32)
+    output = torch.zeros(2, 4, 3, 3, 13)
+    terms = loss_fn.compute(output, _random_adpit(rng, 2, 4, 13), features)
+    with torch.no_grad():
+        expected = teacher(torch.as_tensor(as_teacher, dtype=torch.float32))
+    torch.testing.assert_close(terms["teacher"], torch.nn.functional.mse_loss(output, expected), rtol=1e-4, atol=1e-6)
+
+
 def test_class_weights_scale_each_class_activity_term():
     from av_seld.losses import ActivityDirectionObjective, class_balanced_weights
 

@@ -14,6 +14,7 @@ from av_seld.io.labels import read_reference_csv
 from av_seld.training import distributed
 from av_seld.training.checkpoint import build_model_from_checkpoint, load_checkpoint
 from av_seld.training.inference import model_forward, visual_inputs
+from av_seld.utils.paths import shipped_path
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +56,28 @@ def _frozen_state(encoder: torch.nn.Module, trainable: set[str]) -> dict:
     return {k: v for k, v in encoder.state_dict().items() if k not in trainable}
 
 
-def build_loss_fn(config: Config, device: torch.device, model: torch.nn.Module, train_clips=()):
+def teacher_standardisation(payload: dict, stats, path) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(scale, shift)`` (C, F) that turn features standardised with the student's ``stats`` into features
+    standardised with the statistics the teacher was trained with (``x · scale + shift``); None when the checkpoint
+    or the run has no statistics. A teacher of another feature kind than the student's is a :class:`ConfigError`."""
+    kind = payload.get("features")
+    if stats is not None and kind is not None and kind != stats.kind:
+        raise ConfigError("config", f"distill.teacher {path} reads {kind} features, the student {stats.kind}")
+    if stats is None or payload.get("feature_mean") is None:
+        return None
+    mean, std = np.asarray(payload["feature_mean"], np.float64), np.asarray(payload["feature_std"], np.float64)
+    if mean.shape != np.shape(stats.mean):
+        raise ConfigError("config", f"distill.teacher {path}: feature statistics of shape {mean.shape}, the "
+                                    f"student's are {np.shape(stats.mean)}")
+    return stats.std / std, (stats.mean - mean) / std
+
+
+def build_loss_fn(config: Config, device: torch.device, model: torch.nn.Module, train_clips=(), stats=None):
     """``(loss_fn(output, batch), extra trainable parameters, forward(model, batch))`` for the configured
     multi-ACCDOA loss, plus distillation from a frozen teacher when ``distill.teacher`` is set. ``train_clips``:
-    the training set's clip entries (for ``loss.params.class_weights: auto``)."""
+    the training set's clip entries (for ``loss.params.class_weights: auto``); ``stats``: the
+    :class:`~av_seld.data.feature_cache.FeatureStats` the student's features are standardised with (the teacher
+    gets them re-standardised with its own checkpoint's statistics)."""
     from av_seld.losses import DistillationLoss, build_loss
 
     params = dict(config.loss.params)
@@ -69,13 +88,17 @@ def build_loss_fn(config: Config, device: torch.device, model: torch.nn.Module, 
     base = build_loss(config.loss.name, **params)
     if config.distill.teacher is None:
         return (lambda output, batch: base(output, batch["target"])), [], model_forward
-    teacher = build_model_from_checkpoint(load_checkpoint(config.distill.teacher), device=device)
+    path = shipped_path(config.distill.teacher)
+    payload = load_checkpoint(path)
+    teacher = build_model_from_checkpoint(payload, device=device)
     if getattr(teacher, "uses_video", False):
-        check_teacher_video(teacher, model, config.distill.teacher, cached=config.data.visual_features)
+        check_teacher_video(teacher, model, path, cached=config.data.visual_features)
+    standardise = teacher_standardisation(payload, stats, path)
     with_features = config.distill.feature_weight > 0
     loss = DistillationLoss(base, teacher, weight_teacher=config.distill.weight,
                             weight_feature=config.distill.feature_weight,
-                            student_dim=model.embed_dim if with_features else None).to(device)
+                            student_dim=model.embed_dim if with_features else None,
+                            teacher_standardise=standardise).to(device)
     if not with_features:
         return (lambda output, batch: loss(output, batch["target"], batch["features"],
                                            teacher_inputs=visual_inputs(batch))), \

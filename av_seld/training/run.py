@@ -118,7 +118,7 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
         initialise_weights(model.audio, audio_init, what="model.params.audio_state")
     if fresh and config.train.init_from is not None:
         initialise_weights(model, shipped_path(config.train.init_from))
-    loss_fn, extra_params, forward = build_loss_fn(config, device, model, train_set.clips)
+    loss_fn, extra_params, forward = build_loss_fn(config, device, model, train_set.clips, stats)
     if train_set.pipeline.device_stages:  # data.online_features: the pipeline's last stages run on the device
         model_forward_of_features = forward
 
