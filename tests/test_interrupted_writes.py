@@ -126,7 +126,10 @@ def test_killed_synthesis_then_concurrent_and_rerun_leave_only_whole_matching_cl
     deadline = time.monotonic() + 60
     while not list((tmp_path / "metadata_dev" / SPLIT).glob("*.csv")) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert lock.exists(), first.stderr.read() if first.poll() is not None else "no clip after 60 s"
+    # stopped, the first run still holds its lock, however fast this machine would have let it finish
+    first.send_signal(signal.SIGSTOP)
+    assert first.poll() is None and lock.exists(), \
+        first.stderr.read() if first.poll() is not None else "no clip after 60 s"
     second = _run(*args[:-1], "2")
     _, err = second.communicate(timeout=120)
     assert second.returncode == 2 and "another process" in err and f"pid {first.pid}" in err
