@@ -6,11 +6,11 @@
 __version__ = "0.1.0"
 
 
-def load(checkpoints, device="auto"):
+def load(checkpoints, device="auto", tta=None):
     """Load one checkpoint, or several as an ensemble, for prediction (:func:`av_seld.api.load`)."""
     from av_seld.api import load as _load
 
-    return _load(checkpoints, device)
+    return _load(checkpoints, device, tta)
 
 
 __all__ = ["load", "__version__"]

@@ -45,13 +45,16 @@ class Prediction:
 class SeldPredictor:
     """One or several av-seld checkpoints (an ensemble averages their outputs after matching tracks)."""
 
-    def __init__(self, checkpoints: PathLike | Sequence[PathLike], device: str | torch.device = "auto"):
-        from av_seld.training.predict import _check_formats, load_for_inference
+    def __init__(self, checkpoints: PathLike | Sequence[PathLike], device: str | torch.device = "auto",
+                 tta: bool | None = None):
+        from av_seld.training.predict import _check_formats, load_for_inference, with_tta
         from av_seld.utils.device import pick_device
 
         paths = [checkpoints] if isinstance(checkpoints, (str, os.PathLike)) else list(checkpoints)
         device = pick_device(device, key="device")
         self.models = [load_for_inference(p, device) for p in paths]
+        if tta is not None:
+            self.models = [with_tta(m, tta) for m in self.models]
         _check_formats(self.models)
 
     @property
@@ -97,6 +100,8 @@ class SeldPredictor:
                                   visual_stride=VISUAL_STRIDE if visual_stride is None else visual_stride)
 
 
-def load(checkpoints: PathLike | Sequence[PathLike], device: str | torch.device = "auto") -> SeldPredictor:
-    """Load one checkpoint, or several as an ensemble, for prediction (see :class:`SeldPredictor`)."""
-    return SeldPredictor(checkpoints, device)
+def load(checkpoints: PathLike | Sequence[PathLike], device: str | torch.device = "auto",
+         tta: bool | None = None) -> SeldPredictor:
+    """Load one checkpoint, or several as an ensemble, for prediction (see :class:`SeldPredictor`). ``tta``: test-time
+    rotations on or off, as ``av-seld infer --tta/--no-tta`` (None: each checkpoint's ``eval.tta``)."""
+    return SeldPredictor(checkpoints, device, tta)

@@ -128,6 +128,7 @@ class EvalConfig:
     threshold: float = 0.5  # activity threshold on the ACCDOA vector norm, for every class until calibrated
     merge_deg: float = 15.0  # same-class tracks closer than this are merged
     calibrate: bool = True  # fit per-class thresholds on the validation split after training
+    tta: bool = False  # predict each clip also rotated by ±90° and 180° in azimuth (kept in the checkpoint for infer)
 
 
 @dataclass

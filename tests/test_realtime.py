@@ -105,11 +105,15 @@ def test_the_onnx_visual_trunk_gives_torchs_pooled_features_and_predictions(tmp_
         with_visual_backend(model, "tensorrt")
 
 
-@pytest.mark.parametrize("stride, spread, chunk_s", [(1, "nearest", 0.37), (3, "nearest", 1.0), (4, "linear", 0.25)])
-def test_streaming_equals_offline(tmp_path, stride, spread, chunk_s):
+@pytest.mark.parametrize("stride, spread, chunk_s, tta", [(1, "nearest", 0.37, False), (3, "nearest", 1.0, False),
+                                                          (4, "linear", 0.25, False), (2, "nearest", 0.5, True)])
+def test_streaming_equals_offline(tmp_path, stride, spread, chunk_s, tta):
     """Audio and frames pushed in chunks give the offline outputs and events (an ensemble of two models, a video
-    shorter than the audio), each label frame emitted once, in order, within one window of input."""
-    models = [_tiny_av_model(0), _tiny_av_model(1)]
+    shorter than the audio; with test-time rotations too), each label frame emitted once, in order, within one window
+    of input."""
+    from av_seld.training.predict import with_tta
+
+    models = [with_tta(_tiny_av_model(0), tta), with_tta(_tiny_av_model(1), tta)]
     audio, video = _clip(tmp_path, 4.3, video_seconds=3.5)
     offline = predict_audio(models, audio, video=video, visual_stride=stride, visual_spread=spread)
 
@@ -145,7 +149,14 @@ def test_streaming_equals_offline(tmp_path, stride, spread, chunk_s):
     assert len(expected) > 0
     np.testing.assert_array_equal(frame, expected.frame)
     np.testing.assert_array_equal(np.concatenate([e.class_index for e in events]), expected.class_index)
-    np.testing.assert_allclose(np.concatenate([e.azimuth_deg for e in events]), expected.azimuth_deg, atol=0.05)
+    # directions, as angles between them: test-time rotations average this untrained network's near-constant
+    # horizontal output away, leaving near-vertical vectors whose azimuth alone is ill-conditioned
+    from av_seld.geometry import angular_distance_deg
+
+    apart = angular_distance_deg(np.concatenate([e.azimuth_deg for e in events]),
+                                 np.concatenate([e.elevation_deg for e in events]),
+                                 expected.azimuth_deg, expected.elevation_deg)
+    assert np.max(apart) < 0.05
 
 
 def test_streaming_keeps_bounded_buffers_and_checks_its_input(tmp_path):

@@ -130,6 +130,27 @@ def test_debug_tiny_trains_resumes_and_infers(tiny_root, tmp_path, capsys):
             torch.testing.assert_close(tuned["model_state"][key], value, atol=1e-6, rtol=0)
 
 
+def test_a_recipe_with_test_time_rotations_reports_what_infer_gives(tiny_root, tmp_path):
+    """eval.tta travels in the checkpoint: calibration, the test scores, infer and the API all rotate; --no-tta and
+    tta=False turn it off."""
+    import av_seld
+
+    assert main(["train", str(TINY), *overrides(tiny_root, tmp_path)[:-1], "train.max_steps=2", "eval.tta=true"]) == 0
+    run = tmp_path / "debug_tiny"
+    assert load_checkpoint(run / "best.pt")["tta"] is True
+    audio = tiny_root / "foa_dev" / "dev-val"
+    assert main(["infer", str(run / "best.pt"), "--audio", str(audio), "--out", str(tmp_path / "pred")]) == 0
+    for path in sorted((tmp_path / "pred").glob("*.csv")):
+        assert path.read_text() == (run / "eval" / "test" / "pred" / path.name).read_text()
+    wav = sorted(audio.glob("*.wav"))[0]
+    rotated, plain = av_seld.load(run / "best.pt").predict(wav), av_seld.load(run / "best.pt", tta=False).predict(wav)
+    assert np.abs(rotated.output - plain.output).max() > 1e-4
+    assert main(["infer", str(run / "best.pt"), "--audio", str(audio), "--out", str(tmp_path / "plain"),
+                 "--no-tta"]) == 0
+    assert (tmp_path / "plain" / f"{wav.stem}.csv").read_text() == \
+        av_seld.load(run / "best.pt", tta=False).predict(wav).to_csv(tmp_path / "api.csv").read_text()
+
+
 def test_a_killed_run_resumes_from_its_last_step_checkpoint_without_duplicate_log_rows(tiny_root, tmp_path):
     from av_seld.training.hooks import Hook
     from av_seld.training.run import train

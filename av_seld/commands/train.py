@@ -64,7 +64,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     with tqdm(total=len(folder_clips(args.audio, args.video)), desc="infer", unit="clip") as bar:
         written = infer_folder(args.checkpoints, args.audio, args.out, video_dir=args.video, device=device,
                                visual_stride=args.visual_stride, visual_backend=args.visual_backend,
-                               progress=lambda _: bar.update(1))
+                               tta=args.tta, progress=lambda _: bar.update(1))
     print(f"{count(len(written), 'prediction file')} in {args.out}")
     return 0
 
@@ -75,11 +75,13 @@ def _infer_stream(args: argparse.Namespace, device) -> int:
     from pathlib import Path
 
     from av_seld.postprocess import write_predictions
-    from av_seld.training.predict import check_inputs, ensemble_thresholds, folder_clips, load_for_inference
+    from av_seld.training.predict import check_inputs, ensemble_thresholds, folder_clips, load_for_inference, with_tta
     from av_seld.training.streaming import stream_clip
     from av_seld.utils.text import count
 
     models = [load_for_inference(c, device, args.visual_backend) for c in args.checkpoints]
+    if args.tta is not None:
+        models = [with_tta(m, args.tta) for m in models]
     check_inputs(models, args.audio, args.video)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -102,11 +104,13 @@ def cmd_test(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from av_seld.training.evaluation import evaluate_split, root_clips
-    from av_seld.training.predict import load_for_inference
+    from av_seld.training.predict import load_for_inference, with_tta
     from av_seld.utils.device import pick_device
 
     device = pick_device(args.device)
     models = [load_for_inference(c, device) for c in args.checkpoints]
+    if args.tta is not None:
+        models = [with_tta(m, args.tta) for m in models]
     clips, metadata = root_clips(args.dataset_root, args.split, models[0].audio_format, with_video=not args.no_video)
     out = Path(args.out) if args.out else Path(args.checkpoints[0]).parent / "eval" / args.split
     with tqdm(total=len(clips), desc="test", unit="clip") as bar:
@@ -156,6 +160,10 @@ def register(sub) -> None:
     p.add_argument("--visual-backend", choices=VISUAL_BACKENDS, default="torch",
                    help="what runs the frozen YOLO trunk: torch, or onnx (exported at start, run by onnxruntime on "
                         "the CPU; the same numbers to float rounding) (default torch)")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="test-time augmentation: also predict each clip rotated by ±90° and 180° in azimuth and "
+                        "average the outputs rotated back (4× the audio model's work; default: what the checkpoint's "
+                        "recipe says, eval.tta)")
     p.add_argument("--stream", action="store_true", help="feed each clip in chunks through the streaming predictor "
                    "(events of each label frame as soon as it is final; the same CSVs)")
     p.add_argument("--chunk-s", type=float, default=0.5, metavar="S", help="with --stream: chunk length (default 0.5)")
@@ -170,6 +178,8 @@ def register(sub) -> None:
     p.add_argument("--split", required=True, help="split folder name (NAME also covers NAME-*), e.g. dev-test")
     p.add_argument("--no-video", action="store_true", help="audio-visual checkpoints: predict with the video masked")
     p.add_argument("--edition", choices=("2023", "2024"), default="2023", help="DCASE metric edition (default 2023)")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="test-time rotations on or off, as infer --tta (default: the checkpoint's eval.tta)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: CHECKPOINT's folder/eval/SPLIT)")
     add_device_argument(p)
     p.set_defaults(func=cmd_test)

@@ -50,6 +50,7 @@ class LoadedModel:
     merge_deg: float
     frame_size: tuple[int, int] | None  # (H, W) for audio-visual models
     visual_trunk: Callable[[torch.Tensor], torch.Tensor] | None = None  # runs pooled_features instead of torch
+    tta: bool = False  # average over the sound field's azimuth rotations (see rotation_transforms)
 
     @property
     def is_audio_visual(self) -> bool:
@@ -83,7 +84,8 @@ def loaded_from_payload(path: str | os.PathLike, payload: dict, device: torch.de
     frame_size = tuple(model.visual.frame_size) if model.uses_video else None
     window = int(round(payload["chunk_s"] * timing.LABEL_FRAMES_PER_SECOND))
     return LoadedModel(Path(path), model, extractor, payload["format"], window,
-                       np.asarray(payload["thresholds"], dtype=np.float64), float(payload["merge_deg"]), frame_size)
+                       np.asarray(payload["thresholds"], dtype=np.float64), float(payload["merge_deg"]), frame_size,
+                       tta=bool(payload.get("tta", False)))
 
 
 def load_for_inference(path: str | os.PathLike, device: torch.device, visual_backend: str = "torch") -> LoadedModel:
@@ -111,6 +113,24 @@ def with_thresholds(model: LoadedModel, thresholds: np.ndarray) -> LoadedModel:
     return replace(model, thresholds=np.asarray(thresholds, dtype=np.float64))
 
 
+def with_tta(model: LoadedModel, tta: bool) -> LoadedModel:
+    return replace(model, tta=bool(tta))
+
+
+def rotation_transforms(model: LoadedModel) -> list:
+    """The channel swaps one clip goes through for test-time augmentation: the azimuth rotations (0°, ±90°, 180°)
+    that training's ACS uses with cached visual features (:func:`av_seld.data.pipeline.rotation_indices`; for an
+    audio-visual model only those that move whole cells of its visual grid), identity first. Without ``model.tta``,
+    the identity alone."""
+    from augment.acs import ChannelSwap
+    from av_seld.data.pipeline import rotation_indices
+
+    if not model.tta:
+        return [ChannelSwap(model.audio_format, 0)]
+    grid_width = model.model.visual.token_grid[1] if model.is_audio_visual else None
+    return [ChannelSwap(model.audio_format, i) for i in rotation_indices(model.audio_format, grid_width)]
+
+
 def _check_formats(models: Sequence[LoadedModel]) -> None:
     if not models:
         raise ValueError("give at least one checkpoint")
@@ -132,7 +152,8 @@ def predict_audio(models: Sequence[LoadedModel], audio: torch.Tensor, *, video: 
                   visual_spread: str = VISUAL_SPREAD_DEFAULT) -> np.ndarray:
     """Multi-ACCDOA output (T, 3, 3, 13) of one clip: ``audio`` (4, N) float at 24 kHz in the checkpoints' format;
     features, the clip's frames for audio-visual models (``video`` None: the "no video" token), sliding windows, and
-    the tracks-matched ensemble mean.
+    the tracks-matched ensemble mean. A model with ``tta`` also predicts the clip rotated by ±90° and 180° in
+    azimuth (audio channels swapped, its visual grid rolled), rotates those outputs back and joins them to the mean.
 
     ``visual_stride``: only every ``visual_stride``-th label frame's video is decoded and run through the visual
     encoder; the frames in between read the nearest one's features (``visual_spread="linear"``: a blend of the two
@@ -156,8 +177,14 @@ def predict_audio(models: Sequence[LoadedModel], audio: torch.Tensor, *, video: 
                 pooled, valid = spread_sampled(pool_frames(m.model.visual, frames, sampled_valid, m.visual_trunk),
                                                sampled_valid, num_frames, visual_stride, visual_spread)
         hop = max(1, int(round(m.window_frames * hop_fraction)))
-        outputs.append(predict_clip(m.model, features, window_frames=m.window_frames, hop_frames=hop,
-                                    num_frames=num_frames, visual_features=pooled, video_valid=valid))
+        for swap in rotation_transforms(m):
+            if not swap.is_identity:  # the rotated scene: its audio, and the frozen encoder's grid rolled with it
+                features = m.extractor(swap.audio(audio).to(device)).cpu()
+            output = predict_clip(m.model, features, window_frames=m.window_frames, hop_frames=hop,
+                                  num_frames=num_frames, video_valid=valid,
+                                  visual_features=pooled if pooled is None or swap.is_identity
+                                  else swap.frames(pooled, channels_first=True))
+            outputs.append(output if swap.is_identity else swap.inverse().accdoa(output))
     return ensemble_outputs(outputs)
 
 
@@ -206,13 +233,16 @@ def folder_clips(audio_dir: str | os.PathLike, video_dir: str | os.PathLike | No
 def infer_folder(checkpoints: Sequence[str | os.PathLike], audio_dir: str | os.PathLike, out_dir: str | os.PathLike,
                  *, video_dir: str | os.PathLike | None = None, device: str | torch.device = "auto",
                  hop_fraction: float = HOP_FRACTION, visual_stride: int = VISUAL_STRIDE, visual_backend: str = "torch",
-                 progress: Callable[[Path], None] | None = None) -> list[Path]:
+                 tta: bool | None = None, progress: Callable[[Path], None] | None = None) -> list[Path]:
     """Write ``OUT_DIR/<clip>.csv`` for every ``AUDIO_DIR/*.wav``; returns the written paths. ``device``: auto, cpu,
-    cuda or cuda:N (:func:`av_seld.utils.device.pick_device`); ``visual_backend`` as in :func:`with_visual_backend`."""
+    cuda or cuda:N (:func:`av_seld.utils.device.pick_device`); ``visual_backend`` as in :func:`with_visual_backend`;
+    ``tta``: test-time rotations on or off (None: each checkpoint's own ``eval.tta``)."""
     from av_seld.utils.device import pick_device
 
     device = pick_device(device, key="device")
     models = [load_for_inference(c, device, visual_backend) for c in checkpoints]
+    if tta is not None:
+        models = [with_tta(m, tta) for m in models]
     _check_formats(models)
     check_inputs(models, audio_dir, video_dir)
     clips = folder_clips(audio_dir, video_dir)

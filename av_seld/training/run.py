@@ -62,7 +62,7 @@ def _checkpoint_payload(config: Config, params: dict, model: torch.nn.Module, ki
             "features": kind, "format": config.data.format, "chunk_s": config.data.chunk_s,
             "feature_mean": stats.mean, "feature_std": stats.std,
             "thresholds": np.full(NUM_CLASSES, config.eval.threshold),
-            "merge_deg": config.eval.merge_deg, "config": config_to_dict(config)}
+            "merge_deg": config.eval.merge_deg, "tta": config.eval.tta, "config": config_to_dict(config)}
 
 
 def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | None = None,

@@ -25,6 +25,7 @@ def score_best_checkpoint(config: Config, payload: dict, path: Path, val_set, te
     from av_seld.training.predict import loaded_from_payload, with_thresholds
 
     with_video = config.model.name == "av_conformer"
+    payload["tta"] = config.eval.tta  # the run's setting, also when it was changed on --resume
     loaded = loaded_from_payload(path, payload, device)
     thresholds = np.full(NUM_CLASSES, config.eval.threshold)
     val_scores: dict[str, float] = {}

@@ -29,7 +29,7 @@ from av_seld.postprocess import multi_accdoa_to_events
 from av_seld.training.inference import (ensemble_outputs, model_forward, pool_frames, sampled_needed,
                                         spread_sampled, window_starts)
 from av_seld.training.predict import (HOP_FRACTION, VISUAL_SPREAD_DEFAULT, VISUAL_STRIDE, LoadedModel,
-                                      _check_formats, ensemble_thresholds)
+                                      _check_formats, ensemble_thresholds, rotation_transforms)
 
 SAMPLES = timing.LABEL_HOP_SAMPLES  # audio samples per label frame
 STEP = timing.FEATURE_FRAMES_PER_LABEL_FRAME
@@ -46,17 +46,19 @@ class StreamOutput:
 
 
 class _ModelStream:
-    """One model's windows over the stream: pooled features of the sampled frames, running sums of window outputs."""
+    """One model's windows over the stream: pooled features of the sampled frames, running sums of window outputs
+    (one per test-time rotation, :func:`~av_seld.training.predict.rotation_transforms`)."""
 
     def __init__(self, model: LoadedModel, hop_fraction: float, stride: int, spread: str):
         self.m, self.stride, self.spread = model, stride, spread
+        self.swaps = rotation_transforms(model)
         self.window = model.window_frames
         self.hop = max(1, int(round(self.window * hop_fraction)))
         self.next_start = 0  # label frame where the next window starts
         self.pooled = self.pooled_valid = None  # sampled frames first_sampled, first_sampled + 1, ...
         self.first_sampled = 0
-        self.sum_first = 0  # label frame of summed[0]
-        self.summed = np.zeros((0, 3, 3, 0))
+        self.sum_first = 0  # label frame of summed[k][0]
+        self.summed = [np.zeros((0, 3, 3, 0)) for _ in self.swaps]
         self.weight = np.zeros(0)
 
     def add_frames(self, frames: torch.Tensor, valid: torch.Tensor) -> None:
@@ -87,34 +89,43 @@ class _ModelStream:
             stop = min(stop, total)
         segment = audio[:, (first - audio_first) * SAMPLES:(stop - audio_first) * SAMPLES]
         device = next(self.m.model.parameters()).device
-        features = self.m.extractor(segment.to(device))[:, (start - first) * STEP:(start - first + self.window) * STEP]
-        if features.shape[1] < self.window * STEP:  # past the end of the stream: zeros, as predict_clip pads
-            features = torch.nn.functional.pad(features, (0, 0, 0, self.window * STEP - features.shape[1]))
-        batch = {"features": features[None]}
+        pooled = valid = None
         if self.m.is_audio_visual and video and self.pooled is not None:
             frames = np.arange(start, start + self.window)
             pooled, valid = spread_sampled(self.pooled, self.pooled_valid, frames, self.stride, self.spread,
                                            self.first_sampled)
             if total is not None:
                 valid = valid & torch.from_numpy(frames < total)
-            batch["visual_features"], batch["video_valid"] = pooled[None].to(device), valid[None].to(device)
-        with torch.no_grad():
-            out = model_forward(self.m.model, batch).float().cpu().numpy()[0]  # (window, 3, 3, C)
         end = start + self.window - self.sum_first
-        if end > len(self.weight):
-            grow = end - len(self.weight)
-            self.summed = np.concatenate([self.summed.reshape(-1, *out.shape[1:]),
-                                          np.zeros((grow,) + out.shape[1:])])
-            self.weight = np.concatenate([self.weight, np.zeros(grow)])
-        self.summed[start - self.sum_first:end] += out
+        grow = max(0, end - len(self.weight))
+        self.weight = np.concatenate([self.weight, np.zeros(grow)])
         self.weight[start - self.sum_first:end] += 1
+        for k, swap in enumerate(self.swaps):  # as predict_audio: the rotated window, its output rotated back
+            rotated = segment if swap.is_identity else swap.audio(segment)
+            features = self.m.extractor(rotated.to(device))[:, (start - first) * STEP:
+                                                            (start - first + self.window) * STEP]
+            if features.shape[1] < self.window * STEP:  # past the end of the stream: zeros, as predict_clip pads
+                features = torch.nn.functional.pad(features, (0, 0, 0, self.window * STEP - features.shape[1]))
+            batch = {"features": features[None]}
+            if pooled is not None:
+                grid = pooled if swap.is_identity else swap.frames(pooled, channels_first=True)
+                batch["visual_features"], batch["video_valid"] = grid[None].to(device), valid[None].to(device)
+            with torch.no_grad():
+                out = model_forward(self.m.model, batch).float().cpu().numpy()[0]  # (window, 3, 3, C)
+            if not swap.is_identity:
+                out = swap.inverse().accdoa(out)
+            summed = self.summed[k].reshape(-1, *out.shape[1:])
+            self.summed[k] = np.concatenate([summed, np.zeros((grow,) + out.shape[1:])]) if grow else summed
+            self.summed[k][start - self.sum_first:end] += out
 
-    def take(self, stop: int) -> np.ndarray:
-        """The final outputs (n, 3, 3, C) of label frames ``sum_first .. stop - 1``, dropped from the sums."""
+    def take(self, stop: int) -> list[np.ndarray]:
+        """The final outputs (n, 3, 3, C) of label frames ``sum_first .. stop - 1``, one per rotation, dropped from
+        the sums."""
         n = stop - self.sum_first
-        out = (self.summed[:n] / self.weight[:n, None, None, None]).astype(np.float32)
-        self.summed, self.weight, self.sum_first = self.summed[n:], self.weight[n:], stop
-        return out
+        outs = [(summed[:n] / self.weight[:n, None, None, None]).astype(np.float32) for summed in self.summed]
+        self.summed = [summed[n:] for summed in self.summed]
+        self.weight, self.sum_first = self.weight[n:], stop
+        return outs
 
     def first_sample_needed(self) -> int:
         """Sampled index below which no future window reads."""
@@ -213,7 +224,7 @@ class StreamingPredictor:
         self._trim()
         if final == self.emitted:
             return None
-        outputs = [stream.take(final) for stream in self.streams]
+        outputs = [output for stream in self.streams for output in stream.take(final)]
         output = ensemble_outputs(outputs)
         first, self.emitted = self.emitted, final
         events = multi_accdoa_to_events(output, self.thresholds, self.merge_deg, frame_offset=first)
