@@ -182,6 +182,33 @@ def _size_bytes(folder: Path) -> int:
     return total
 
 
+def check_rendering(out: Path, *, spec: BenchmarkSpec, trajectories: Path, rooms: RoomsSpec, clips: str | None,
+                    interferers: str | None) -> None:
+    """Render the first validation clip again, into a temporary folder, and compare it with the one ``out`` holds.
+
+    A resumed build skips the clips it finds, so a folder built by an older version of the synthesis code would be
+    kept as it is, and scores on it would not be what a fresh clone gets. One 30 s clip takes a few seconds; a
+    difference stops the run with a SystemExit naming the file."""
+    import tempfile
+
+    split = "dev-val"
+    window = split_windows(trajectories, spec)[split][:1]
+    if not window:
+        return
+    with tempfile.TemporaryDirectory(dir=out, prefix=".render-check-") as tmp:
+        result, = synthesize_timeline_dataset(
+            Path(tmp), windows=window, split=split, seed=spec.seed * 10 + SPLITS.index(split), formats=spec.formats,
+            scene=SceneConfig(**rooms.scene), clips=clips, fold=FOLDS[split], rooms=rooms, interferers=interferers,
+            interferer_config=InterfererConfig(rate_per_minute=spec.interferers_per_minute), workers=1)
+        for folder, suffix in (("metadata_dev", ".csv"), *((f"{fmt}_dev", ".wav") for fmt in spec.formats)):
+            kept = out / "clean" / folder / split / f"{result.name}{suffix}"
+            fresh = Path(tmp) / folder / split / f"{result.name}{suffix}"
+            if kept.is_file() and kept.read_bytes() != fresh.read_bytes():
+                raise SystemExit(f"{kept}: this checkout renders it differently (the synthesis code changed since "
+                                 f"the benchmark was built), so its scores would not be what a fresh build gives; "
+                                 f"delete {out} or use another --out")
+
+
 def build(out: Path, *, spec: BenchmarkSpec, trajectories: Path, backgrounds: Path, rooms: RoomsSpec,
           clips: str | None, interferers: str | None, crops: str | None, workers: int) -> dict:
     """Build (or finish building) the benchmark under ``out``; returns the manifest written to benchmark.json."""
@@ -395,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
         changed = [key for key, value in now.items() if before.get(key) != value]
         if changed:
             raise SystemExit(f"{previous}: built with other {', '.join(changed)}; use another --out or delete it")
+        check_rendering(out, spec=spec, trajectories=trajectories, rooms=rooms, clips=args.clips,
+                        interferers=args.interferers)
     manifest = build(out, spec=spec, trajectories=trajectories, backgrounds=backgrounds, rooms=rooms,
                      clips=args.clips, interferers=args.interferers, crops=args.crops, workers=args.workers)
     minutes = manifest["audio_minutes"]

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -81,6 +82,13 @@ def test_builds_a_benchmark_split_by_file(tmp_path):
         assert wav.read_bytes() == (again / wav.relative_to(out)).read_bytes()
     with pytest.raises(SystemExit, match="built with other spec"):
         bench.main(["--out", str(out), "--shared-data", str(shared), *TINY, "--seed", "5"])
+    # a folder rendered by other synthesis code (here: one validation wav altered) is refused, not silently reused
+    val = out / "clean" / "foa_dev" / "dev-val" / f"{by_split['dev-val'][0]['clip']}.wav"
+    audio, rate = sf.read(val)
+    sf.write(val, 0.5 * audio, rate, subtype="FLOAT")
+    with pytest.raises(SystemExit, match="renders it differently"):
+        bench.main(["--out", str(out), "--shared-data", str(shared), *TINY])
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
 def test_skips_without_the_real_data(tmp_path, capsys):
