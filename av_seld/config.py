@@ -60,6 +60,7 @@ class DataConfig:
     visual_features: bool = False
     video_size: list[int] = field(default_factory=lambda: list(DEFAULT_FRAME_SIZE))  # frame height, width in pixels
     acs: bool = False  # online 360° channel swapping of audio, video and targets
+    video_dropout: float = 0.0  # training: probability that a sample's video is masked whole ("no video" token)
     freq_masks: int = 0  # SpecAugment: frequency masks per example
     time_masks: int = 0  # SpecAugment: time masks per example
     cutouts: int = 0  # SpecAugment: time-frequency rectangles masked per example
@@ -189,6 +190,7 @@ class PretrainConfig:
 BOUNDS: dict[str, tuple[float, bool]] = {
     "data.chunk_s": (0, False), "data.train_hop_s": (0, False), "data.batch_size": (1, True),
     "data.num_workers": (0, True), "data.freq_masks": (0, True), "data.time_masks": (0, True),
+    "data.video_dropout": (0, True),
     "distill.weight": (0, True), "distill.feature_weight": (0, True),
     "optim.lr": (0, False), "optim.weight_decay": (0, True), "optim.warmup_steps": (0, True),
     "optim.warmup_start_lr": (0, True), "optim.min_lr_ratio": (0, True), "optim.grad_clip": (0, False),
@@ -199,12 +201,17 @@ BOUNDS: dict[str, tuple[float, bool]] = {
 }
 
 
+UPPER_BOUNDS: dict[str, float] = {"data.video_dropout": 1.0}  # probabilities
+
+
 def _check_bound(key: str, value: Any, where: str | os.PathLike) -> None:
     if key not in BOUNDS or value is None:
         return
     bound, allowed = BOUNDS[key]
     if value < bound or (value == bound and not allowed):
         raise ConfigError(where, f"{key}: must be {'at least' if allowed else 'more than'} {bound}, got {value!r}")
+    if key in UPPER_BOUNDS and value > UPPER_BOUNDS[key]:
+        raise ConfigError(where, f"{key}: must be at most {UPPER_BOUNDS[key]}, got {value!r}")
 
 
 # ------------------------------------------------------------------------------------------- dict <-> dataclass

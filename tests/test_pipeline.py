@@ -133,3 +133,49 @@ def _interior_frames(starts: torch.Tensor, num_samples: int, chunk_frames: int =
     j = torch.arange(5 * chunk_frames)
     centre = 480 * (5 * starts[:, None] + j)
     return (j >= 2) & (480 * j + 512 <= 2400 * chunk_frames) & (centre + 512 <= num_samples)
+
+
+def test_video_dropout_masks_whole_samples_first_and_leaves_the_other_draws_alone_when_off():
+    """video_dropout draws first from the sample's generator and masks the whole chunk's video; at 0 it draws nothing,
+    so every other draw (the channel swap here) is what it was without it."""
+    rng = np.random.default_rng(5)
+    grid = torch.from_numpy(rng.normal(size=(10, 4, 2, 8)).astype(np.float32))
+
+    def sample():
+        return {"features": torch.from_numpy(rng.normal(-20, 5, (7, 50, 64)).astype(np.float32)),
+                "target": torch.zeros((10, 6, 4, 13)), "label_mask": torch.ones(10, dtype=torch.bool),
+                "visual_features": grid.clone(), "video_valid": torch.ones(10, dtype=torch.bool)}
+
+    acs = acs_policy("foa", "foa_logmel_iv", frozen_visual_grid_width=8)
+    off = SamplePipeline("foa_logmel_iv", stats=_stats(), acs=acs, video_dropout=0.0)
+    half = SamplePipeline("foa_logmel_iv", stats=_stats(), acs=acs, video_dropout=0.5)
+    always = SamplePipeline("foa_logmel_iv", stats=_stats(), acs=acs, video_dropout=1.0)
+    dropped = []
+    for index in range(40):
+        one = sample()
+        a = off.loader(dict(one), np.random.default_rng([0, 0, index]))
+        assert bool(a["video_valid"].all())
+        draws = np.random.default_rng([0, 0, index])
+        assert a["acs_index"] == acs.policy.indices[int(draws.integers(4))]  # the swap drew first
+        h = half.loader(dict(one), np.random.default_rng([0, 0, index]))
+        draws = np.random.default_rng([0, 0, index])
+        drop = draws.random() < 0.5
+        assert bool((~h["video_valid"]).all()) == drop and bool(h["video_valid"].all()) == (not drop)
+        assert h["acs_index"] == acs.policy.indices[int(draws.integers(4))]
+        dropped.append(drop)
+        assert not bool(always.loader(dict(one), np.random.default_rng([0, 0, index]))["video_valid"].any())
+    assert 10 < sum(dropped) < 30
+    with pytest.raises(ValueError, match="video_dropout"):
+        SamplePipeline("foa_logmel_iv", video_dropout=1.5)
+
+
+def test_video_dropout_is_a_checked_recipe_key():
+    from pathlib import Path
+
+    from av_seld.config import ConfigError, load_config
+
+    recipe = Path(__file__).resolve().parents[1] / "configs" / "small_data.yaml"
+    assert load_config(recipe).data.video_dropout == 0.0
+    assert load_config(recipe, ["data.video_dropout=0.3"]).data.video_dropout == 0.3
+    with pytest.raises(ConfigError, match="data.video_dropout: must be at most 1.0"):
+        load_config(recipe, ["data.video_dropout=1.5"])

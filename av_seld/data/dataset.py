@@ -112,7 +112,8 @@ class SeldDataset(torch.utils.data.Dataset):
     or None (that root trains audio-only); not with ``video``. warn_missing_visual: log clips without them.
     acs: 360° channel swapping, one transform per sample (:func:`av_seld.data.pipeline.acs_policy`: rotations only
     with cached visual features); True for the policy's transforms, or a sequence of transform indices.
-    spec_augment: SpecAugment masks. seed: base seed of every sample's generator.
+    spec_augment: SpecAugment masks. seed: base seed of every sample's generator. video_dropout: the probability that
+    a sample's video is masked whole (training; :class:`av_seld.data.pipeline.SamplePipeline`).
     """
 
     def __init__(self, roots: Sequence[str | os.PathLike] | str | os.PathLike, *, splits: Sequence[str] | None = None,
@@ -122,7 +123,7 @@ class SeldDataset(torch.utils.data.Dataset):
                  video_size: tuple[int, int] = geometry.DEFAULT_FRAME_SIZE,
                  visual_cache_dirs: Sequence[str | os.PathLike | None] | None = None, warn_missing_visual: bool = True,
                  acs: bool | Sequence[int] = False, spec_augment: SpecAugment | None = None, seed: int = 0,
-                 video_cache_size: int = 4):
+                 video_cache_size: int = 4, video_dropout: float = 0.0):
         if isinstance(roots, (str, os.PathLike)):
             roots = [roots]
         roots = [Path(r) for r in roots]
@@ -188,7 +189,7 @@ class SeldDataset(torch.utils.data.Dataset):
             policy = acs_policy(audio_format, self.kind, frozen_visual_grid_width=grid_width,
                                 indices=None if acs is True else tuple(acs))
         self.pipeline = SamplePipeline(self.kind, stats=stats, acs=policy, spec_augment=spec_augment,
-                                       on_device=output == "audio")
+                                       on_device=output == "audio", video_dropout=video_dropout)
         self._reset_worker_state()
 
     def _index_root(self, root_index: int, root: Path, cache: Path | None,

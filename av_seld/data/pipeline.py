@@ -12,8 +12,12 @@ in the same order (``STAGES``):
    label frames past the clip's end are set to 0, the mean (:class:`Standardize`).
 5. ``spec_augment`` — SpecAugment masks (:class:`SpecAugment`).
 
+Before the stages, training's video dropout (``video_dropout``, off by default) may mask a sample's video whole:
+its ``video_valid`` becomes all False, so the model reads its "no video" token for every frame, as for a clip without
+video, and learns to localise from the audio alone where the view does not help.
+
 Randomness: one generator per sample, ``np.random.default_rng([seed, epoch, index])``, made by the dataset. The
-channel swap draws from it first, then the masks. All draws happen in the loader, even for stages that run on the
+video dropout draws from it first (only when enabled), then the channel swap, then the masks. All draws happen in the loader, even for stages that run on the
 device, so a sample depends on (seed, epoch, index) only — not on the worker or the device.
 
 Split point: a :class:`SamplePipeline` runs every stage in the loader workers, or — with ``on_device`` (training's
@@ -216,10 +220,14 @@ class SamplePipeline:
     stats: training statistics (``mean``, ``std``) or None (features stay as computed, padding still zeroed).
     acs: a :func:`acs_policy` (``transform(sample, rng) -> sample``) or None. spec_augment: masks or None.
     on_device: stop the loader's part before ``featurize`` and finish batches with :meth:`device`.
+    video_dropout: the probability that a sample's video is masked whole (see the module docstring).
     """
 
     def __init__(self, kind: str, *, stats=None, acs=None, spec_augment: SpecAugment | None = None,
-                 on_device: bool = False):
+                 on_device: bool = False, video_dropout: float = 0.0):
+        if not 0.0 <= video_dropout <= 1.0:
+            raise ValueError(f"video_dropout must be in [0, 1], got {video_dropout}")
+        self.video_dropout = video_dropout
         self.kind = kind
         self.spec = feature_spec(kind)
         self.front_end = FeatureFrontEnd(kind, mean=None if stats is None else stats.mean,
@@ -262,6 +270,8 @@ class SamplePipeline:
     def loader(self, sample: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
         """Run the loader's stages after ``read`` on one sample of torch tensors (``features`` (C, 5 T, F) or
         ``audio`` (4, N), ``label_mask`` (T,), ...); with ``on_device``, also draw the masks the device applies."""
+        if self.video_dropout and "video_valid" in sample and rng.random() < self.video_dropout:
+            sample["video_valid"] = torch.zeros_like(sample["video_valid"])
         for stage in self.loader_stages[1:]:
             sample = getattr(self, f"_{stage}")(sample, rng)
         if self.split is not None and self.spec_augment is not None:
@@ -279,7 +289,8 @@ class SamplePipeline:
 
     def __repr__(self) -> str:
         return (f"SamplePipeline({self.kind!r}, loader={list(self.loader_stages)}, "
-                f"device={list(self.device_stages)}, acs={self.acs!r}, spec_augment={self.spec_augment!r})")
+                f"device={list(self.device_stages)}, acs={self.acs!r}, spec_augment={self.spec_augment!r}, "
+                f"video_dropout={self.video_dropout})")
 
 
 __all__ = ["STAGES", "DEVICE_SPLIT", "SamplePipeline", "FeatureFrontEnd", "Featurize", "Standardize", "SpecAugment",

@@ -26,6 +26,7 @@ def build_datasets(config: Config, caches: list[Path], kind: str):
                   video=data.video, video_size=tuple(data.video_size), visual_cache_dirs=visual,
                   seed=config.train.seed, target="adpit_distance" if predicts_distance(config) else "adpit")
     train = SeldDataset(data.roots, splits=data.train_splits, hop_s=data.train_hop_s, acs=data.acs,
+                        video_dropout=data.video_dropout,
                         spec_augment=spec_augment_of(data), output="audio" if data.online_features else "features",
                         **{**common, "cache_dirs": None if data.online_features else caches})
 
