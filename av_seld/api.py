@@ -47,14 +47,12 @@ class SeldPredictor:
 
     def __init__(self, checkpoints: PathLike | Sequence[PathLike], device: str | torch.device = "auto",
                  tta: bool | None = None):
-        from av_seld.training.predict import _check_formats, load_for_inference, with_tta
+        from av_seld.training.predict import _check_formats, load_for_inference
         from av_seld.utils.device import pick_device
 
         paths = [checkpoints] if isinstance(checkpoints, (str, os.PathLike)) else list(checkpoints)
         device = pick_device(device, key="device")
-        self.models = [load_for_inference(p, device) for p in paths]
-        if tta is not None:
-            self.models = [with_tta(m, tta) for m in self.models]
+        self.models = [load_for_inference(p, device, tta=tta) for p in paths]
         _check_formats(self.models)
 
     @property

@@ -182,6 +182,15 @@ def _size_bytes(folder: Path) -> int:
     return total
 
 
+def _render_audio(root: Path, windows: list, split: str, *, spec: BenchmarkSpec, rooms: RoomsSpec, clips: str | None,
+                  interferers: str | None, workers: int):
+    """Render a split's timeline windows into ``root`` (the one call both the build and its check make)."""
+    return synthesize_timeline_dataset(
+        root, windows=windows, split=split, seed=spec.seed * 10 + SPLITS.index(split), formats=spec.formats,
+        scene=SceneConfig(**rooms.scene), clips=clips, fold=FOLDS[split], rooms=rooms, interferers=interferers,
+        interferer_config=InterfererConfig(rate_per_minute=spec.interferers_per_minute), workers=workers)
+
+
 def check_rendering(out: Path, *, spec: BenchmarkSpec, trajectories: Path, rooms: RoomsSpec, clips: str | None,
                     interferers: str | None) -> None:
     """Render the first validation clip again, into a temporary folder, and compare it with the one ``out`` holds.
@@ -196,10 +205,8 @@ def check_rendering(out: Path, *, spec: BenchmarkSpec, trajectories: Path, rooms
     if not window:
         return
     with tempfile.TemporaryDirectory(dir=out, prefix=".render-check-") as tmp:
-        result, = synthesize_timeline_dataset(
-            Path(tmp), windows=window, split=split, seed=spec.seed * 10 + SPLITS.index(split), formats=spec.formats,
-            scene=SceneConfig(**rooms.scene), clips=clips, fold=FOLDS[split], rooms=rooms, interferers=interferers,
-            interferer_config=InterfererConfig(rate_per_minute=spec.interferers_per_minute), workers=1)
+        result, = _render_audio(Path(tmp), window, split, spec=spec, rooms=rooms, clips=clips,
+                                interferers=interferers, workers=1)
         for folder, suffix in (("metadata_dev", ".csv"), *((f"{fmt}_dev", ".wav") for fmt in spec.formats)):
             kept = out / "clean" / folder / split / f"{result.name}{suffix}"
             fresh = Path(tmp) / folder / split / f"{result.name}{suffix}"
@@ -214,18 +221,15 @@ def build(out: Path, *, spec: BenchmarkSpec, trajectories: Path, backgrounds: Pa
     """Build (or finish building) the benchmark under ``out``; returns the manifest written to benchmark.json."""
     started = time.perf_counter()
     windows = split_windows(trajectories, spec)
-    scene = SceneConfig(**rooms.scene)
     clean, realistic = out / "clean", out / "realistic"
     manifest: dict = {"spec": dataclasses.asdict(spec), "trajectories": str(trajectories), "rooms": _rooms_id(rooms),
                       "clips": clips or "procedural sound bank", "interferers": interferers,
                       "crops": crops or "builtin", "backgrounds": str(backgrounds), "clips_by_split": {},
                       "seconds": {}}
     t = time.perf_counter()
-    for k, split in enumerate(SPLITS):
-        results = synthesize_timeline_dataset(
-            clean, windows=windows[split], split=split, seed=spec.seed * 10 + k, formats=spec.formats, scene=scene,
-            clips=clips, fold=FOLDS[split], rooms=rooms, interferers=interferers,
-            interferer_config=InterfererConfig(rate_per_minute=spec.interferers_per_minute), workers=workers)
+    for split in SPLITS:
+        results = _render_audio(clean, windows[split], split, spec=spec, rooms=rooms, clips=clips,
+                                interferers=interferers, workers=workers)
         listing = []
         for window, result in zip(windows[split], results):
             log.info("audio %s/%s%s", split, result.name, " (done before)" if result.skipped else

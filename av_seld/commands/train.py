@@ -75,13 +75,11 @@ def _infer_stream(args: argparse.Namespace, device) -> int:
     from pathlib import Path
 
     from av_seld.postprocess import write_predictions
-    from av_seld.training.predict import check_inputs, ensemble_thresholds, folder_clips, load_for_inference, with_tta
+    from av_seld.training.predict import check_inputs, ensemble_thresholds, folder_clips, load_for_inference
     from av_seld.training.streaming import stream_clip
     from av_seld.utils.text import count
 
-    models = [load_for_inference(c, device, args.visual_backend) for c in args.checkpoints]
-    if args.tta is not None:
-        models = [with_tta(m, args.tta) for m in models]
+    models = [load_for_inference(c, device, args.visual_backend, args.tta) for c in args.checkpoints]
     check_inputs(models, args.audio, args.video)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -104,13 +102,11 @@ def cmd_test(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from av_seld.training.evaluation import evaluate_split, root_clips
-    from av_seld.training.predict import load_for_inference, with_tta
+    from av_seld.training.predict import load_for_inference
     from av_seld.utils.device import pick_device
 
     device = pick_device(args.device)
-    models = [load_for_inference(c, device) for c in args.checkpoints]
-    if args.tta is not None:
-        models = [with_tta(m, args.tta) for m in models]
+    models = [load_for_inference(c, device, tta=args.tta) for c in args.checkpoints]
     clips, metadata = root_clips(args.dataset_root, args.split, models[0].audio_format, with_video=not args.no_video)
     out = Path(args.out) if args.out else Path(args.checkpoints[0]).parent / "eval" / args.split
     with tqdm(total=len(clips), desc="test", unit="clip") as bar:

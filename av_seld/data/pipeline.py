@@ -17,8 +17,9 @@ its ``video_valid`` becomes all False, so the model reads its "no video" token f
 video, and learns to localise from the audio alone where the view does not help.
 
 Randomness: one generator per sample, ``np.random.default_rng([seed, epoch, index])``, made by the dataset. The
-video dropout draws from it first (only when enabled), then the channel swap, then the masks. All draws happen in the loader, even for stages that run on the
-device, so a sample depends on (seed, epoch, index) only — not on the worker or the device.
+video dropout draws from it first (only when enabled), then the channel swap, then the masks. All draws happen in
+the loader, even for stages that run on the device, so a sample depends on (seed, epoch, index) only — not on the
+worker or the device.
 
 Split point: a :class:`SamplePipeline` runs every stage in the loader workers, or — with ``on_device`` (training's
 ``data.online_features``) — stops before ``DEVICE_SPLIT`` (``featurize``): the batch then carries raw audio and the

@@ -88,9 +88,11 @@ def loaded_from_payload(path: str | os.PathLike, payload: dict, device: torch.de
                        tta=bool(payload.get("tta", False)))
 
 
-def load_for_inference(path: str | os.PathLike, device: torch.device, visual_backend: str = "torch") -> LoadedModel:
-    return with_visual_backend(loaded_from_payload(path, load_checkpoint(path), torch.device(device)),
-                               visual_backend)
+def load_for_inference(path: str | os.PathLike, device: torch.device, visual_backend: str = "torch",
+                       tta: bool | None = None) -> LoadedModel:
+    """A checkpoint ready for :func:`predict_audio`; ``tta`` True/False overrides its recipe's ``eval.tta``."""
+    model = with_visual_backend(loaded_from_payload(path, load_checkpoint(path), torch.device(device)), visual_backend)
+    return model if tta is None else with_tta(model, tta)
 
 
 def with_visual_backend(model: LoadedModel, backend: str) -> LoadedModel:
@@ -240,9 +242,7 @@ def infer_folder(checkpoints: Sequence[str | os.PathLike], audio_dir: str | os.P
     from av_seld.utils.device import pick_device
 
     device = pick_device(device, key="device")
-    models = [load_for_inference(c, device, visual_backend) for c in checkpoints]
-    if tta is not None:
-        models = [with_tta(m, tta) for m in models]
+    models = [load_for_inference(c, device, visual_backend, tta) for c in checkpoints]
     _check_formats(models)
     check_inputs(models, audio_dir, video_dir)
     clips = folder_clips(audio_dir, video_dir)
