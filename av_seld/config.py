@@ -121,6 +121,9 @@ class TrainConfig:
     # start from the weights of this av-seld checkpoint (fine-tuning; fresh optimizer and schedule): an audio-only
     # checkpoint initialises the audio branch of an audio-visual model
     init_from: str | None = None
+    # standardise the features with init_from's statistics (the input the pre-trained weights learnt on) instead of
+    # the training set's; a resumed run keeps the statistics it started with
+    init_stats: bool = False
 
 
 @dataclass

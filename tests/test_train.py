@@ -151,6 +151,33 @@ def test_a_recipe_with_test_time_rotations_reports_what_infer_gives(tiny_root, t
         av_seld.load(run / "best.pt", tta=False).predict(wav).to_csv(tmp_path / "api.csv").read_text()
 
 
+def test_init_stats_standardises_with_the_starting_checkpoints_statistics(tiny_root, tmp_path, capsys):
+    """train.init_stats: the fine-tuned run reads (and keeps, for infer and --resume) the statistics of the checkpoint
+    it starts from, not its training set's; without train.init_from it is a config error."""
+    from av_seld.training.checkpoint import save_checkpoint
+
+    assert main(["train", str(TINY), *overrides(tiny_root, tmp_path)[:-1], "train.max_steps=1",
+                 "data.test_splits=[]"]) == 0
+    source = load_checkpoint(tmp_path / "debug_tiny" / "best.pt")
+    source["feature_mean"] = np.asarray(source["feature_mean"]) + 3.0  # as if pre-trained on louder scenes
+    source["feature_std"] = np.asarray(source["feature_std"]) * 2.0
+    save_checkpoint(tmp_path / "pretrained.pt", source)
+    tuned = ["train", str(TINY), *overrides(tiny_root, tmp_path)[:-1], "data.test_splits=[]",
+             f"train.init_from={tmp_path / 'pretrained.pt'}", "train.init_stats=true"]
+    assert main([*tuned, "train.max_steps=1", "train.name=tuned"]) == 0
+    changed = dict(source, feature_mean=source["feature_mean"] + 5.0)
+    save_checkpoint(tmp_path / "pretrained.pt", changed)  # a resumed run keeps the statistics it started with
+    assert main([*tuned, "train.max_steps=2", "train.name=tuned", "--resume"]) == 0
+    run = load_checkpoint(tmp_path / "tuned" / "best.pt")
+    assert load_checkpoint(tmp_path / "tuned" / "last.pt")["train_state"]["step"] == 2
+    np.testing.assert_allclose(np.asarray(run["feature_mean"]), source["feature_mean"], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(run["feature_std"]), source["feature_std"], rtol=1e-6)
+    capsys.readouterr()
+    assert main(["train", str(TINY), *overrides(tiny_root, tmp_path), "train.init_stats=true",
+                 "train.name=alone"]) == 2
+    assert "train.init_stats" in capsys.readouterr().err
+
+
 def test_a_killed_run_resumes_from_its_last_step_checkpoint_without_duplicate_log_rows(tiny_root, tmp_path):
     from av_seld.training.hooks import Hook
     from av_seld.training.run import train

@@ -11,14 +11,15 @@ from av_seld.training.evaluation import split_clips
 from av_seld.training.recipe import predicts_distance
 
 
-def build_datasets(config: Config, caches: list[Path], kind: str):
+def build_datasets(config: Config, caches: list[Path], kind: str, stats=None):
     """Training (chunks with hop, augmentation) and validation/test datasets (non-overlapping chunks), all through
     the stages of :mod:`av_seld.data.pipeline`; with ``data.online_features`` the training set stops before
-    ``featurize`` and ``train_set.pipeline.device`` finishes its batches on the training device."""
+    ``featurize`` and ``train_set.pipeline.device`` finishes its batches on the training device. The features are
+    standardised with ``stats`` (:class:`~av_seld.data.feature_cache.FeatureStats`), by default the caches' own."""
     from av_seld.data.dataset import SeldDataset, load_cache_stats
 
     data = config.data
-    stats = load_cache_stats(caches)
+    stats = stats if stats is not None else load_cache_stats(caches)
     visual = visual_caches(config) if data.visual_features else None
     if data.online_features and visual is not None:
         raise ConfigError("config", "data.online_features cannot be combined with data.visual_features yet")

@@ -65,6 +65,26 @@ def _checkpoint_payload(config: Config, params: dict, model: torch.nn.Module, ki
             "merge_deg": config.eval.merge_deg, "tta": config.eval.tta, "config": config_to_dict(config)}
 
 
+def init_standardisation(config: Config, kind: str, caches: list[Path], run_dir: Path, resume: bool):
+    """With ``train.init_stats``, the feature statistics of the checkpoint the run starts from (``train.init_from``;
+    on ``--resume``, the run's own ``last.pt``, which kept them), checked against the run's features; else None (the
+    training set's statistics)."""
+    if not config.train.init_stats:
+        return None
+    from av_seld.data.dataset import load_cache_stats
+    from av_seld.data.feature_cache import FeatureStats
+
+    source = run_dir / "last.pt" if resume and (run_dir / "last.pt").exists() else shipped_path(config.train.init_from)
+    payload = load_checkpoint(source)
+    own = load_cache_stats(caches)
+    mean, std = np.asarray(payload["feature_mean"], np.float64), np.asarray(payload["feature_std"], np.float64)
+    if payload["features"] != kind or mean.shape != own.mean.shape or std.shape != own.std.shape:
+        raise InputError(source, f"train.init_stats: its features are {payload['features']} {tuple(mean.shape)}, "
+                                 f"the run's {kind} {tuple(own.mean.shape)}")
+    log.info("standardising features with the statistics of %s (train.init_stats)", source)
+    return FeatureStats(kind, mean.astype(own.mean.dtype), std.astype(own.std.dtype), own.count)
+
+
 def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | None = None,
           workers: int = 1) -> TrainResult:
     """Train the configured model, keep the best checkpoint by validation SELD score, calibrate its per-class
@@ -72,6 +92,9 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
     if not config.data.roots:
         raise ConfigError("config", "data.roots is empty: give at least one dataset root")
     check_model_config(config)
+    if config.train.init_stats and config.train.init_from is None:
+        raise ConfigError(getattr(config, "source", "config"),
+                          "train.init_stats standardises with train.init_from's statistics: set train.init_from")
     device = distributed.setup(pick_device(config.train.device, key="train.device", where=getattr(config, "source", None)))
     seed_everything(config.train.seed + distributed.rank())
     run_dir = Path(config.train.out_dir) / (config.train.name or "run")
@@ -89,7 +112,8 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
     kind = config.data.features
     spec = feats.feature_spec(kind)
     caches = feature_caches(config, kind, workers)
-    train_set, val_set, test_set, stats = build_datasets(config, caches, kind)
+    train_set, val_set, test_set, stats = build_datasets(
+        config, caches, kind, stats=init_standardisation(config, kind, caches, run_dir, resume))
     if predicts_distance(config):
         check_distance_labels(list(train_set.clips) + (list(val_set.clips) if val_set is not None else []))
     params = model_params(config, spec.num_channels)
@@ -193,5 +217,5 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
     return TrainResult(run_dir, run_dir / "best.pt", val_scores, test_eval, state.step, test_set)
 
 
-__all__ = ["TrainResult", "train", "build_datasets", "build_loss_fn", "feature_caches", "model_params", "pick_device",
+__all__ = ["TrainResult", "train", "build_datasets", "init_standardisation", "build_loss_fn", "feature_caches", "model_params", "pick_device",
            "score_best_checkpoint", "shipped_path"]
