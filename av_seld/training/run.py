@@ -217,5 +217,5 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
     return TrainResult(run_dir, run_dir / "best.pt", val_scores, test_eval, state.step, test_set)
 
 
-__all__ = ["TrainResult", "train", "build_datasets", "init_standardisation", "build_loss_fn", "feature_caches", "model_params", "pick_device",
-           "score_best_checkpoint", "shipped_path"]
+__all__ = ["TrainResult", "train", "build_datasets", "init_standardisation", "build_loss_fn", "feature_caches",
+           "model_params", "pick_device", "score_best_checkpoint", "shipped_path"]
