@@ -102,6 +102,9 @@ class OptimConfig:
     min_lr_ratio: float = 0.01
     grad_clip: float | None = 5.0  # max gradient norm; None disables clipping
     ema_decay: float | None = None  # exponential moving average of the weights; None disables it
+    # learning-rate factor of the parameters train.init_from loads (the pre-trained ones); the rest train at lr.
+    # Below 1 they move less from what pre-training learnt (discriminative fine-tuning)
+    init_lr_scale: float = 1.0
     amp: bool = True  # mixed precision, on CUDA only
 
 
@@ -197,7 +200,7 @@ BOUNDS: dict[str, tuple[float, bool]] = {
     "distill.weight": (0, True), "distill.feature_weight": (0, True),
     "optim.lr": (0, False), "optim.weight_decay": (0, True), "optim.warmup_steps": (0, True),
     "optim.warmup_start_lr": (0, True), "optim.min_lr_ratio": (0, True), "optim.grad_clip": (0, False),
-    "optim.ema_decay": (0, True),
+    "optim.ema_decay": (0, True), "optim.init_lr_scale": (0, False),
     "train.epochs": (1, True), "train.max_steps": (1, True), "train.val_every_epochs": (1, True),
     "train.log_every_steps": (1, True), "train.checkpoint_every_steps": (1, True),
     "eval.threshold": (0, True), "eval.merge_deg": (0, True),

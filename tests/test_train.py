@@ -178,6 +178,37 @@ def test_init_stats_standardises_with_the_starting_checkpoints_statistics(tiny_r
     assert "train.init_stats" in capsys.readouterr().err
 
 
+def test_init_lr_scale_slows_only_the_weights_init_from_loads(tiny_root, tmp_path, capsys):
+    """optim.init_lr_scale: the parameters train.init_from loads train at that fraction of the rate (here almost
+    none, so they stay as loaded), through --resume too; at 1 they move; without init_from it is a config error."""
+    from av_seld.training.run import parameter_groups
+
+    base = ["train", str(TINY), *overrides(tiny_root, tmp_path)[:-1], "data.test_splits=[]", "eval.calibrate=false"]
+    assert main([*base, "train.max_steps=1"]) == 0
+    source = load_checkpoint(tmp_path / "debug_tiny" / "best.pt")["model_state"]
+    tuned = [*base, f"train.init_from={tmp_path / 'debug_tiny' / 'best.pt'}", "data.val_splits=[]"]
+    assert main([*tuned, "optim.init_lr_scale=1e-9", "train.max_steps=2", "train.name=slow"]) == 0
+    assert main([*tuned, "optim.init_lr_scale=1e-9", "train.max_steps=4", "train.name=slow", "--resume"]) == 0
+    assert main([*tuned, "train.max_steps=4", "train.name=full"]) == 0
+    slow, full = (load_checkpoint(tmp_path / name / "last.pt") for name in ("slow", "full"))
+    assert slow["train_state"]["step"] == 4
+    weights = [k for k in source if k.endswith(".weight") and "bn" not in k and "norm" not in k]
+    assert weights
+    for key in weights:
+        torch.testing.assert_close(slow["model_state"][key], source[key], rtol=0, atol=1e-6)
+    assert any(not torch.allclose(full["model_state"][k], source[k], atol=1e-4) for k in weights)
+
+    config = load_config(TINY, [*tuned[2:], "optim.init_lr_scale=0.25"])
+    model = build_model_from_checkpoint(load_checkpoint(tmp_path / "debug_tiny" / "best.pt"))
+    extra = [torch.nn.Parameter(torch.zeros(2))]  # a loss's own parameter: always at the full rate
+    groups = parameter_groups(model, extra, config)
+    assert [g.get("lr_scale", 1.0) for g in groups] == [1.0, 0.25]
+    assert groups[0]["params"] == extra and len(groups[1]["params"]) == len(list(model.parameters()))
+    capsys.readouterr()
+    assert main([*base, "optim.init_lr_scale=0.5", "train.name=alone"]) == 2
+    assert "optim.init_lr_scale" in capsys.readouterr().err
+
+
 def test_a_killed_run_resumes_from_its_last_step_checkpoint_without_duplicate_log_rows(tiny_root, tmp_path):
     from av_seld.training.hooks import Hook
     from av_seld.training.run import train

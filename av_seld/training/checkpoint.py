@@ -69,6 +69,26 @@ def build_model_from_checkpoint(payload: dict[str, Any], *, device: str | torch.
     return model.to(device).eval()
 
 
+def _state_for(model: torch.nn.Module, payload: dict) -> dict[str, torch.Tensor]:
+    """A checkpoint payload's weights under ``model``'s names: an audio-only checkpoint's as the audio branch of an
+    audio-visual model, an audio-visual checkpoint's audio branch as an audio-only model."""
+    state = dict(payload["model_state"])
+    target_av = model.uses_video
+    source_av = payload["model_name"] == "av_conformer"
+    if target_av and not source_av:
+        return {f"audio.{k}": v for k, v in state.items()}
+    if source_av and not target_av:
+        return {k[len("audio."):]: v for k, v in state.items() if k.startswith("audio.")}
+    return state
+
+
+def initialised_parameters(model: torch.nn.Module, path: str | os.PathLike) -> set[str]:
+    """Names of ``model``'s parameters that :func:`initialise_weights` sets from the checkpoint at ``path`` (read
+    again on ``--resume``, so that the optimizer's parameter groups are the same)."""
+    state = _state_for(model, load_checkpoint(path))
+    return {name for name, _ in model.named_parameters() if name in state}
+
+
 def initialise_weights(model: torch.nn.Module, path: str | os.PathLike, *, what: str = "train.init_from"
                        ) -> tuple[list[str], list[str]]:
     """Start ``model`` from the weights of the av-seld checkpoint at ``path`` (fine-tuning: the optimizer and
@@ -78,13 +98,7 @@ def initialise_weights(model: torch.nn.Module, path: str | os.PathLike, *, what:
     audio branch initialises an audio-only model. Parameters whose shapes differ are an error that names them.
     """
     payload = load_checkpoint(path)
-    state = dict(payload["model_state"])
-    target_av = model.uses_video
-    source_av = payload["model_name"] == "av_conformer"
-    if target_av and not source_av:
-        state = {f"audio.{k}": v for k, v in state.items()}
-    elif source_av and not target_av:
-        state = {k[len("audio."):]: v for k, v in state.items() if k.startswith("audio.")}
+    state = _state_for(model, payload)
     own = model.state_dict()
     mismatched = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items()
                   if k in own and tuple(v.shape) != tuple(own[k].shape)]

@@ -32,7 +32,7 @@ from av_seld.config import Config, ConfigError, check_resume, config_to_dict, sa
 from av_seld.errors import InputError
 from av_seld.training import distributed
 from av_seld.training.caches import feature_caches
-from av_seld.training.checkpoint import initialise_weights, load_checkpoint, save_checkpoint
+from av_seld.training.checkpoint import initialise_weights, initialised_parameters, load_checkpoint, save_checkpoint
 from av_seld.training.data import build_datasets
 from av_seld.training.evaluation import collect_outputs, references, validation_scores
 from av_seld.training.hooks import CheckpointHook, Hook, LogHook, ValidationHook
@@ -85,6 +85,22 @@ def init_standardisation(config: Config, kind: str, caches: list[Path], run_dir:
     return FeatureStats(kind, mean.astype(own.mean.dtype), std.astype(own.std.dtype), own.count)
 
 
+def parameter_groups(model: torch.nn.Module, extra: list[torch.nn.Parameter], config: Config) -> list[dict]:
+    """The optimizer's parameter groups: with ``optim.init_lr_scale`` other than 1, the trainable parameters that
+    ``train.init_from`` loads form a group of their own whose ``lr_scale`` the trainer applies to every step's rate;
+    the others (and ``extra``, the loss's own parameters) train at the schedule's rate."""
+    trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    if config.optim.init_lr_scale == 1.0:
+        return [{"params": [p for _, p in trainable] + extra}]
+    loaded = initialised_parameters(model, shipped_path(config.train.init_from))
+    pretrained = [p for name, p in trainable if name in loaded]
+    others = [p for name, p in trainable if name not in loaded] + extra
+    log.info("optim.init_lr_scale %g: %d pre-trained parameter tensors at that fraction of the rate, %d at the full "
+             "rate", config.optim.init_lr_scale, len(pretrained), len(others))
+    groups = [{"params": others}, {"params": pretrained, "lr_scale": config.optim.init_lr_scale}]
+    return [group for group in groups if group["params"]]
+
+
 def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | None = None,
           workers: int = 1) -> TrainResult:
     """Train the configured model, keep the best checkpoint by validation SELD score, calibrate its per-class
@@ -95,6 +111,10 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
     if config.train.init_stats and config.train.init_from is None:
         raise ConfigError(getattr(config, "source", "config"),
                           "train.init_stats standardises with train.init_from's statistics: set train.init_from")
+    if config.optim.init_lr_scale != 1.0 and config.train.init_from is None:
+        raise ConfigError(getattr(config, "source", "config"),
+                          "optim.init_lr_scale scales the rate of the weights train.init_from loads: set "
+                          "train.init_from")
     device = distributed.setup(pick_device(config.train.device, key="train.device", where=getattr(config, "source", None)))
     seed_everything(config.train.seed + distributed.rank())
     run_dir = Path(config.train.out_dir) / (config.train.name or "run")
@@ -163,8 +183,8 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
     if config.train.max_steps is not None:
         total_steps = min(total_steps, config.train.max_steps)
     opt = config.optim
-    trainable = [p for p in model.parameters() if p.requires_grad] + list(extra_params)
-    optimizer = torch.optim.AdamW(trainable, lr=opt.lr, weight_decay=opt.weight_decay)
+    optimizer = torch.optim.AdamW(parameter_groups(model, list(extra_params), config), lr=opt.lr,
+                                  weight_decay=opt.weight_decay)
 
     def lr_at(step: int) -> float:
         return learning_rate(step, total_steps=total_steps, peak_lr=opt.lr, warmup_steps=opt.warmup_steps,
@@ -217,5 +237,5 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
     return TrainResult(run_dir, run_dir / "best.pt", val_scores, test_eval, state.step, test_set)
 
 
-__all__ = ["TrainResult", "train", "build_datasets", "init_standardisation", "build_loss_fn", "feature_caches",
-           "model_params", "pick_device", "score_best_checkpoint", "shipped_path"]
+__all__ = ["TrainResult", "train", "build_datasets", "init_standardisation", "parameter_groups", "build_loss_fn",
+           "feature_caches", "model_params", "pick_device", "score_best_checkpoint", "shipped_path"]

@@ -114,8 +114,8 @@ class Trainer:
     def run_step(self, batch: Batch) -> dict[str, float]:
         self.model.train()
         lr = self.lr_at(self.state.step)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        for group in self.optimizer.param_groups:  # a group's "lr_scale" (default 1) scales the schedule's rate
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         batch = move_to(batch, self.device)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
             output = self.forward(self.model, batch)
