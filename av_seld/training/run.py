@@ -108,13 +108,11 @@ def train(config: Config, *, resume: bool = False, extra_hooks: list[Hook] | Non
     if not config.data.roots:
         raise ConfigError("config", "data.roots is empty: give at least one dataset root")
     check_model_config(config)
-    if config.train.init_stats and config.train.init_from is None:
-        raise ConfigError(getattr(config, "source", "config"),
-                          "train.init_stats standardises with train.init_from's statistics: set train.init_from")
-    if config.optim.init_lr_scale != 1.0 and config.train.init_from is None:
-        raise ConfigError(getattr(config, "source", "config"),
-                          "optim.init_lr_scale scales the rate of the weights train.init_from loads: set "
-                          "train.init_from")
+    needs_init = [key for key, used in (("train.init_stats", config.train.init_stats),
+                                        ("optim.init_lr_scale", config.optim.init_lr_scale != 1)) if used]
+    if needs_init and config.train.init_from is None:
+        raise ConfigError(getattr(config, "source", "config"), f"{' and '.join(needs_init)}: these options refer to "
+                          "the checkpoint the run starts from; set train.init_from")
     device = distributed.setup(pick_device(config.train.device, key="train.device", where=getattr(config, "source", None)))
     seed_everything(config.train.seed + distributed.rank())
     run_dir = Path(config.train.out_dir) / (config.train.name or "run")
