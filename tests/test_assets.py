@@ -45,3 +45,30 @@ def test_recipes_find_the_shipped_weights_from_any_working_folder(tmp_path, monk
     (tmp_path / "assets" / "README.md").write_text("mine")
     assert shipped_path("assets/README.md") == Path("assets/README.md")  # the working folder's file wins
     assert shipped_path("assets/missing.pt") == Path("assets/missing.pt")  # left for the loader to name
+
+
+@pytest.mark.parametrize("recipe, missing_prefix", [("small_data.yaml", None), ("pretrain_av.yaml", "visual.")])
+def test_recipes_init_from_files_fit_their_models(recipe, missing_prefix):
+    """small_data starts its whole audio-visual model from assets/av_pretrain_synth.pt; pretrain_av starts the audio
+    branch from the audio pre-training (the fusion blocks and the no-video token start new)."""
+    from av_seld import features as feats
+    from av_seld.config import load_config
+    from av_seld.models import build_model
+    from av_seld.training.checkpoint import initialise_weights
+    from av_seld.training.run import model_params, shipped_path
+
+    config = load_config(ASSETS.parent / "configs" / recipe)
+    path = shipped_path(config.train.init_from)
+    if not path.is_file():
+        pytest.skip(f"{path} is not shipped in this checkout")
+    params = model_params(config, feats.feature_spec(config.data.features).num_channels)
+    params.pop("audio_state", None)
+    params["visual_weights"] = None  # the encoder's own file is checked above; here only the names and shapes
+    model = build_model(config.model.name, **params)
+    missing, unexpected = initialise_weights(model, path)
+    assert unexpected == []
+    if missing_prefix is None:
+        assert missing == []
+    else:
+        assert missing and not any(k.startswith("audio.") for k in missing)  # the whole audio branch loads
+        assert any(k.startswith(missing_prefix) for k in missing) and "no_video" in missing
