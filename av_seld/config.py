@@ -136,6 +136,9 @@ class EvalConfig:
     merge_deg: float = 15.0  # same-class tracks closer than this are merged
     calibrate: bool = True  # fit per-class thresholds on the validation split after training
     tta: bool = False  # predict each clip also rotated by ±90° and 180° in azimuth (kept in the checkpoint for infer)
+    # label frames (100 ms) over which the output vectors are averaged before decoding (1: none; kept in the checkpoint
+    # for infer, which applies it to calibration, test and infer alike)
+    smooth_frames: int = 1
 
 
 @dataclass
@@ -203,7 +206,7 @@ BOUNDS: dict[str, tuple[float, bool]] = {
     "optim.ema_decay": (0, True), "optim.init_lr_scale": (0, False),
     "train.epochs": (1, True), "train.max_steps": (1, True), "train.val_every_epochs": (1, True),
     "train.log_every_steps": (1, True), "train.checkpoint_every_steps": (1, True),
-    "eval.threshold": (0, True), "eval.merge_deg": (0, True),
+    "eval.threshold": (0, True), "eval.merge_deg": (0, True), "eval.smooth_frames": (1, True),
 }
 
 

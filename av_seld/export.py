@@ -102,7 +102,7 @@ def _metadata(payload: dict, model: nn.Module) -> dict:
     """What a user of an exported network needs beside it: feature kind and statistics, thresholds, input names."""
     return {"model_name": payload["model_name"], "features": payload["features"], "format": payload["format"],
             "chunk_s": float(payload["chunk_s"]), "thresholds": [float(t) for t in payload["thresholds"]],
-            "merge_deg": float(payload["merge_deg"]),
+            "merge_deg": float(payload["merge_deg"]), "smooth_frames": int(payload.get("smooth_frames", 1)),
             "feature_mean": torch.as_tensor(payload["feature_mean"]).tolist(),
             "feature_std": torch.as_tensor(payload["feature_std"]).tolist(),
             "inputs": ["features", "visual_features", "visual_mask"] if model.uses_video else ["features"]}

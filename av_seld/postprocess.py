@@ -9,6 +9,10 @@ three merged). An event's ``source`` is the lowest track index of its group.
 Outputs with distance ``(T, K, 4, C)`` (``av_seld.targets``) decode the same way on their vectors; an event's distance
 is the mean of its group's distances, turned into metres with ``DISTANCE_SCALE_M``, and the prediction CSV is then
 the 7-column Cartesian form with distance (DCASE2024).
+
+Before decoding, :func:`smooth_output` may average each label frame's vectors with its neighbours'
+(``eval.smooth_frames`` of a recipe, kept in its checkpoints): an event whose vector dips below its threshold for a
+frame or two stays one event, and its direction is the mean over the window.
 """
 
 from __future__ import annotations
@@ -33,6 +37,24 @@ def class_thresholds(threshold: float | Sequence[float] | np.ndarray, num_classe
     if values.shape != (num_classes,):
         raise ValueError(f"threshold must be one value or {num_classes} values, got shape {values.shape}")
     return values
+
+
+def smooth_output(output: np.ndarray, frames: int) -> np.ndarray:
+    """A clip's multi-ACCDOA output ``(T, ...)`` averaged over ``frames`` label frames around each frame: frame ``n``
+    becomes the mean of frames ``n - (frames - 1) // 2 .. n + frames // 2`` that lie in the clip (fewer at its ends).
+    ``frames`` 1 returns ``output`` itself."""
+    if int(frames) != frames or frames < 1:
+        raise ValueError(f"smoothing needs a whole number of frames >= 1, got {frames!r}")
+    frames = int(frames)
+    if frames == 1 or len(output) == 0:
+        return output
+    count = len(output)
+    before, after = (frames - 1) // 2, frames // 2
+    sums = np.concatenate([np.zeros((1,) + output.shape[1:]), np.cumsum(output, axis=0, dtype=np.float64)])
+    index = np.arange(count)
+    low, high = np.maximum(index - before, 0), np.minimum(index + after + 1, count)
+    widths = (high - low).reshape((count,) + (1,) * (output.ndim - 1))
+    return ((sums[high] - sums[low]) / widths).astype(output.dtype)
 
 
 def _groups(active: np.ndarray, similar: np.ndarray) -> list[list[int]]:

@@ -59,6 +59,7 @@ def test_unknown_keys_and_wrong_types_name_file_and_key(tmp_path, text, key):
     ("optim.lr=0", "optim.lr: must be more than 0, got 0.0"),
     ("data.batch_size=0", "data.batch_size: must be at least 1, got 0"),
     ("train.checkpoint_every_steps=0", "train.checkpoint_every_steps: must be at least 1, got 0"),
+    ("eval.smooth_frames=0", "eval.smooth_frames: must be at least 1, got 0"),
 ])
 def test_values_that_would_train_nothing_are_config_errors(tmp_path, override, message):
     path = write(tmp_path / "r.yaml", "train: {max_steps: null}\n")

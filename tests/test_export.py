@@ -53,7 +53,7 @@ def test_exports_give_the_models_outputs(tmp_path, name, params):
     extra = {"av_seld.json": ""}
     program = torch.jit.load(str(tmp_path / "model.ts"), _extra_files=extra)
     meta = json.loads(extra["av_seld.json"])
-    assert meta["features"] == "foa_logmel_iv" and len(meta["thresholds"]) == 13
+    assert meta["features"] == "foa_logmel_iv" and len(meta["thresholds"]) == 13 and meta["smooth_frames"] == 1
     with torch.no_grad():
         torch.testing.assert_close(program(*inputs), reference, atol=1e-5, rtol=1e-5)
 

@@ -73,3 +73,22 @@ def test_targets_round_trip_through_decoding():
         assert sorted(zip(decoded.frame, decoded.class_index, np.round(decoded.azimuth_deg, 3),
                           np.round(decoded.elevation_deg, 3))) == sorted(
             (f, c, float(a), float(e)) for f, c, _, a, e in rows)
+
+
+def test_smoothing_averages_the_frames_around_each_frame_inside_the_clip():
+    from av_seld.postprocess import smooth_output
+
+    output = np.zeros((6, 3, 3, 13), np.float32)
+    output[:, 0, 0, 2] = [0.0, 0.9, 0.3, 0.9, 0.9, 0.0]  # a one-frame dip inside an event
+    np.testing.assert_array_equal(smooth_output(output, 1), output)
+    three = smooth_output(output, 3)
+    assert three.dtype == np.float32 and three.shape == output.shape
+    np.testing.assert_allclose(three[:, 0, 0, 2], [0.45, 0.4, 0.7, 0.7, 0.6, 0.45], atol=1e-6)
+    np.testing.assert_allclose(smooth_output(output, 2)[:, 0, 0, 2], [0.45, 0.6, 0.6, 0.9, 0.45, 0.0], atol=1e-6)
+    assert not three[:, 1:].any() and not three[..., :2].any()
+    # at threshold 0.5 the raw output decodes to two events around the dip, the smoothed one to one run of frames
+    raw_frames = multi_accdoa_to_events(output, 0.5).frame
+    assert list(raw_frames) == [1, 3, 4] and list(multi_accdoa_to_events(three, 0.5).frame) == [2, 3, 4]
+    for bad in (0, 1.5, -3):
+        with pytest.raises(ValueError, match="frames >= 1"):
+            smooth_output(output, bad)

@@ -130,15 +130,26 @@ def test_debug_tiny_trains_resumes_and_infers(tiny_root, tmp_path, capsys):
             torch.testing.assert_close(tuned["model_state"][key], value, atol=1e-6, rtol=0)
 
 
-def test_a_recipe_with_test_time_rotations_reports_what_infer_gives(tiny_root, tmp_path):
-    """eval.tta travels in the checkpoint: calibration, the test scores, infer and the API all rotate; --no-tta and
-    tta=False turn it off."""
-    import av_seld
+def test_a_recipe_with_test_time_rotations_and_smoothing_reports_what_infer_gives(tiny_root, tmp_path):
+    """eval.tta and eval.smooth_frames travel in the checkpoint: calibration, the test scores, infer and the API all
+    rotate and smooth; --no-tta and tta=False turn the rotations off."""
+    from dataclasses import replace
 
-    assert main(["train", str(TINY), *overrides(tiny_root, tmp_path)[:-1], "train.max_steps=2", "eval.tta=true"]) == 0
+    import av_seld
+    from av_seld.io.audio import read_wav
+    from av_seld.postprocess import smooth_output
+    from av_seld.training.predict import load_for_inference, predict_audio
+
+    assert main(["train", str(TINY), *overrides(tiny_root, tmp_path)[:-1], "train.max_steps=2", "eval.tta=true",
+                 "eval.smooth_frames=3"]) == 0
     run = tmp_path / "debug_tiny"
-    assert load_checkpoint(run / "best.pt")["tta"] is True
+    payload = load_checkpoint(run / "best.pt")
+    assert payload["tta"] is True and payload["smooth_frames"] == 3
     audio = tiny_root / "foa_dev" / "dev-val"
+    loaded = load_for_inference(run / "best.pt", torch.device("cpu"))
+    samples = torch.from_numpy(read_wav(sorted(audio.glob("*.wav"))[0]))
+    raw = predict_audio([replace(loaded, smooth_frames=1)], samples)
+    np.testing.assert_allclose(predict_audio([loaded], samples), smooth_output(raw, 3), atol=1e-6)
     assert main(["infer", str(run / "best.pt"), "--audio", str(audio), "--out", str(tmp_path / "pred")]) == 0
     for path in sorted((tmp_path / "pred").glob("*.csv")):
         assert path.read_text() == (run / "eval" / "test" / "pred" / path.name).read_text()

@@ -5,9 +5,10 @@ the validation calibration and test scoring at the end of ``av-seld train``, and
 numbers a run reports are the numbers ``av-seld infer`` + ``av-seld evaluate`` give on the same checkpoint.
 
 Each checkpoint rebuilds its model alone (registry name, constructor arguments, weights, feature kind and
-standardisation, calibrated thresholds). Clips of any length are covered by sliding windows of the training chunk
-length with 50 % overlap. Several checkpoints are combined by averaging their multi-ACCDOA outputs after matching
-tracks; the ensemble uses the mean of the models' per-class thresholds.
+standardisation, calibrated thresholds, output smoothing). Clips of any length are covered by sliding windows of the
+training chunk length with 50 % overlap. Several checkpoints are combined by averaging their multi-ACCDOA outputs after
+matching tracks; the ensemble uses the mean of the models' per-class thresholds and of their smoothing windows
+(rounded), and the smoothing (:func:`av_seld.postprocess.smooth_output`) applies to the combined output.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from av_seld.errors import InputError
 from av_seld.data.pipeline import FeatureFrontEnd
 from av_seld.io.audio import read_wav
 from av_seld.io.dataset import data_files
-from av_seld.postprocess import write_predictions
+from av_seld.postprocess import smooth_output, write_predictions
 from av_seld.training.checkpoint import build_model_from_checkpoint, load_checkpoint
 from av_seld.training.inference import (ensemble_outputs, pool_frames, predict_clip, sampled_label_frames,
                                         spread_sampled)
@@ -51,6 +52,7 @@ class LoadedModel:
     frame_size: tuple[int, int] | None  # (H, W) for audio-visual models
     visual_trunk: Callable[[torch.Tensor], torch.Tensor] | None = None  # runs pooled_features instead of torch
     tta: bool = False  # average over the sound field's azimuth rotations (see rotation_transforms)
+    smooth_frames: int = 1  # output averaged over this many label frames before decoding (eval.smooth_frames)
 
     @property
     def is_audio_visual(self) -> bool:
@@ -85,7 +87,7 @@ def loaded_from_payload(path: str | os.PathLike, payload: dict, device: torch.de
     window = int(round(payload["chunk_s"] * timing.LABEL_FRAMES_PER_SECOND))
     return LoadedModel(Path(path), model, extractor, payload["format"], window,
                        np.asarray(payload["thresholds"], dtype=np.float64), float(payload["merge_deg"]), frame_size,
-                       tta=bool(payload.get("tta", False)))
+                       tta=bool(payload.get("tta", False)), smooth_frames=int(payload.get("smooth_frames", 1)))
 
 
 def load_for_inference(path: str | os.PathLike, device: torch.device, visual_backend: str = "torch",
@@ -156,6 +158,7 @@ def predict_audio(models: Sequence[LoadedModel], audio: torch.Tensor, *, video: 
     features, the clip's frames for audio-visual models (``video`` None: the "no video" token), sliding windows, and
     the tracks-matched ensemble mean. A model with ``tta`` also predicts the clip rotated by ±90° and 180° in
     azimuth (audio channels swapped, its visual grid rolled), rotates those outputs back and joins them to the mean.
+    The mean is then smoothed over :func:`ensemble_smooth_frames` label frames.
 
     ``visual_stride``: only every ``visual_stride``-th label frame's video is decoded and run through the visual
     encoder; the frames in between read the nearest one's features (``visual_spread="linear"``: a blend of the two
@@ -187,11 +190,16 @@ def predict_audio(models: Sequence[LoadedModel], audio: torch.Tensor, *, video: 
                                   visual_features=pooled if pooled is None or swap.is_identity
                                   else swap.frames(pooled, channels_first=True))
             outputs.append(output if swap.is_identity else swap.inverse().accdoa(output))
-    return ensemble_outputs(outputs)
+    return smooth_output(ensemble_outputs(outputs), ensemble_smooth_frames(models))
 
 
 def ensemble_thresholds(models: Sequence[LoadedModel]) -> np.ndarray:
     return np.mean([m.thresholds for m in models], axis=0)
+
+
+def ensemble_smooth_frames(models: Sequence[LoadedModel]) -> int:
+    """The smoothing window of combined outputs: the mean of the models' (one model: its own), rounded."""
+    return max(1, int(np.floor(np.mean([m.smooth_frames for m in models]) + 0.5)))
 
 
 def predict_outputs(models: Sequence[LoadedModel], clips: Sequence[ClipFiles], *,

@@ -62,7 +62,8 @@ def _checkpoint_payload(config: Config, params: dict, model: torch.nn.Module, ki
             "features": kind, "format": config.data.format, "chunk_s": config.data.chunk_s,
             "feature_mean": stats.mean, "feature_std": stats.std,
             "thresholds": np.full(NUM_CLASSES, config.eval.threshold),
-            "merge_deg": config.eval.merge_deg, "tta": config.eval.tta, "config": config_to_dict(config)}
+            "merge_deg": config.eval.merge_deg, "tta": config.eval.tta,
+            "smooth_frames": config.eval.smooth_frames, "config": config_to_dict(config)}
 
 
 def init_standardisation(config: Config, kind: str, caches: list[Path], run_dir: Path, resume: bool):

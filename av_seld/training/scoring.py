@@ -25,7 +25,8 @@ def score_best_checkpoint(config: Config, payload: dict, path: Path, val_set, te
     from av_seld.training.predict import loaded_from_payload, with_thresholds
 
     with_video = config.model.name == "av_conformer"
-    payload["tta"] = config.eval.tta  # the run's setting, also when it was changed on --resume
+    payload["tta"] = config.eval.tta  # the run's settings, also when they were changed on --resume
+    payload["smooth_frames"] = config.eval.smooth_frames
     loaded = loaded_from_payload(path, payload, device)
     thresholds = np.full(NUM_CLASSES, config.eval.threshold)
     val_scores: dict[str, float] = {}

@@ -12,7 +12,9 @@ the maximum): offline it is the whole clip's maximum, here the window's, so the 
 Latency: label frame ``n`` is final once the last window covering it has run, i.e. once the input reaches the end
 of the window starting at ``hop·floor(n / hop)`` (plus 32 samples of STFT context, and with a stride the sampled
 frame nearest to that window's last frame): at most one window (``chunk_s``, 5 s for the shipped recipes) plus
-``visual_stride / 2`` label frames of input after the end of frame ``n``, plus the time to compute one window.
+``visual_stride / 2`` label frames of input after the end of frame ``n``, plus the time to compute one window. A
+checkpoint that smooths its output over ``smooth_frames`` label frames (``eval.smooth_frames``) holds each frame back
+until the ``smooth_frames // 2`` frames after it are final as well.
 """
 
 from __future__ import annotations
@@ -25,11 +27,12 @@ import torch
 
 from av_seld import timing
 from av_seld.io.labels import Events
-from av_seld.postprocess import multi_accdoa_to_events
+from av_seld.postprocess import multi_accdoa_to_events, smooth_output
 from av_seld.training.inference import (ensemble_outputs, model_forward, pool_frames, sampled_needed,
                                         spread_sampled, window_starts)
 from av_seld.training.predict import (HOP_FRACTION, VISUAL_SPREAD_DEFAULT, VISUAL_STRIDE, LoadedModel,
-                                      _check_formats, ensemble_thresholds, rotation_transforms)
+                                      _check_formats, ensemble_smooth_frames, ensemble_thresholds,
+                                      rotation_transforms)
 
 SAMPLES = timing.LABEL_HOP_SAMPLES  # audio samples per label frame
 STEP = timing.FEATURE_FRAMES_PER_LABEL_FRAME
@@ -160,7 +163,11 @@ class StreamingPredictor:
         self.audio_first = 0  # label frame of self.audio[:, 0]
         self.samples_in = 0
         self.frames_in = 0  # label frames of video received
+        self.smooth = ensemble_smooth_frames(self.models)
         self.emitted = 0  # label frames emitted
+        self.raw_done = 0  # label frames whose unsmoothed ensemble output is final
+        self.pending = None  # unsmoothed outputs of label frames pending_first .. raw_done - 1
+        self.pending_first = 0
         self.finished = False
 
     def push(self, audio, frames=None, valid=None) -> StreamOutput | None:
@@ -220,13 +227,20 @@ class StreamingPredictor:
                 stream.next_start += stream.hop
         # frames before every model's next window are covered by no future window: final
         final = total if total is not None else min(s.next_start for s in self.streams)
-        final = max(final, self.emitted)
+        final = max(final, self.raw_done)
         self._trim()
-        if final == self.emitted:
+        if final > self.raw_done:
+            raw = ensemble_outputs([output for stream in self.streams for output in stream.take(final)])
+            self.pending = raw if self.pending is None else np.concatenate([self.pending, raw])
+            self.raw_done = final
+        # a frame is final once the smoothing window after it is (at the end of the stream, every frame is)
+        ready = self.raw_done if total is not None else max(self.emitted, self.raw_done - self.smooth // 2)
+        if ready == self.emitted:
             return None
-        outputs = [output for stream in self.streams for output in stream.take(final)]
-        output = ensemble_outputs(outputs)
-        first, self.emitted = self.emitted, final
+        output = smooth_output(self.pending, self.smooth)[self.emitted - self.pending_first:ready - self.pending_first]
+        keep = max(self.pending_first, ready - (self.smooth - 1) // 2)  # the next frames' windows start there
+        self.pending, self.pending_first = self.pending[keep - self.pending_first:], keep
+        first, self.emitted = self.emitted, ready
         events = multi_accdoa_to_events(output, self.thresholds, self.merge_deg, frame_offset=first)
         return StreamOutput(first, output, events)
 
