@@ -39,21 +39,20 @@ def raw_outputs(checkpoint: Path, root: Path, splits: list[str], *, with_video: 
                 device: str = "cpu") -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict[str, Path]]]:
     """Unsmoothed outputs of each split's clips and their reference CSVs, keyed by split then clip name (the outputs
     from ``cache`` when it holds them)."""
-    from av_seld.training.checkpoint import load_checkpoint
+    import torch
 
-    audio_format = load_checkpoint(checkpoint)["format"]
-    metadata = {split: root_clips(root, split, audio_format, with_video=with_video)[1] for split in splits}
+    from av_seld.training.checkpoint import load_checkpoint
+    from av_seld.training.predict import loaded_from_payload
+
+    payload = load_checkpoint(checkpoint)
+    listed = {split: root_clips(root, split, payload["format"], with_video=with_video) for split in splits}
+    metadata = {split: clip_metadata for split, (_, clip_metadata) in listed.items()}
     if cache is not None and cache.is_file():
         stored = np.load(cache, allow_pickle=True)
         if all(split in stored for split in splits):
             return {split: stored[split].item() for split in splits}, metadata
-    import torch
-
-    from av_seld.training.predict import load_for_inference
-
-    model = replace(load_for_inference(checkpoint, torch.device(device)), smooth_frames=1)
-    outputs = {split: split_outputs([model], root_clips(root, split, audio_format, with_video=with_video)[0])
-               for split in splits}
+    model = replace(loaded_from_payload(checkpoint, payload, torch.device(device)), smooth_frames=1)
+    outputs = {split: split_outputs([model], clips) for split, (clips, _) in listed.items()}
     if cache is not None:
         np.savez(cache, **{split: np.array(o, dtype=object) for split, o in outputs.items()})
     return outputs, metadata

@@ -37,8 +37,7 @@ def test_sweep_rows_are_calibrate_then_score_on_smoothed_outputs():
     rng = np.random.default_rng(0)
     outputs, refs = {"val": {}, "test": {}}, {"val": {}, "test": {}}
     for split in outputs:
-        for k in range(1):
-            outputs[split][f"c{k}"], refs[split][f"c{k}"] = _clip(rng)
+        outputs[split]["c0"], refs[split]["c0"] = _clip(rng)
     grid = (0.3, 0.5, 0.7)  # small, so that the test is quick
     rows = sweep(outputs, refs, "val", "test", [1, 3], {"small": grid})
     assert [(r["grid"], r["window"]) for r in rows] == [("small", 1), ("small", 3)]
