@@ -8,7 +8,8 @@ The data (``--out``, default ``runs/realistic``):
 - audio: FOA clips that follow **real STARSS22 timelines** (``../shared/data/starss22_labels``; events' onsets,
   offsets, classes, overlaps and moving directions exactly as annotated), split by file into train (``--train-clips``
   windows of ``--train-s`` s, at most one per file before any file gives a second), validation and test (one window
-  per file, ``--test-clips`` × ``--test-s`` s); rendered in simulated reverberant rooms held out from pre-training
+  per file, ``--test-clips`` × ``--test-s`` s), each split holding every class the timelines hold
+  (``--cover-classes``, the default; see ``split_windows``); rendered in simulated reverberant rooms held out from pre-training
   (``configs/synth/rooms_benchmark.yaml``) with sounds from ``--clips`` (a folder of real recordings by class; default:
   the procedural bank) and optional unlabelled ``--interferers``.
 - video: 360° mosaic video over real panoramas (``../shared/data/panoramas``), in two variants that share the audio
@@ -60,6 +61,7 @@ from augment.visibility import VisibilityConfig  # noqa: E402
 from av_seld.data.synth_timelines import (TimelineWindow, synthesize_timeline_dataset, timeline_files,  # noqa: E402
                                           windows_of)
 from av_seld.data.synth_video import parse_size, synthesize_video_dataset  # noqa: E402
+from av_seld.classes import NUM_CLASSES  # noqa: E402
 from av_seld.io.labels import read_reference_csv  # noqa: E402
 from av_seld.utils.atomic import write_text_atomic  # noqa: E402
 
@@ -78,6 +80,7 @@ SPLITS = ("dev-train", "dev-val", "dev-test")
 FOLDS = {"dev-train": 7, "dev-val": 8, "dev-test": 9}  # clip names fold7_... / fold8_... / fold9_...
 VARIANTS = ("clean", "realistic")
 DEFAULT_RECIPES = ("configs/small_data.yaml", "configs/seldnet_foa.yaml")
+COVER_MIN_FRAMES = 3  # label frames a class must sound in a window to count as held by it
 METRICS = (("SELD", "SELD", 1.0, "{:.3f}"), ("F", "F20 (%)", 100.0, "{:.1f}"), ("LE", "LE_CD (°)", 1.0, "{:.1f}"),
            ("LR", "LR_CD (%)", 100.0, "{:.1f}"))
 
@@ -99,31 +102,71 @@ class BenchmarkSpec:
     invisible: float = 0.3
     silent_per_minute: float = 8.0
     interferers_per_minute: float = 4.0
+    cover_classes: bool = True  # each split holds every class the timelines hold (split_windows)
 
 
 # --------------------------------------------------------------------------------------------------- the split
 
 
+def _class_frames(path: Path) -> np.ndarray:
+    """Cumulative active-frame counts per class of a timeline: ``out[t, c]`` = frames before ``t`` where ``c`` sounds."""
+    events = read_reference_csv(path)
+    active = np.zeros((events.num_frames, NUM_CLASSES), dtype=np.int64)
+    active[events.frame, events.class_index] = 1
+    return np.concatenate([np.zeros((1, NUM_CLASSES), dtype=np.int64), np.cumsum(active, axis=0)])
+
+
+def _classes_in(cumulative: np.ndarray, start: int, frames: int) -> np.ndarray:
+    """Which classes sound for at least ``COVER_MIN_FRAMES`` label frames in a window (bool per class)."""
+    return cumulative[start + frames] - cumulative[start] >= COVER_MIN_FRAMES
+
+
 def split_windows(trajectories: Path, spec: BenchmarkSpec) -> dict[str, list[TimelineWindow]]:
     """Windows of the timelines per split; every file serves one split only (test first, then validation, then
-    training), in an order shuffled by ``spec.seed``. Test and validation take one window per file, at a random
-    start; training takes every full window of its files, round robin over the files."""
+    training), in an order shuffled by ``spec.seed``. Test and validation take one window per file, training takes
+    full windows of its files, round robin over the files.
+
+    With ``spec.cover_classes`` each split is built to hold every class the timelines hold: while a class is missing
+    from a split, its next window is the one (over the unused files, every start) that adds the most missing classes,
+    the earliest such file in the shuffled order and a random start among its best; once nothing missing can be added,
+    test and validation take the next unused file at a random start and training its files' windows in shuffled order
+    (as without the option). Test and validation do not take the last unused file that holds a class while other
+    files are left, so training keeps one of each. STARSS-like timelines hold door, bell and knock in few files, so a split left to chance
+    may hold none of them and the macro scores would count them at F 0, LE_CD 180° whatever a system does."""
     files = timeline_files(trajectories)
     rng = np.random.default_rng([spec.seed, 1])
     order = [files[i] for i in rng.permutation(len(files))]
-    lengths = {path: read_reference_csv(path).num_frames for path in order}
+    counts = {path: _class_frames(path) for path in order}
+    lengths = {path: len(counts[path]) - 1 for path in order}
     used: set[Path] = set()
     out: dict[str, list[TimelineWindow]] = {}
     for split, count, seconds in (("dev-test", spec.test_clips, spec.test_s), ("dev-val", spec.val_clips, spec.val_s)):
         frames = int(round(seconds * 10))
-        chosen = []
-        for path in order:
-            if len(chosen) == count:
+        chosen: list[TimelineWindow] = []
+        covered = np.zeros(NUM_CLASSES, dtype=bool)
+        while len(chosen) < count:
+            free = [path for path in order if path not in used and lengths[path] >= frames]
+            if spec.cover_classes:  # never the last unused file holding a class: training keeps one of each
+                holders = sum(counts[path][-1] > 0 for path in order if path not in used)
+                free = [path for path in free if not ((counts[path][-1] > 0) & (holders <= 1)).any()] or free
+            if not free:
                 break
-            if path in used or lengths[path] < frames:
-                continue
-            start = int(rng.integers(0, lengths[path] - frames + 1))
+            best: tuple[int, Path, np.ndarray] | None = None
+            if spec.cover_classes:
+                for path in free:
+                    starts = np.arange(lengths[path] - frames + 1)
+                    present = _classes_in(counts[path], starts, frames)
+                    gain = (present & ~covered).sum(axis=1)
+                    if gain.max() > (best[0] if best else 0):
+                        best = (int(gain.max()), path, starts[gain == gain.max()])
+            if best is None:
+                path = free[0]
+                start = int(rng.integers(0, lengths[path] - frames + 1))
+            else:
+                _, path, starts = best
+                start = int(starts[rng.integers(0, len(starts))])
             chosen.append(TimelineWindow(str(path), start, frames))
+            covered |= _classes_in(counts[path], start, frames)
             used.add(path)
         if len(chosen) < count:
             raise SystemExit(f"{trajectories}: only {len(chosen)} unused timelines of at least {seconds:g} s for "
@@ -134,11 +177,24 @@ def split_windows(trajectories: Path, spec: BenchmarkSpec) -> dict[str, list[Tim
         if path not in used:
             windows = windows_of(path, spec.train_s)
             per_file.append([windows[i] for i in rng.permutation(len(windows))])
-    train = []
+    train: list[TimelineWindow] = []
+    covered = np.zeros(NUM_CLASSES, dtype=bool)
+
+    def gains(windows: list[TimelineWindow]) -> list[int]:
+        if not spec.cover_classes:
+            return [0] * len(windows)
+        return [int((_classes_in(counts[Path(w.path)], w.start_frame, w.num_frames) & ~covered).sum())
+                for w in windows]
+
     while len(train) < spec.train_clips and any(per_file):
-        for windows in per_file:
-            if windows and len(train) < spec.train_clips:
-                train.append(windows.pop(0))
+        turn = [windows for windows in per_file if windows]  # one window from each file per round
+        while turn and len(train) < spec.train_clips:
+            best = [max(gains(windows)) for windows in turn]
+            windows = turn.pop(int(np.argmax(best)))  # the first file of the best; the next one once none adds
+            pick = int(np.argmax(gains(windows)))
+            window = windows.pop(pick)
+            covered |= _classes_in(counts[Path(window.path)], window.start_frame, window.num_frames)
+            train.append(window)
     if len(train) < spec.train_clips:
         raise SystemExit(f"{trajectories}: only {len(train)} training windows of {spec.train_s:g} s, "
                          f"{spec.train_clips} wanted")
@@ -399,7 +455,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="video variants audio-visual recipes train on (default both)")
     parser.add_argument("--device", default="cpu", help="device for av-seld infer (training: the recipe's)")
     for field in dataclasses.fields(BenchmarkSpec):
-        if field.name != "formats":
+        if isinstance(field.default, bool):
+            parser.add_argument(f"--{field.name.replace('_', '-')}", action=argparse.BooleanOptionalAction,
+                                default=field.default, help="(default %(default)s)")
+        elif field.name != "formats":
             parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default), default=field.default,
                                 help=f"(default {field.default})")
     parser.add_argument("--format", choices=("foa", "mic", "both"), default="foa")

@@ -3,6 +3,7 @@ labels, determinism, the skip without real data, and the results table."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import sys
@@ -116,3 +117,42 @@ def test_results_table_scores_the_classes_present_apart():
     assert bench.present_class_seld({"classwise": [{"class": 0, "SELD": 0.9, "support": 0}]}) is None
     row = {"recipe": "small_data", "variant": "realistic", "video": "video", "scores": scores}
     assert bench.format_table([row]).splitlines()[2].endswith("| 0.400 (2 classes) |")
+
+
+def _timelines(root: Path, num_files: int = 9) -> Path:
+    """Timelines of speech (class 1) throughout; class 12 sounds for 1 s in three files only, class 9 in one."""
+    for k in range(num_files):
+        rows = [(f, 1, 0, 30, 0) for f in range(200)]
+        if k in (2, 5, 7):
+            rows += [(f, 12, 1, -60, 10) for f in range(150 - 10 * k, 160 - 10 * k)]
+        if k == 4:
+            rows += [(f, 9, 2, 90, 0) for f in range(20, 40)]
+        rows.sort(key=lambda r: (r[0], r[2]))
+        path = root / f"fold3_room1_mix{k:03d}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(",".join(map(str, r)) + "\n" for r in rows))
+    return root
+
+
+def _classes(windows) -> set[int]:
+    held = set()
+    for w in windows:
+        rows = [line.split(",") for line in Path(w.path).read_text().splitlines()]
+        held |= {int(r[1]) for r in rows if w.start_frame <= int(r[0]) < w.start_frame + w.num_frames}
+    return held
+
+
+def test_every_split_holds_the_rare_classes_and_training_keeps_a_file_of_each(tmp_path):
+    bench = _bench()
+    timelines = _timelines(tmp_path / "labels")
+    spec = bench.BenchmarkSpec(train_clips=6, train_s=5.0, val_clips=1, val_s=5.0, test_clips=2, test_s=5.0)
+    windows = bench.split_windows(timelines, spec)
+    assert _classes(windows["dev-test"]) == _classes(windows["dev-val"]) == {1, 12}
+    assert _classes(windows["dev-train"]) == {1, 9, 12}  # the one file with class 9 is left to training
+    files = {s: {w.path for w in windows[s]} for s in windows}
+    assert not files["dev-test"] & (files["dev-train"] | files["dev-val"]) and not files["dev-val"] & files["dev-train"]
+    assert bench.split_windows(timelines, spec) == windows  # deterministic
+    # without the option the windows fall where the seed puts them: here the tests hold no class 12
+    chance = bench.split_windows(timelines, dataclasses.replace(spec, cover_classes=False))
+    assert 12 not in _classes(chance["dev-test"])
+    assert [len(chance[s]) for s in ("dev-train", "dev-val", "dev-test")] == [6, 1, 2]
