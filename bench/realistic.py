@@ -9,9 +9,9 @@ The data (``--out``, default ``runs/realistic``):
   offsets, classes, overlaps and moving directions exactly as annotated), split by file into train (``--train-clips``
   windows of ``--train-s`` s, at most one per file before any file gives a second), validation and test (one window
   per file, ``--test-clips`` × ``--test-s`` s), each split holding every class the timelines hold
-  (``--cover-classes``, the default; see ``split_windows``); rendered in simulated reverberant rooms held out from pre-training
-  (``configs/synth/rooms_benchmark.yaml``) with sounds from ``--clips`` (a folder of real recordings by class; default:
-  the procedural bank) and optional unlabelled ``--interferers``.
+  (``--cover-classes``, the default; see ``split_windows``); rendered in simulated reverberant rooms held out from
+  pre-training (``configs/synth/rooms_benchmark.yaml``) with sounds from ``--clips`` (a folder of real recordings by
+  class; default: the procedural bank) and optional unlabelled ``--interferers``.
 - video: 360° mosaic video over real panoramas (``../shared/data/panoramas``), in two variants that share the audio
   and the labels (hard links): ``OUT/clean`` (objects appear where and while they sound) and ``OUT/realistic``
   (``--invisible`` of the sounding events are not drawn, ``--silent-objects`` per minute of silent objects are).
@@ -109,7 +109,8 @@ class BenchmarkSpec:
 
 
 def _class_frames(path: Path) -> np.ndarray:
-    """Cumulative active-frame counts per class of a timeline: ``out[t, c]`` = frames before ``t`` where ``c`` sounds."""
+    """Cumulative active-frame counts per class of a timeline: ``out[t, c]``, the frames before ``t`` where ``c``
+    sounds."""
     events = read_reference_csv(path)
     active = np.zeros((events.num_frames, NUM_CLASSES), dtype=np.int64)
     active[events.frame, events.class_index] = 1
@@ -131,8 +132,9 @@ def split_windows(trajectories: Path, spec: BenchmarkSpec) -> dict[str, list[Tim
     the earliest such file in the shuffled order and a random start among its best; once nothing missing can be added,
     test and validation take the next unused file at a random start and training its files' windows in shuffled order
     (as without the option). Test and validation do not take the last unused file that holds a class while other
-    files are left, so training keeps one of each. STARSS-like timelines hold door, bell and knock in few files, so a split left to chance
-    may hold none of them and the macro scores would count them at F 0, LE_CD 180° whatever a system does."""
+    files are left, so training keeps one of each. STARSS-like timelines hold door, bell and knock in few files, so a
+    split left to chance may hold none of them, and the macro scores count a class absent from the test clips at F 0
+    and LE_CD 180° whatever a system does."""
     files = timeline_files(trajectories)
     rng = np.random.default_rng([spec.seed, 1])
     order = [files[i] for i in rng.permutation(len(files))]
@@ -146,7 +148,7 @@ def split_windows(trajectories: Path, spec: BenchmarkSpec) -> dict[str, list[Tim
         covered = np.zeros(NUM_CLASSES, dtype=bool)
         while len(chosen) < count:
             free = [path for path in order if path not in used and lengths[path] >= frames]
-            if spec.cover_classes:  # never the last unused file holding a class: training keeps one of each
+            if spec.cover_classes:  # not the last unused file holding a class: training keeps one of each
                 holders = sum(counts[path][-1] > 0 for path in order if path not in used)
                 free = [path for path in free if not ((counts[path][-1] > 0) & (holders <= 1)).any()] or free
             if not free:
@@ -189,8 +191,8 @@ def split_windows(trajectories: Path, spec: BenchmarkSpec) -> dict[str, list[Tim
     while len(train) < spec.train_clips and any(per_file):
         turn = [windows for windows in per_file if windows]  # one window from each file per round
         while turn and len(train) < spec.train_clips:
-            best = [max(gains(windows)) for windows in turn]
-            windows = turn.pop(int(np.argmax(best)))  # the first file of the best; the next one once none adds
+            best_gain = [max(gains(windows)) for windows in turn]
+            windows = turn.pop(int(np.argmax(best_gain)))  # the first file of the best; the next one once none adds
             pick = int(np.argmax(gains(windows)))
             window = windows.pop(pick)
             covered |= _classes_in(counts[Path(window.path)], window.start_frame, window.num_frames)
