@@ -31,6 +31,7 @@ from av_seld.io.labels import read_reference_csv  # noqa: E402
 from av_seld.postprocess import smooth_output  # noqa: E402
 from av_seld.training.evaluation import (CALIBRATION_GRID, calibrate_thresholds, root_clips,  # noqa: E402
                                          score_outputs, split_outputs)
+from av_seld.utils.atomic import atomic_path, write_text_atomic  # noqa: E402
 
 LOW_GRID = (0.1,) + CALIBRATION_GRID  # thresholds down to 0.1: rotated passes average to shorter vectors
 
@@ -47,14 +48,16 @@ def raw_outputs(checkpoint: Path, root: Path, splits: list[str], *, with_video: 
     payload = load_checkpoint(checkpoint)
     listed = {split: root_clips(root, split, payload["format"], with_video=with_video) for split in splits}
     metadata = {split: clip_metadata for split, (_, clip_metadata) in listed.items()}
+    made_by = f"{checkpoint.resolve()} video={with_video}"  # a cache of another checkpoint is predicted again
     if cache is not None and cache.is_file():
         stored = np.load(cache, allow_pickle=True)
-        if all(split in stored for split in splits):
+        if "made_by" in stored and str(stored["made_by"]) == made_by and all(split in stored for split in splits):
             return {split: stored[split].item() for split in splits}, metadata
     model = replace(loaded_from_payload(checkpoint, payload, torch.device(device)), smooth_frames=1)
     outputs = {split: split_outputs([model], clips) for split, (clips, _) in listed.items()}
     if cache is not None:
-        np.savez(cache, **{split: np.array(o, dtype=object) for split, o in outputs.items()})
+        with atomic_path(cache) as tmp:
+            np.savez(tmp, made_by=made_by, **{split: np.array(o, dtype=object) for split, o in outputs.items()})
     return outputs, metadata
 
 
@@ -98,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {row['grid']} | {row['window']} | {row['val']['SELD']:.3f} | {t['SELD']:.3f} | {t['ER']:.2f} | "
               f"{100 * t['F']:.1f} | {t['LE']:.0f} | {100 * t['LR']:.1f} |")
     if args.json is not None:
-        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+        write_text_atomic(args.json, json.dumps(rows, indent=1) + "\n")
     return 0
 
 
