@@ -8,7 +8,7 @@ The data (``--out``, default ``runs/realistic``):
 - audio: FOA clips that follow **real STARSS22 timelines** (``../shared/data/starss22_labels``; events' onsets,
   offsets, classes, overlaps and moving directions exactly as annotated), split by file into train (``--train-clips``
   windows of ``--train-s`` s, at most one per file before any file gives a second), validation and test (one window
-  per file, ``--test-clips`` × ``--test-s`` s), each split holding every class the timelines hold
+  per file, ``--test-clips`` × ``--test-s`` s), each split holding every class the timelines allow
   (``--cover-classes``, the default; see ``split_windows``); rendered in simulated reverberant rooms held out from
   pre-training (``configs/synth/rooms_benchmark.yaml``) with sounds from ``--clips`` (a folder of real recordings by
   class; default: the procedural bank) and optional unlabelled ``--interferers``.
@@ -102,7 +102,7 @@ class BenchmarkSpec:
     invisible: float = 0.3
     silent_per_minute: float = 8.0
     interferers_per_minute: float = 4.0
-    cover_classes: bool = True  # each split holds every class the timelines hold (split_windows)
+    cover_classes: bool = True  # each split holds every class the timelines allow (split_windows)
 
 
 # --------------------------------------------------------------------------------------------------- the split
